@@ -1,0 +1,661 @@
+/* The imgfmt core: probing, the image life cycle (open, create under a
+ * temporary name, commit, close), request validation and fallbacks. */
+#include "driver.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PROBE_HEAD_BYTES (64u * 1024u)
+
+static const uint8_t zero_buf[64 * 1024];
+
+int imgfmt_err(struct imgfmt_image *img, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(img->err, sizeof(img->err), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void imgfmt_warn(struct imgfmt_image *img, const char *fmt, ...)
+{
+	char msg[IMGFMT_ERRMSG_BYTES];
+	va_list ap;
+
+	if (!img->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	img->log(img->log_opaque, msg);
+}
+
+/* ---- the driver table ---- */
+
+static const struct {
+	const char *alias, *name;
+} aliases[] = {
+	{ "vhd", "vpc" }, { "qcow", "qcow2" }, { "img", "raw" }, { "iso", "raw" },
+};
+
+const char *imgfmt_driver_canonical(const char *name)
+{
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (!strcmp(name, aliases[i].alias))
+			return aliases[i].name;
+	for (unsigned i = 0; i < imgfmt_n_drivers; i++)
+		if (!strcmp(name, imgfmt_drivers[i]->name))
+			return imgfmt_drivers[i]->name;
+	return NULL;
+}
+
+const struct imgfmt_driver *imgfmt_find_driver(const char *name)
+{
+	const char *canon = imgfmt_driver_canonical(name);
+
+	for (unsigned i = 0; canon && i < imgfmt_n_drivers; i++)
+		if (!strcmp(canon, imgfmt_drivers[i]->name))
+			return imgfmt_drivers[i];
+	return NULL;
+}
+
+const char *imgfmt_driver_name(unsigned i)
+{
+	return i < imgfmt_n_drivers ? imgfmt_drivers[i]->name : NULL;
+}
+
+bool imgfmt_driver_can_create(const char *format)
+{
+	const struct imgfmt_driver *d = imgfmt_find_driver(format);
+
+	return d && d->create;
+}
+
+const char *imgfmt_format_from_filename(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	const char *slash = strrchr(path, '/');
+	char ext[16];
+	size_t i;
+
+	if (!dot || (slash && dot < slash) || strlen(dot + 1) >= sizeof(ext))
+		return NULL;
+	for (i = 0; dot[1 + i]; i++)
+		ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+	ext[i] = 0;
+	return imgfmt_driver_canonical(ext);
+}
+
+/* ---- probing ---- */
+
+static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t err_bytes,
+					 const char *path)
+{
+	static const size_t tail_max = 512;
+	uint8_t *head = malloc(PROBE_HEAD_BYTES);
+	uint8_t tail[512];
+	struct imgfmt_probe_buf pb = { .head = head, .tail = tail, .is_block_device = is_blk };
+	const struct imgfmt_driver *best = NULL;
+	int best_score = 0, r;
+
+	if (!head) {
+		snprintf(err, err_bytes, "out of memory");
+		return NULL;
+	}
+	r = imgfmt_fd_size(fd, &pb.file_bytes);
+	if (r == 0)
+		r = imgfmt_fd_pread_zfill(fd, head, PROBE_HEAD_BYTES, 0);
+	pb.head_bytes = pb.file_bytes < PROBE_HEAD_BYTES ? pb.file_bytes : PROBE_HEAD_BYTES;
+	pb.tail_bytes = pb.file_bytes < tail_max ? pb.file_bytes : tail_max;
+	if (r == 0)
+		r = imgfmt_fd_pread_zfill(fd, tail, pb.tail_bytes, pb.file_bytes - pb.tail_bytes);
+	if (r < 0) {
+		snprintf(err, err_bytes, "%s: reading the header: %s", path, strerror(-r));
+		free(head);
+		return NULL;
+	}
+	for (unsigned i = 0; i < imgfmt_n_drivers; i++) {
+		int s = imgfmt_drivers[i]->probe ? imgfmt_drivers[i]->probe(&pb) : 0;
+		if (s > best_score) {
+			best_score = s;
+			best = imgfmt_drivers[i];
+		}
+	}
+	free(head);
+	if (!best)
+		snprintf(err, err_bytes,
+			 "%s: unknown image format (no known signature); use -f raw if it is a raw disk",
+			 path);
+	return best;
+}
+
+/* ---- life cycle ---- */
+
+static struct imgfmt_image *image_new(const char *path, int fd, const struct imgfmt_driver *drv)
+{
+	struct imgfmt_image *img = calloc(1, sizeof(*img));
+
+	if (!img)
+		return NULL;
+	img->path = strdup(path);
+	if (!img->path) {
+		free(img);
+		return NULL;
+	}
+	img->fd = fd;
+	img->drv = drv;
+	return img;
+}
+
+static void image_free(struct imgfmt_image *img)
+{
+	if (img->drv && img->drv->close && img->priv)
+		img->drv->close(img);
+	if (img->fd >= 0)
+		close(img->fd);
+	if (img->tmp_path && !img->committed)
+		unlink(img->tmp_path);
+	if (img->backing)
+		imgfmt_close(img->backing);
+	free(img->tmp_path);
+	free(img->path);
+	free(img);
+}
+
+static void set_err(char *err, size_t err_bytes, const char *msg, int r)
+{
+	if (!err || !err_bytes)
+		return;
+	if (msg && *msg)
+		snprintf(err, err_bytes, "%s", msg);
+	else
+		snprintf(err, err_bytes, "%s", strerror(-r));
+}
+
+static int open_depth(struct imgfmt_image **out, const char *path,
+		      const struct imgfmt_open_opts *opts, unsigned depth,
+		      char *err, size_t err_bytes)
+{
+	static const struct imgfmt_open_opts defaults;
+	const struct imgfmt_driver *drv;
+	struct imgfmt_image *img;
+	struct stat st;
+	char perr[IMGFMT_ERRMSG_BYTES] = "";
+	int fd, r;
+
+	if (!opts)
+		opts = &defaults;
+	fd = open(path, ((opts->flags & IMGFMT_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(perr, sizeof(perr), "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(perr, sizeof(perr), "%s: %s", path, strerror(errno));
+		goto close_fd;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = -EISDIR;
+		snprintf(perr, sizeof(perr), "%s: is a directory", path);
+		goto close_fd;
+	}
+	if (opts->format) {
+		drv = imgfmt_find_driver(opts->format);
+		if (!drv) {
+			r = -EINVAL;
+			snprintf(perr, sizeof(perr), "unknown format '%s'", opts->format);
+			goto close_fd;
+		}
+	} else {
+		drv = probe(fd, S_ISBLK(st.st_mode), perr, sizeof(perr), path);
+		if (!drv) {
+			r = -EINVAL;
+			goto close_fd;
+		}
+	}
+	if (!drv->open) {
+		r = -ENOTSUP;
+		snprintf(perr, sizeof(perr), "%s: format %s cannot be read yet", path, drv->name);
+		goto close_fd;
+	}
+	img = image_new(path, fd, drv);
+	if (!img) {
+		r = -ENOMEM;
+		goto close_fd;
+	}
+	img->flags = opts->flags;
+	img->writable = opts->flags & IMGFMT_OPEN_RDWR;
+	img->is_block_device = S_ISBLK(st.st_mode);
+	img->depth = depth;
+	img->log = opts->log;
+	img->log_opaque = opts->log_opaque;
+	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
+	img->finished = !img->writable;
+	r = drv->open(img);
+	if (r < 0) {
+		if (!img->err[0])
+			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
+		set_err(err, err_bytes, img->err, r);
+		image_free(img);
+		return r;
+	}
+	*out = img;
+	return 0;
+
+close_fd:
+	close(fd);
+fail:
+	set_err(err, err_bytes, perr, r);
+	return r;
+}
+
+int imgfmt_open(struct imgfmt_image **out, const char *path,
+		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes)
+{
+	return open_depth(out, path, opts, 0, err, err_bytes);
+}
+
+char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name)
+{
+	char *copy, *dir, *res = NULL;
+
+	if (name[0] == '/')
+		return strdup(name);
+	copy = strdup(img->path);
+	if (!copy)
+		return NULL;
+	dir = dirname(copy);
+	if (asprintf(&res, "%s/%s", dir, name) < 0)
+		res = NULL;
+	free(copy);
+	return res;
+}
+
+/* A backing name must be a plain file path: no "json:{...}", no "nbd:",
+ * "http://", "file:" or other protocol prefix before the first slash. */
+static bool plain_path(const char *name)
+{
+	const char *colon = strchr(name, ':');
+	const char *slash = strchr(name, '/');
+
+	if (!*name)
+		return false;
+	return !colon || (slash && slash < colon);
+}
+
+int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *format)
+{
+	struct imgfmt_open_opts o = {
+		.format = (format && *format) ? format : NULL,
+		.flags = img->flags & IMGFMT_OPEN_FORCE_SHARE,
+		.log = img->log,
+		.log_opaque = img->log_opaque,
+	};
+	char err[IMGFMT_ERRMSG_BYTES];
+	char *path;
+	int r;
+
+	if (!plain_path(name))
+		return imgfmt_err(img, -EPERM,
+				  "%s: backing file name '%s' is not a plain path (protocols and json: are refused)",
+				  img->path, name);
+	if (img->depth + 1 >= IMGFMT_MAX_BACKING_DEPTH)
+		return imgfmt_err(img, -ELOOP, "%s: backing chain deeper than %d images",
+				  img->path, IMGFMT_MAX_BACKING_DEPTH);
+	if (o.format && !imgfmt_find_driver(o.format))
+		return imgfmt_err(img, -EINVAL, "%s: backing format '%s' is unknown", img->path, o.format);
+	path = imgfmt_resolve_relative(img, name);
+	if (!path)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	r = open_depth(&img->backing, path, &o, img->depth + 1, err, sizeof(err));
+	free(path);
+	if (r < 0)
+		return imgfmt_err(img, r, "backing file of %s: %s", img->path, err);
+	return 0;
+}
+
+static int create_target(const char *path, unsigned flags, char **tmp_path, bool *is_blk,
+			 char *err, size_t err_bytes)
+{
+	struct stat st;
+	char *copy, *base, *dir;
+	int fd;
+
+	*tmp_path = NULL;
+	*is_blk = stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+	if (*is_blk || (flags & IMGFMT_CREATE_IN_PLACE)) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (*is_blk ? 0 : O_TRUNC), 0644);
+		if (fd < 0)
+			snprintf(err, err_bytes, "%s: %s", path, strerror(errno));
+		return fd < 0 ? -errno : fd;
+	}
+	if (!(flags & IMGFMT_CREATE_FORCE) && lstat(path, &st) == 0) {
+		snprintf(err, err_bytes, "%s already exists (use --force to replace it)", path);
+		return -EEXIST;
+	}
+	copy = strdup(path);
+	base = copy ? strdup(basename(copy)) : NULL;
+	dir = copy ? dirname(copy) : NULL;
+	if (!base || asprintf(tmp_path, "%s/.%s.p2v-tmp-XXXXXX", dir, base) < 0) {
+		free(copy);
+		free(base);
+		*tmp_path = NULL;
+		snprintf(err, err_bytes, "out of memory");
+		return -ENOMEM;
+	}
+	free(copy);
+	free(base);
+	fd = mkostemp(*tmp_path, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, err_bytes, "%s: cannot create a temporary file beside it: %s", path,
+			 strerror(e));
+		free(*tmp_path);
+		*tmp_path = NULL;
+		return -e;
+	}
+	return fd;
+}
+
+int imgfmt_create(struct imgfmt_image **out, const char *path, const char *format,
+		  uint64_t size_bytes, const char *options, unsigned flags,
+		  char *err, size_t err_bytes)
+{
+	char perr[IMGFMT_ERRMSG_BYTES] = "";
+	const struct imgfmt_driver *drv = imgfmt_find_driver(format ? format : "");
+	struct imgfmt_optlist opts;
+	struct imgfmt_image *img;
+	const char *unused;
+	char *tmp_path;
+	bool is_blk;
+	int fd, r;
+
+	if (!drv || !drv->create) {
+		snprintf(perr, sizeof(perr), drv ? "format %s cannot be written" : "unknown format '%s'",
+			 drv ? drv->name : (format ? format : "(none)"));
+		set_err(err, err_bytes, perr, -EINVAL);
+		return -EINVAL;
+	}
+	r = imgfmt_optlist_parse(options, &opts, perr, sizeof(perr));
+	if (r < 0) {
+		set_err(err, err_bytes, perr, r);
+		return r;
+	}
+	fd = create_target(path, flags, &tmp_path, &is_blk, perr, sizeof(perr));
+	if (fd < 0) {
+		imgfmt_optlist_free(&opts);
+		set_err(err, err_bytes, perr, fd);
+		return fd;
+	}
+	img = image_new(path, fd, drv);
+	if (!img) {
+		close(fd);
+		if (tmp_path)
+			unlink(tmp_path);
+		free(tmp_path);
+		imgfmt_optlist_free(&opts);
+		set_err(err, err_bytes, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	img->tmp_path = tmp_path;
+	img->writable = true;
+	img->flags = IMGFMT_OPEN_RDWR;
+	img->fresh = !is_blk;
+	img->is_block_device = is_blk;
+	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
+	r = drv->create(img, size_bytes, &opts);
+	unused = imgfmt_optlist_unused(&opts);
+	if (r == 0 && unused)
+		r = imgfmt_err(img, -EINVAL, "format %s has no option '%s'", drv->name, unused);
+	imgfmt_optlist_free(&opts);
+	if (r < 0) {
+		if (!img->err[0])
+			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
+		set_err(err, err_bytes, img->err, r);
+		image_free(img);
+		return r;
+	}
+	*out = img;
+	return 0;
+}
+
+static int finish(struct imgfmt_image *img)
+{
+	int r = 0;
+
+	if (img->finished)
+		return 0;
+	img->finished = true;
+	if (img->drv->finish)
+		r = img->drv->finish(img);
+	else if (img->drv->flush)
+		r = img->drv->flush(img);
+	if (r == 0 && fsync(img->fd) < 0 && errno != EINVAL)
+		r = imgfmt_err(img, -errno, "%s: fsync: %s", img->path, strerror(errno));
+	return r;
+}
+
+static mode_t default_mode(void)
+{
+	mode_t mask = umask(022);
+
+	umask(mask);
+	return 0666 & ~mask;
+}
+
+static void fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int dfd;
+
+	if (!copy)
+		return;
+	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	free(copy);
+}
+
+int imgfmt_commit(struct imgfmt_image *img)
+{
+	int r;
+
+	if (!img->writable)
+		return 0;
+	r = finish(img);
+	if (r < 0)
+		return r;
+	if (img->tmp_path && !img->committed) {
+		if (fchmod(img->fd, default_mode()) < 0)
+			return imgfmt_err(img, -errno, "%s: chmod: %s", img->tmp_path, strerror(errno));
+		if (rename(img->tmp_path, img->path) < 0)
+			return imgfmt_err(img, -errno, "renaming %s to %s: %s", img->tmp_path,
+					  img->path, strerror(errno));
+		fsync_dir_of(img->path);
+	}
+	img->committed = true;
+	return 0;
+}
+
+int imgfmt_close(struct imgfmt_image *img)
+{
+	int r = 0;
+
+	if (!img)
+		return 0;
+	if (img->writable && !img->tmp_path)
+		r = finish(img);
+	image_free(img);
+	return r;
+}
+
+/* ---- requests ---- */
+
+static int check_range(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	if (off > img->size_bytes || len > img->size_bytes - off)
+		return imgfmt_err(img, -EINVAL,
+				  "request of %llu bytes at offset %llu is beyond the image size %llu",
+				  (unsigned long long)len, (unsigned long long)off,
+				  (unsigned long long)img->size_bytes);
+	return 0;
+}
+
+static int check_write(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	if (!img->writable)
+		return imgfmt_err(img, -EBADF, "%s is open read-only", img->path);
+	return check_range(img, len, off);
+}
+
+int imgfmt_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off)
+{
+	int r = check_range(img, len, off);
+
+	if (r < 0 || len == 0)
+		return r;
+	return img->drv->pread(img, buf, len, off);
+}
+
+int imgfmt_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)
+{
+	int r = check_write(img, len, off);
+
+	if (r < 0 || len == 0)
+		return r;
+	if (!img->drv->pwrite)
+		return imgfmt_err(img, -ENOTSUP, "format %s cannot be written", img->drv->name);
+	return img->drv->pwrite(img, buf, len, off);
+}
+
+int imgfmt_write_zeroes(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	int r = check_write(img, len, off);
+
+	if (r < 0 || len == 0)
+		return r;
+	if (img->drv->write_zeroes)
+		return img->drv->write_zeroes(img, len, off);
+	if (!img->drv->pwrite)
+		return imgfmt_err(img, -ENOTSUP, "format %s cannot be written", img->drv->name);
+	while (len > 0 && r == 0) {
+		uint64_t n = len < sizeof(zero_buf) ? len : sizeof(zero_buf);
+		r = img->drv->pwrite(img, zero_buf, n, off);
+		len -= n;
+		off += n;
+	}
+	return r;
+}
+
+int imgfmt_flush(struct imgfmt_image *img)
+{
+	if (!img->writable)
+		return 0;
+	if (img->drv->flush)
+		return img->drv->flush(img);
+	if (fdatasync(img->fd) < 0 && errno != EINVAL)
+		return imgfmt_err(img, -errno, "%s: fdatasync: %s", img->path, strerror(errno));
+	return 0;
+}
+
+int imgfmt_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
+			struct imgfmt_extent *ext)
+{
+	int r = check_range(img, len, off);
+
+	if (r < 0)
+		return r;
+	if (len == 0)
+		return imgfmt_err(img, -EINVAL, "block status of an empty range at %llu",
+				  (unsigned long long)off);
+	ext->offset_bytes = off;
+	ext->length_bytes = len;
+	ext->type = IMGFMT_EXTENT_DATA;
+	if (!img->drv->block_status)
+		return 0;
+	r = img->drv->block_status(img, off, len, ext);
+	if (r < 0)
+		return r;
+	if (ext->offset_bytes != off || ext->length_bytes == 0)
+		return imgfmt_err(img, -EIO, "%s: driver returned an empty extent at %llu",
+				  img->drv->name, (unsigned long long)off);
+	if (ext->length_bytes > len)
+		ext->length_bytes = len;
+	return 0;
+}
+
+bool imgfmt_can_compress(const struct imgfmt_image *img)
+{
+	return img->drv->compress && img->drv->pwrite_compressed;
+}
+
+int imgfmt_compress(const struct imgfmt_image *img, const void *in, size_t in_bytes,
+		    void *out, size_t out_cap, size_t *out_bytes)
+{
+	if (!imgfmt_can_compress(img))
+		return -ENOTSUP;
+	return img->drv->compress(img, in, in_bytes, out, out_cap, out_bytes);
+}
+
+int imgfmt_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len,
+			     uint64_t off)
+{
+	int r = check_write(img, img->cluster_bytes, off);
+
+	if (r < 0)
+		return r;
+	if (!imgfmt_can_compress(img))
+		return imgfmt_err(img, -ENOTSUP, "format %s does not write compressed data",
+				  img->drv->name);
+	return img->drv->pwrite_compressed(img, buf, len, off);
+}
+
+/* ---- description ---- */
+
+uint64_t imgfmt_size_bytes(const struct imgfmt_image *img) { return img->size_bytes; }
+const char *imgfmt_format(const struct imgfmt_image *img) { return img->drv->name; }
+const char *imgfmt_path(const struct imgfmt_image *img) { return img->path; }
+const char *imgfmt_errmsg(const struct imgfmt_image *img) { return img->err; }
+uint32_t imgfmt_cluster_bytes(const struct imgfmt_image *img) { return img->cluster_bytes; }
+bool imgfmt_is_fresh(const struct imgfmt_image *img) { return img->fresh; }
+struct imgfmt_image *imgfmt_backing(const struct imgfmt_image *img) { return img->backing; }
+
+int imgfmt_info(struct imgfmt_image *img, struct imgfmt_info *info)
+{
+	struct stat st;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->format, sizeof(info->format), "%s", img->drv->name);
+	info->virtual_size_bytes = img->size_bytes;
+	info->cluster_bytes = img->cluster_bytes > IMGFMT_SECTOR_BYTES ? img->cluster_bytes : 0;
+	if (fstat(img->fd, &st) == 0)
+		info->file_size_bytes = S_ISBLK(st.st_mode) ? img->size_bytes
+							    : (uint64_t)st.st_blocks * 512u;
+	return img->drv->info ? img->drv->info(img, info) : 0;
+}
+
+int imgfmt_check(struct imgfmt_image *img, struct imgfmt_check *res)
+{
+	imgfmt_log_fn report = res->report;
+	void *opaque = res->report_opaque;
+
+	memset(res, 0, sizeof(*res));
+	res->report = report;
+	res->report_opaque = opaque;
+	if (!img->drv->check)
+		return -ENOTSUP;
+	return img->drv->check(img, res);
+}

@@ -1,0 +1,170 @@
+/* Internal interface between the imgfmt core and its format drivers.
+ *
+ * One format = one file with a `static const struct imgfmt_driver` named
+ * imgfmt_<name>_driver, listed in the table in drivers.c (raw last).
+ *
+ * The core guarantees to drivers:
+ *  - pread/pwrite/write_zeroes/block_status ranges are inside [0, size_bytes)
+ *    with no overflow and len > 0;
+ *  - pwrite/write_zeroes/pwrite_compressed only on writable images;
+ *  - a missing write_zeroes falls back to pwrite of a zero buffer;
+ *    a missing flush falls back to fdatasync(img->fd);
+ *  - finish() is called once, before commit/close, on writable images.
+ * Drivers report errors with imgfmt_err(img, -E..., "field %u ...", ...), which
+ * records the message on the handle and returns the code, once, where found.
+ */
+#ifndef IMGFMT_DRIVER_H
+#define IMGFMT_DRIVER_H
+
+#include "imgfmt.h"
+
+#include <assert.h>
+#include <endian.h>
+#include <string.h>
+
+/* Parsed "key=val,..." create options. */
+struct imgfmt_optlist {
+	struct imgfmt_opt {
+		char *key;
+		char *val;
+		bool used;
+	} *v;
+	size_t n;
+};
+
+struct imgfmt_probe_buf {
+	const uint8_t *head;   /* first head_bytes of the file (up to 64 KiB) */
+	size_t head_bytes;
+	const uint8_t *tail;   /* last 512 bytes (or fewer for tiny files) */
+	size_t tail_bytes;
+	uint64_t file_bytes;
+	bool is_block_device;
+};
+
+struct imgfmt_driver {
+	const char *name;          /* "qcow2", "vpc", "vhdx", "vmdk", "raw" */
+	const char *description;
+	/* 0: not this format; higher = more certain (100 = magic matched). */
+	int (*probe)(const struct imgfmt_probe_buf *pb);
+	int (*open)(struct imgfmt_image *img);
+	int (*create)(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts);
+	int (*pread)(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off);
+	int (*pwrite)(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off);
+	int (*write_zeroes)(struct imgfmt_image *img, uint64_t len, uint64_t off);
+	int (*block_status)(struct imgfmt_image *img, uint64_t off, uint64_t len,
+			    struct imgfmt_extent *ext);
+	int (*flush)(struct imgfmt_image *img);
+	int (*finish)(struct imgfmt_image *img);
+	void (*close)(struct imgfmt_image *img);
+	int (*info)(struct imgfmt_image *img, struct imgfmt_info *info);
+	int (*check)(struct imgfmt_image *img, struct imgfmt_check *res);
+	/* Compression: compress() must be thread-safe and pure. */
+	int (*compress)(const struct imgfmt_image *img, const void *in, size_t in_bytes,
+			void *out, size_t out_cap, size_t *out_bytes);
+	int (*pwrite_compressed)(struct imgfmt_image *img, const void *buf, size_t len,
+				 uint64_t off);
+};
+
+struct imgfmt_image {
+	const struct imgfmt_driver *drv;
+	void *priv;                  /* driver state */
+	int fd;                      /* the image file (first extent for VMDK) */
+	char *path;                  /* as opened (final path for created images) */
+	char *tmp_path;              /* created image: temporary name, else NULL */
+	uint64_t size_bytes;         /* virtual size: set by open/create */
+	uint32_t cluster_bytes;      /* allocation unit: set by open/create (default 512) */
+	unsigned flags;              /* enum imgfmt_open_flags */
+	bool writable;
+	bool fresh;                  /* created by us: unwritten areas read as zero */
+	bool is_block_device;
+	bool finished;
+	bool committed;
+	unsigned depth;              /* position in a backing chain (0 = top) */
+	struct imgfmt_image *backing;/* owned; closed by the core */
+	imgfmt_log_fn log;
+	void *log_opaque;
+	char err[IMGFMT_ERRMSG_BYTES];
+};
+
+/* The driver table (drivers.c). */
+extern const struct imgfmt_driver *const imgfmt_drivers[];
+extern const unsigned imgfmt_n_drivers;
+const struct imgfmt_driver *imgfmt_find_driver(const char *name);
+
+extern const struct imgfmt_driver imgfmt_raw_driver;
+extern const struct imgfmt_driver imgfmt_qcow2_driver;
+extern const struct imgfmt_driver imgfmt_vpc_driver;
+extern const struct imgfmt_driver imgfmt_vhdx_driver;
+extern const struct imgfmt_driver imgfmt_vmdk_driver;
+
+/* Record an error message on img; returns code (a negative errno). */
+int imgfmt_err(struct imgfmt_image *img, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Warning through the open options' log callback (no-op without one). */
+void imgfmt_warn(struct imgfmt_image *img, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Whole-buffer positional I/O on img->fd (or any fd), retrying short
+ * transfers and EINTR.  Reading past EOF is -EIO unless the _zfill variant,
+ * which zero-fills beyond the end of the file. */
+int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off);
+int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off);
+int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* File size of an fd (BLKGETSIZE64 for block devices). */
+int imgfmt_fd_size(int fd, uint64_t *size_bytes);
+
+/* Open a backing file named inside img: a plain path only (no "json:" or
+ * "proto:" prefix), resolved relative to img's directory, read-only, probed
+ * (or format as recorded), depth-limited.  Sets img->backing. */
+int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *format);
+/* Resolve name relative to the directory of img's path; caller frees. */
+char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name);
+
+/* Create options. take_* mark the option used; unused options make create fail. */
+const char *imgfmt_opt_take(struct imgfmt_optlist *o, const char *key);
+/* 1 = present (value in *out), 0 = absent, -EINVAL = malformed (message on img). */
+int imgfmt_opt_take_size(struct imgfmt_image *img, struct imgfmt_optlist *o,
+			 const char *key, uint64_t *out);
+int imgfmt_opt_take_bool(struct imgfmt_image *img, struct imgfmt_optlist *o,
+			 const char *key, bool *out);
+
+/* Core only: parse/free the option list and name the first unused option. */
+int imgfmt_optlist_parse(const char *s, struct imgfmt_optlist *o, char *err, size_t err_bytes);
+void imgfmt_optlist_free(struct imgfmt_optlist *o);
+const char *imgfmt_optlist_unused(const struct imgfmt_optlist *o);
+
+/* Checksums. */
+uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Compression back-ends (compress.c); all thread-safe.
+ * Return the output length, -ENOSPC if it would not fit / not shrink,
+ * -EIO on corrupt input. */
+/* Raw deflate with at most a 4 KiB window (qcow2's zlib type). */
+long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap);
+/* Raw inflate (any window); produces exactly out_bytes or fails. */
+int imgfmt_inflate_raw(const void *in, size_t in_bytes, void *out, size_t out_bytes);
+/* zlib-wrapped deflate (VMDK grains) and its inverse (returns bytes produced). */
+long imgfmt_zlib_compress(const void *in, size_t in_bytes, void *out, size_t out_cap);
+long imgfmt_zlib_decompress(const void *in, size_t in_bytes, void *out, size_t out_cap);
+/* zstd frames as QEMU's qcow2 compression_type=zstd writes/reads them. */
+long imgfmt_zstd_compress(const void *in, size_t in_bytes, void *out, size_t out_cap);
+int imgfmt_zstd_decompress(const void *in, size_t in_bytes, void *out, size_t out_bytes);
+
+/* Endianness at the on-disk boundary. */
+static inline uint16_t imgfmt_get_be16(const void *p) { uint16_t v; memcpy(&v, p, 2); return be16toh(v); }
+static inline uint32_t imgfmt_get_be32(const void *p) { uint32_t v; memcpy(&v, p, 4); return be32toh(v); }
+static inline uint64_t imgfmt_get_be64(const void *p) { uint64_t v; memcpy(&v, p, 8); return be64toh(v); }
+static inline uint16_t imgfmt_get_le16(const void *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+static inline uint32_t imgfmt_get_le32(const void *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static inline uint64_t imgfmt_get_le64(const void *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+static inline void imgfmt_put_be16(void *p, uint16_t v) { v = htobe16(v); memcpy(p, &v, 2); }
+static inline void imgfmt_put_be32(void *p, uint32_t v) { v = htobe32(v); memcpy(p, &v, 4); }
+static inline void imgfmt_put_be64(void *p, uint64_t v) { v = htobe64(v); memcpy(p, &v, 8); }
+static inline void imgfmt_put_le16(void *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static inline void imgfmt_put_le32(void *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static inline void imgfmt_put_le64(void *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+
+static inline bool imgfmt_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+static inline uint64_t imgfmt_div_round_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+
+#endif

@@ -1,0 +1,220 @@
+/* imgfmt — disk image formats: open, probe, read, write, block status, copy.
+ *
+ * What it offers:
+ *  - One handle type (struct imgfmt_image) for raw files and block devices, qcow2,
+ *    VHD (vpc), VHDX and VMDK, chosen by probing content (magic), never by name.
+ *  - Byte-granular pread/pwrite/write_zeroes, range-checked once in the core.
+ *  - Block status (data / zero / hole extents) as a first-class operation.
+ *  - Creation under a temporary name, made visible by imgfmt_commit() only.
+ *  - A parallel, extent-driven copy engine (imgfmt_copy) with progress callback.
+ *
+ * Conventions: functions return 0 (or a count) on success and -errno on failure.
+ * The message for the most recent failure on a handle is imgfmt_errmsg(img);
+ * open/create failures write it into the caller's buffer.  A handle is not
+ * thread-safe; the copy engine serializes access to each image itself.
+ * No function exits the process or writes to stdout; warnings go through the
+ * optional log callback in the open options.
+ */
+#ifndef IMGFMT_H
+#define IMGFMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IMGFMT_SECTOR_BYTES 512u
+#define IMGFMT_ERRMSG_BYTES 512u
+#define IMGFMT_MAX_BACKING_DEPTH 16
+
+struct imgfmt_image;
+
+/* ---- opening ---------------------------------------------------------- */
+
+enum imgfmt_open_flags {
+	IMGFMT_OPEN_RDWR = 1u << 0,        /* open for writing (default read-only) */
+	IMGFMT_OPEN_NO_BACKING = 1u << 1,  /* do not open backing files (p2v info) */
+	IMGFMT_OPEN_FORCE_SHARE = 1u << 2, /* -U: ignore locks held by others */
+};
+
+typedef void (*imgfmt_log_fn)(void *opaque, const char *msg);
+
+struct imgfmt_open_opts {
+	const char *format;   /* driver name, or NULL to probe */
+	unsigned flags;       /* enum imgfmt_open_flags */
+	imgfmt_log_fn log;    /* warnings (e.g. "using footer copy"); may be NULL */
+	void *log_opaque;
+};
+
+/* Open an existing image.  opts may be NULL (probe, read-only).  On failure
+ * returns -errno and writes a one-line message into err (if non-NULL). */
+int imgfmt_open(struct imgfmt_image **out, const char *path,
+		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes);
+
+/* Create a new image of size_bytes.  options: "key=val,key=val" as the format
+ * accepts (e.g. "cluster_size=64K,compression_type=zstd"), or NULL.  Unknown
+ * options are an error.  Unless IMGFMT_CREATE_IN_PLACE is given, the image is
+ * written under a temporary name beside path and appears under path only when
+ * imgfmt_commit() succeeds; imgfmt_close() without commit removes it.
+ * An existing path is refused unless IMGFMT_CREATE_FORCE. */
+enum imgfmt_create_flags {
+	IMGFMT_CREATE_FORCE = 1u << 0,    /* replace an existing target */
+	IMGFMT_CREATE_IN_PLACE = 1u << 1, /* write directly to path (devices) */
+};
+int imgfmt_create(struct imgfmt_image **out, const char *path, const char *format,
+		  uint64_t size_bytes, const char *options, unsigned flags,
+		  char *err, size_t err_bytes);
+
+/* Finish a writable image: final metadata, fsync, rename into place. */
+int imgfmt_commit(struct imgfmt_image *img);
+
+/* Close; a created image that was not committed is removed.  Returns the
+ * first error of finishing a writable non-temporary image, else 0. */
+int imgfmt_close(struct imgfmt_image *img);
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+int imgfmt_pread(struct imgfmt_image *img, void *buf, uint64_t len_bytes, uint64_t off_bytes);
+int imgfmt_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len_bytes, uint64_t off_bytes);
+int imgfmt_write_zeroes(struct imgfmt_image *img, uint64_t len_bytes, uint64_t off_bytes);
+int imgfmt_flush(struct imgfmt_image *img);
+
+enum imgfmt_extent_type {
+	IMGFMT_EXTENT_DATA = 0, /* allocated, must be read */
+	IMGFMT_EXTENT_ZERO = 1, /* reads as zeroes (zero cluster / known zero) */
+	IMGFMT_EXTENT_HOLE = 2, /* unallocated anywhere in the chain: reads as zeroes */
+};
+
+struct imgfmt_extent {
+	uint64_t offset_bytes;
+	uint64_t length_bytes;
+	enum imgfmt_extent_type type;
+};
+
+/* Describe the extent that starts at off_bytes, at most len_bytes long.
+ * Always fills ext with length_bytes > 0 on success. */
+int imgfmt_block_status(struct imgfmt_image *img, uint64_t off_bytes, uint64_t len_bytes,
+			struct imgfmt_extent *ext);
+
+/* Compressed writes (qcow2, VMDK streamOptimized).  Images that support them
+ * accept whole clusters, written once, in any order. compress is thread-safe
+ * and touches no image state; out_cap must be >= cluster bytes.  It returns
+ * -ENOSPC when the data does not shrink, in which case the caller writes the
+ * cluster uncompressed with imgfmt_pwrite. */
+bool imgfmt_can_compress(const struct imgfmt_image *img);
+int imgfmt_compress(const struct imgfmt_image *img, const void *in, size_t in_bytes,
+		    void *out, size_t out_cap, size_t *out_bytes);
+int imgfmt_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len_bytes,
+			     uint64_t off_bytes);
+
+/* ---- description ---------------------------------------------------------- */
+
+uint64_t imgfmt_size_bytes(const struct imgfmt_image *img);
+const char *imgfmt_format(const struct imgfmt_image *img);
+const char *imgfmt_path(const struct imgfmt_image *img);
+const char *imgfmt_errmsg(const struct imgfmt_image *img);
+/* Allocation unit a writer should align to (cluster, grain, block); >= 512. */
+uint32_t imgfmt_cluster_bytes(const struct imgfmt_image *img);
+/* True for a freshly created image whose unwritten areas read as zeroes. */
+bool imgfmt_is_fresh(const struct imgfmt_image *img);
+
+#define IMGFMT_INFO_EXTRA 24
+struct imgfmt_info {
+	char format[16];
+	char subformat[32];          /* "dynamic", "monolithicSparse", "v3", ... */
+	uint64_t virtual_size_bytes;
+	uint64_t file_size_bytes;    /* bytes allocated on the host (all files) */
+	uint32_t cluster_bytes;      /* 0 when not applicable */
+	char backing_file[4096];     /* as recorded in the image; "" for none */
+	char backing_format[16];
+	unsigned n_extra;
+	struct {
+		char key[40];
+		char val[200];
+		bool is_number;      /* print unquoted in JSON */
+	} extra[IMGFMT_INFO_EXTRA];
+};
+int imgfmt_info(struct imgfmt_image *img, struct imgfmt_info *info);
+/* Add a key/value line to info (used by drivers; silently drops past the limit). */
+void imgfmt_info_add(struct imgfmt_info *info, const char *key, bool is_number,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Backing chain: the image this one reads unallocated areas from, or NULL. */
+struct imgfmt_image *imgfmt_backing(const struct imgfmt_image *img);
+
+struct imgfmt_check {
+	uint64_t errors;        /* corruptions */
+	uint64_t leaks;         /* allocated but unreferenced clusters/blocks */
+	uint64_t allocated_clusters;
+	uint64_t total_clusters;
+	imgfmt_log_fn report;   /* called once per problem found; may be NULL */
+	void *report_opaque;
+};
+/* Metadata consistency check.  Returns 0 when the check ran (see counters),
+ * -ENOTSUP when the format has nothing to check, other -errno on failure. */
+int imgfmt_check(struct imgfmt_image *img, struct imgfmt_check *res);
+
+/* ---- drivers -------------------------------------------------------------- */
+
+/* Name of the i-th registered driver (raw last), NULL past the end. */
+const char *imgfmt_driver_name(unsigned i);
+bool imgfmt_driver_can_create(const char *format);
+/* Canonical driver name for a user-supplied name or alias ("vhd" -> "vpc"). */
+const char *imgfmt_driver_canonical(const char *name);
+/* Format implied by a file name extension (".qcow2", ".vhd", ...), or NULL. */
+const char *imgfmt_format_from_filename(const char *path);
+
+/* ---- the copy engine ------------------------------------------------------- */
+
+typedef void (*imgfmt_progress_fn)(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
+
+/* Read callback for sources that are not images (capture reads a device with
+ * retries); returns 0 or -errno, must fill buf completely. */
+typedef int (*imgfmt_read_fn)(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_bytes);
+
+struct imgfmt_copy_opts {
+	bool compress;                /* write compressed clusters where possible */
+	unsigned threads;             /* workers; 0 = number of online CPUs */
+	unsigned chunk_bytes;         /* 0 = default (1 MiB, rounded to clusters) */
+	/* Optional override of which ranges of the source hold data: sorted,
+	 * non-overlapping extents covering [0, size); anything not DATA is
+	 * treated as zero and not read. */
+	const struct imgfmt_extent *extents;
+	size_t n_extents;
+	imgfmt_read_fn read;          /* optional: read source through this */
+	void *read_opaque;
+	imgfmt_progress_fn progress;  /* optional; called from the writer thread */
+	void *progress_opaque;
+	const volatile sig_atomic_t *cancel; /* optional: non-zero stops with -EINTR */
+};
+
+struct imgfmt_copy_stats {
+	uint64_t data_bytes_read;     /* bytes read from the source */
+	uint64_t zero_bytes_skipped;  /* data read but found all-zero */
+	uint64_t hole_bytes_skipped;  /* never read (holes, zero extents) */
+	uint64_t bytes_written;       /* payload handed to the target */
+	uint64_t compressed_clusters;
+};
+
+/* Copy the content of src (size must not exceed dst's) into dst.  On error
+ * returns -errno and, where the message belongs to neither image, writes it
+ * to err. */
+int imgfmt_copy(struct imgfmt_image *src, struct imgfmt_image *dst,
+		const struct imgfmt_copy_opts *opts, struct imgfmt_copy_stats *stats,
+		char *err, size_t err_bytes);
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* "10G", "512", "64K", "1.5T" -> bytes (binary units).  -EINVAL / -ERANGE. */
+int imgfmt_parse_size(const char *s, uint64_t *out_bytes);
+/* True when len bytes at buf are all zero (fast). */
+bool imgfmt_is_zero(const void *buf, size_t len_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

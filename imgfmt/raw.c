@@ -1,0 +1,189 @@
+/* raw: regular files and block devices, byte for byte. */
+#include "driver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define RAW_CLUSTER_BYTES 4096u
+
+/* Signatures of formats raw must never be guessed for (CVE-2008-2004). */
+static const struct {
+	size_t off;
+	const char *magic;
+	size_t len;
+} foreign[] = {
+	{ 0, "QFI\xfb", 4 },           { 0, "conectix", 8 },
+	{ 0, "vhdxfile", 8 },          { 0, "KDMV", 4 },
+	{ 0, "COWD", 4 },              { 0, "# Disk DescriptorFile", 21 },
+	{ 0x40, "\x7f\x10\xda\xbe", 4 }, /* VirtualBox VDI */
+	{ 0, "WithoutFreeSpace", 16 }, /* Parallels */
+	{ 0, "QEVM", 4 },              /* QED */
+};
+
+static bool has_foreign_magic(const struct imgfmt_probe_buf *pb)
+{
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+		if (pb->head_bytes >= foreign[i].off + foreign[i].len &&
+		    !memcmp(pb->head + foreign[i].off, foreign[i].magic, foreign[i].len))
+			return true;
+	return pb->tail_bytes >= 512 && !memcmp(pb->tail, "conectix", 8);
+}
+
+/* Raw is chosen only for a block device or a file starting with a partition
+ * table (MBR boot signature or GPT header), never for foreign magic. */
+static int raw_probe(const struct imgfmt_probe_buf *pb)
+{
+	if (has_foreign_magic(pb))
+		return 0;
+	if (pb->is_block_device)
+		return 1;
+	if (pb->head_bytes >= 1024 && !memcmp(pb->head + 512, "EFI PART", 8))
+		return 1;
+	if (pb->head_bytes >= 512 && pb->head[510] == 0x55 && pb->head[511] == 0xAA)
+		return 1;
+	return 0;
+}
+
+static int raw_open(struct imgfmt_image *img)
+{
+	int r = imgfmt_fd_size(img->fd, &img->size_bytes);
+
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: size: %s", img->path, strerror(-r));
+	img->cluster_bytes = RAW_CLUSTER_BYTES;
+	img->priv = img; /* no private state; non-NULL marks "open" */
+	return 0;
+}
+
+static int raw_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts)
+{
+	bool prealloc = false;
+	int r = imgfmt_opt_take_bool(img, opts, "preallocation", &prealloc);
+
+	if (r < 0)
+		return r;
+	img->cluster_bytes = RAW_CLUSTER_BYTES;
+	img->priv = img;
+	img->size_bytes = size_bytes;
+	if (img->is_block_device) {
+		uint64_t dev_bytes;
+		r = imgfmt_fd_size(img->fd, &dev_bytes);
+		if (r < 0)
+			return imgfmt_err(img, r, "%s: size: %s", img->path, strerror(-r));
+		if (dev_bytes < size_bytes)
+			return imgfmt_err(img, -ENOSPC, "%s: device of %llu bytes is smaller than %llu",
+					  img->path, (unsigned long long)dev_bytes,
+					  (unsigned long long)size_bytes);
+		return 0;
+	}
+	if (ftruncate(img->fd, (off_t)size_bytes) < 0)
+		return imgfmt_err(img, -errno, "%s: cannot size to %llu bytes: %s", img->path,
+				  (unsigned long long)size_bytes, strerror(errno));
+	if (prealloc && size_bytes && fallocate(img->fd, 0, 0, (off_t)size_bytes) < 0)
+		return imgfmt_err(img, -errno, "%s: preallocation: %s", img->path, strerror(errno));
+	return 0;
+}
+
+static int raw_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off)
+{
+	int r = imgfmt_fd_pread(img->fd, buf, len, off);
+
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: read of %llu bytes at %llu: %s", img->path,
+				  (unsigned long long)len, (unsigned long long)off,
+				  r == -EIO ? "I/O error or short file" : strerror(-r));
+	return 0;
+}
+
+static int raw_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)
+{
+	int r = imgfmt_fd_pwrite(img->fd, buf, len, off);
+
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: write of %llu bytes at %llu: %s", img->path,
+				  (unsigned long long)len, (unsigned long long)off, strerror(-r));
+	return 0;
+}
+
+static int raw_write_zeroes(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	static const uint8_t zeroes[64 * 1024];
+
+	if (img->is_block_device) {
+		uint64_t range[2] = { off, len };
+		if ((off | len) % 512 == 0 && ioctl(img->fd, BLKZEROOUT, range) == 0)
+			return 0;
+	} else if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			     (off_t)len) == 0) {
+		return 0;
+	}
+	while (len > 0) {
+		uint64_t n = len < sizeof(zeroes) ? len : sizeof(zeroes);
+		int r = raw_pwrite(img, zeroes, n, off);
+		if (r < 0)
+			return r;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* SEEK_DATA/SEEK_HOLE on regular files; a block device is all data. */
+static int raw_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
+			    struct imgfmt_extent *ext)
+{
+	off_t data, hole;
+
+	ext->type = IMGFMT_EXTENT_DATA;
+	if (img->is_block_device)
+		return 0;
+	data = lseek(img->fd, (off_t)off, SEEK_DATA);
+	if (data < 0) {
+		if (errno == ENXIO) { /* only a hole from off to the end */
+			ext->type = IMGFMT_EXTENT_HOLE;
+			return 0;
+		}
+		return 0; /* no SEEK_DATA support: call it data */
+	}
+	if ((uint64_t)data > off) {
+		ext->type = IMGFMT_EXTENT_HOLE;
+		ext->length_bytes = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+		return 0;
+	}
+	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	if (hole > (off_t)off && (uint64_t)hole - off < len)
+		ext->length_bytes = (uint64_t)hole - off;
+	return 0;
+}
+
+static int raw_info(struct imgfmt_image *img, struct imgfmt_info *info)
+{
+	info->cluster_bytes = 0;
+	if (img->is_block_device)
+		snprintf(info->subformat, sizeof(info->subformat), "block device");
+	return 0;
+}
+
+static void raw_close(struct imgfmt_image *img)
+{
+	img->priv = NULL;
+}
+
+const struct imgfmt_driver imgfmt_raw_driver = {
+	.name = "raw",
+	.description = "raw disk image or block device",
+	.probe = raw_probe,
+	.open = raw_open,
+	.create = raw_create,
+	.pread = raw_pread,
+	.pwrite = raw_pwrite,
+	.write_zeroes = raw_write_zeroes,
+	.block_status = raw_block_status,
+	.close = raw_close,
+	.info = raw_info,
+};

@@ -1,0 +1,293 @@
+/* Small helpers shared by the core and the drivers: fd I/O, sizes, zero
+ * detection, CRC-32C, create options. */
+#include "driver.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(p, 0, len);
+			return 0;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOSPC;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int imgfmt_fd_size(int fd, uint64_t *size_bytes)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t sz;
+		if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
+			return -errno;
+		*size_bytes = sz;
+		return 0;
+	}
+	*size_bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+int imgfmt_parse_size(const char *s, uint64_t *out_bytes)
+{
+	char *end;
+	unsigned shift = 0;
+	long double v;
+
+	if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtold(s, &end);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 0: break;
+	case 'B': shift = 0; break;
+	case 'K': shift = 10; break;
+	case 'M': shift = 20; break;
+	case 'G': shift = 30; break;
+	case 'T': shift = 40; break;
+	case 'P': shift = 50; break;
+	case 'E': shift = 60; break;
+	default: return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		if (toupper((unsigned char)*end) == 'I' && toupper((unsigned char)end[1]) == 'B')
+			end += 2;
+		else if (toupper((unsigned char)*end) == 'B')
+			end++;
+	}
+	if (*end)
+		return -EINVAL;
+	v *= (long double)((uint64_t)1 << shift);
+	if (v < 0 || v >= 18446744073709551616.0L)
+		return -ERANGE;
+	if (v != (long double)(uint64_t)v)
+		return -EINVAL; /* fractional bytes */
+	*out_bytes = (uint64_t)v;
+	return 0;
+}
+
+bool imgfmt_is_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t head = len < 16 ? len : 16;
+
+	for (size_t i = 0; i < head; i++)
+		if (p[i])
+			return false;
+	if (len <= 16)
+		return true;
+	/* The first 16 bytes are zero: memcmp against a shifted self checks the rest. */
+	return memcmp(p, p + 16, len - 16) == 0;
+}
+
+/* CRC-32C (Castagnoli), slicing-by-1 with a table built on first use per call
+ * site would be global state; compute the table at compile time instead. */
+#define CRC32C_POLY 0x82F63B78u
+#define T1(c) (((c) & 1) ? (((c) >> 1) ^ CRC32C_POLY) : ((c) >> 1))
+#define T8(c) T1(T1(T1(T1(T1(T1(T1(T1(c))))))))
+#define R4(n) T8(n), T8(n + 1), T8(n + 2), T8(n + 3)
+#define R16(n) R4(n), R4(n + 4), R4(n + 8), R4(n + 12)
+#define R64(n) R16(n), R16(n + 16), R16(n + 32), R16(n + 48)
+static const uint32_t crc32c_table[256] = {
+	R64(0u), R64(64u), R64(128u), R64(192u),
+};
+
+uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	crc = ~crc;
+	while (len--)
+		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* ---- create options ---- */
+
+void imgfmt_optlist_free(struct imgfmt_optlist *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->v[i].key);
+		free(o->v[i].val);
+	}
+	free(o->v);
+	o->v = NULL;
+	o->n = 0;
+}
+
+static int optlist_add(struct imgfmt_optlist *o, const char *item, size_t len,
+		       char *err, size_t err_bytes)
+{
+	const char *eq = memchr(item, '=', len);
+	struct imgfmt_opt *nv;
+
+	if (!eq || eq == item) {
+		snprintf(err, err_bytes, "option '%.*s' is not of the form key=value", (int)len, item);
+		return -EINVAL;
+	}
+	nv = realloc(o->v, (o->n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	o->v = nv;
+	nv = &o->v[o->n];
+	nv->key = strndup(item, (size_t)(eq - item));
+	nv->val = strndup(eq + 1, len - (size_t)(eq - item) - 1);
+	nv->used = false;
+	if (!nv->key || !nv->val) {
+		free(nv->key);
+		free(nv->val);
+		return -ENOMEM;
+	}
+	o->n++;
+	return 0;
+}
+
+int imgfmt_optlist_parse(const char *s, struct imgfmt_optlist *o, char *err, size_t err_bytes)
+{
+	o->v = NULL;
+	o->n = 0;
+	while (s && *s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		if (len) {
+			int r = optlist_add(o, s, len, err, err_bytes);
+			if (r < 0) {
+				imgfmt_optlist_free(o);
+				return r;
+			}
+		}
+		s = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+const char *imgfmt_optlist_unused(const struct imgfmt_optlist *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (!o->v[i].used)
+			return o->v[i].key;
+	return NULL;
+}
+
+const char *imgfmt_opt_take(struct imgfmt_optlist *o, const char *key)
+{
+	const char *val = NULL;
+
+	for (size_t i = 0; o && i < o->n; i++) {
+		if (strcmp(o->v[i].key, key) == 0) {
+			o->v[i].used = true;
+			val = o->v[i].val; /* the last one wins */
+		}
+	}
+	return val;
+}
+
+int imgfmt_opt_take_size(struct imgfmt_image *img, struct imgfmt_optlist *o,
+			 const char *key, uint64_t *out)
+{
+	const char *v = imgfmt_opt_take(o, key);
+
+	if (!v)
+		return 0;
+	if (imgfmt_parse_size(v, out) < 0)
+		return imgfmt_err(img, -EINVAL, "option %s: '%s' is not a size", key, v);
+	return 1;
+}
+
+int imgfmt_opt_take_bool(struct imgfmt_image *img, struct imgfmt_optlist *o,
+			 const char *key, bool *out)
+{
+	const char *v = imgfmt_opt_take(o, key);
+
+	if (!v)
+		return 0;
+	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return imgfmt_err(img, -EINVAL, "option %s: '%s' is not on/off", key, v);
+	return 1;
+}
+
+void imgfmt_info_add(struct imgfmt_info *info, const char *key, bool is_number,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	if (info->n_extra >= IMGFMT_INFO_EXTRA)
+		return;
+	snprintf(info->extra[info->n_extra].key, sizeof(info->extra[0].key), "%s", key);
+	va_start(ap, fmt);
+	vsnprintf(info->extra[info->n_extra].val, sizeof(info->extra[0].val), fmt, ap);
+	va_end(ap);
+	info->extra[info->n_extra].is_number = is_number;
+	info->n_extra++;
+}

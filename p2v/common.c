@@ -1,0 +1,241 @@
+/* Errors, sizes, signals, progress bar and JSON output for the p2v command. */
+#include "p2v.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t p2v_interrupted;
+
+void p2v_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("p2v: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void p2v_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("p2v: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void p2v_log_warning(void *opaque, const char *msg)
+{
+	(void)opaque;
+	p2v_warn("%s", msg);
+}
+
+const char *p2v_human_bytes(uint64_t bytes, char *buf, size_t buf_bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, buf_bytes, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, buf_bytes, "%.*f %s", v < 10 ? 2 : 1, v, units[u]);
+	return buf;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	p2v_interrupted = 1;
+}
+
+void p2v_install_signal_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+double p2v_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void p2v_progress_init(struct p2v_progress *p, const char *label, bool quiet)
+{
+	memset(p, 0, sizeof(*p));
+	p->label = label;
+	p->enabled = !quiet && isatty(STDERR_FILENO);
+	p->start_s = p2v_now_s();
+}
+
+static void draw(struct p2v_progress *p, uint64_t done, uint64_t total, double now)
+{
+	char a[32], b[32], r[32], eta[32] = "--:--";
+	double el = now - p->start_s;
+	double rate = el > 0 ? (double)done / el : 0;
+	double frac = total ? (double)done / (double)total : 1;
+	int width = 30, filled = (int)(frac * width);
+
+	if (rate > 0 && done < total) {
+		unsigned s = (unsigned)((double)(total - done) / rate);
+		snprintf(eta, sizeof(eta), "%u:%02u", s / 60, s % 60);
+	}
+	fprintf(stderr, "\r%s [%.*s%*s] %5.1f%% %s/%s %s/s ETA %s ", p->label, filled,
+		"##############################", width - filled, "", frac * 100,
+		p2v_human_bytes(done, a, sizeof(a)), p2v_human_bytes(total, b, sizeof(b)),
+		p2v_human_bytes((uint64_t)rate, r, sizeof(r)), eta);
+	fflush(stderr);
+}
+
+void p2v_progress_update(void *opaque, uint64_t done_bytes, uint64_t total_bytes)
+{
+	struct p2v_progress *p = opaque;
+	double now;
+
+	p->total_bytes = total_bytes;
+	if (!p->enabled)
+		return;
+	now = p2v_now_s();
+	if (now - p->last_draw_s < 0.2 && done_bytes < total_bytes)
+		return;
+	p->last_draw_s = now;
+	draw(p, done_bytes, total_bytes, now);
+}
+
+void p2v_progress_finish(struct p2v_progress *p)
+{
+	if (!p->enabled)
+		return;
+	draw(p, p->total_bytes, p->total_bytes, p2v_now_s());
+	fputc('\n', stderr);
+}
+
+/* ---- JSON ---- */
+
+void p2v_json_init(struct p2v_json *j, FILE *f)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = f;
+}
+
+static void put_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void key(struct p2v_json *j, const char *k)
+{
+	if (j->need_comma[j->depth])
+		fputc(',', j->f);
+	if (j->depth > 0)
+		fprintf(j->f, "\n%*s", 2 * j->depth, "");
+	j->need_comma[j->depth] = true;
+	if (k) {
+		put_string(j->f, k);
+		fputs(": ", j->f);
+	}
+}
+
+static void open_(struct p2v_json *j, const char *k, char c)
+{
+	key(j, k);
+	fputc(c, j->f);
+	if (j->depth < 31)
+		j->depth++;
+	j->need_comma[j->depth] = false;
+}
+
+static void close_(struct p2v_json *j, char c)
+{
+	bool had = j->need_comma[j->depth];
+
+	if (j->depth > 0)
+		j->depth--;
+	if (had)
+		fprintf(j->f, "\n%*s", 2 * j->depth, "");
+	fputc(c, j->f);
+}
+
+void p2v_json_obj_begin(struct p2v_json *j, const char *k) { open_(j, k, '{'); }
+void p2v_json_obj_end(struct p2v_json *j) { close_(j, '}'); }
+void p2v_json_arr_begin(struct p2v_json *j, const char *k) { open_(j, k, '['); }
+void p2v_json_arr_end(struct p2v_json *j) { close_(j, ']'); }
+
+void p2v_json_str(struct p2v_json *j, const char *k, const char *val)
+{
+	key(j, k);
+	if (val)
+		put_string(j->f, val);
+	else
+		fputs("null", j->f);
+}
+
+void p2v_json_u64(struct p2v_json *j, const char *k, uint64_t val)
+{
+	key(j, k);
+	fprintf(j->f, "%llu", (unsigned long long)val);
+}
+
+void p2v_json_i64(struct p2v_json *j, const char *k, int64_t val)
+{
+	key(j, k);
+	fprintf(j->f, "%lld", (long long)val);
+}
+
+void p2v_json_double(struct p2v_json *j, const char *k, double val)
+{
+	key(j, k);
+	fprintf(j->f, "%.6g", val);
+}
+
+void p2v_json_bool(struct p2v_json *j, const char *k, bool val)
+{
+	key(j, k);
+	fputs(val ? "true" : "false", j->f);
+}
+
+void p2v_json_raw(struct p2v_json *j, const char *k, const char *json)
+{
+	key(j, k);
+	fputs(json, j->f);
+}
+
+void p2v_json_finish(struct p2v_json *j)
+{
+	fputc('\n', j->f);
+	fflush(j->f);
+}
