@@ -604,15 +604,18 @@ static bool utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, c
 
 struct vpc_candidates {
 	char path[VPC_N_CANDIDATES][VPC_PATH_BYTES];
+	bool as_recorded[VPC_N_CANDIDATES]; /* not a name-only fallback */
 	unsigned n;
+	char recorded[VPC_PATH_BYTES]; /* the first path as the image records it */
 };
 
-static void cand_add(struct vpc_candidates *c, const char *prefix, const char *name)
+static void cand_add(struct vpc_candidates *c, const char *prefix, const char *name,
+		     bool as_recorded)
 {
 	if (c->n >= VPC_N_CANDIDATES || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return;
 	if ((size_t)snprintf(c->path[c->n], VPC_PATH_BYTES, "%s%s", prefix, name) < VPC_PATH_BYTES)
-		c->n++;
+		c->as_recorded[c->n++] = as_recorded;
 }
 
 static const char *last_component(const char *path)
@@ -628,6 +631,8 @@ static void cand_add_windows(struct vpc_candidates *c, char *path, bool relative
 {
 	bool absolute;
 
+	if (!c->recorded[0])
+		snprintf(c->recorded, sizeof(c->recorded), "%s", path);
 	for (char *p = path; *p; p++)
 		if (*p == '\\')
 			*p = '/';
@@ -635,9 +640,9 @@ static void cand_add_windows(struct vpc_candidates *c, char *path, bool relative
 	if (relative && !absolute) {
 		while (path[0] == '.' && path[1] == '/')
 			path += 2;
-		cand_add(c, "./", path);
+		cand_add(c, "./", path, true);
 	}
-	cand_add(c, "./", last_component(path));
+	cand_add(c, "./", last_component(path), false);
 }
 
 static int hex_val(int ch)
@@ -657,6 +662,8 @@ static void cand_add_url(struct vpc_candidates *c, const char *url)
 
 	if (strncmp(url, "file://", 7))
 		return;
+	if (!c->recorded[0])
+		snprintf(c->recorded, sizeof(c->recorded), "%s", url);
 	p = strchr(url + 7, '/');
 	if (!p)
 		return;
@@ -671,8 +678,8 @@ static void cand_add_url(struct vpc_candidates *c, const char *url)
 	path[o] = 0;
 	if (strlen(path) != o)
 		return; /* an escaped NUL */
-	cand_add(c, "", path);
-	cand_add(c, "./", last_component(path));
+	cand_add(c, "", path, true);
+	cand_add(c, "./", last_component(path), false);
 }
 
 static int locator_candidates(struct imgfmt_image *img, struct vpc *s, const struct vpc_locator *l,
@@ -773,11 +780,12 @@ static int open_parent(struct imgfmt_image *img, struct vpc *s)
 		free(full);
 	}
 	if (r == 0 && found < 0)
-		r = imgfmt_err(img, -ENOENT, "%s: parent of the differencing VHD not found (recorded as '%s')",
-			       img->path, c->n ? c->path[0] : "");
-	if (r == 0 && found > 0)
-		imgfmt_warn(img, "%s: parent '%s' not found; using '%s'", img->path, c->path[0],
-			    c->path[found]);
+		r = imgfmt_err(img, -ENOENT,
+			       "%s: parent of the differencing VHD not found (recorded as '%s', looked for '%s' beside it)",
+			       img->path, c->recorded, c->n ? c->path[c->n - 1] : "");
+	if (r == 0 && !c->as_recorded[found])
+		imgfmt_warn(img, "%s: parent recorded as '%s'; using '%s' beside the image", img->path,
+			    c->recorded, c->path[found]);
 	if (r == 0)
 		r = imgfmt_open_backing(img, c->path[found], "vpc");
 	free(c);
