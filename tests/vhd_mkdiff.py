@@ -25,28 +25,31 @@ def checksum(buf, at):
     return ~s & 0xFFFFFFFF
 
 
-def footer(disk_type, uid):
+def footer(disk_type, uid, size=None):
+    size = SIZE if size is None else size
     f = bytearray(512)
     f[0:8] = b'conectix'
-    struct.pack_into('>IIQI', f, 8, 2, 0x00010000, 512, 0x2A000000)
+    data_offset = 0xFFFFFFFFFFFFFFFF if disk_type == 2 else 512
+    struct.pack_into('>IIQI', f, 8, 2, 0x00010000, data_offset, 0x2A000000)
     f[28:32] = b'win '
     struct.pack_into('>I', f, 32, 0x000A0000)
     f[36:40] = b'Wi2k'
-    struct.pack_into('>QQHBBI', f, 40, SIZE, SIZE, 1000, 16, 63, disk_type)
+    struct.pack_into('>QQHBBI', f, 40, size, size, 1000, 16, 63, disk_type)
     f[68:84] = uid
     struct.pack_into('>I', f, 64, checksum(f, 64))
     return f
 
 
-def write_vhd(path, disk_type, uid, parent_uid, parent_name, locators, blocks):
+def write_vhd(path, disk_type, uid, parent_uid, parent_name, locators, blocks,
+              size=SIZE, block=BLOCK):
     """blocks: {index: (sector_bitmap_bits as set of sectors, data bytes)}"""
-    n = (SIZE + BLOCK - 1) // BLOCK
+    n = (size + block - 1) // block
     bat_at, loc_at = 1536, 1536 + 512
     loc_data = b''.join(d + bytes(-len(d) % 512) for _, d in locators)
     data_at = loc_at + len(loc_data)
     hdr = bytearray(1024)
     hdr[0:8] = b'cxsparse'
-    struct.pack_into('>QQIII', hdr, 8, 0xFFFFFFFFFFFFFFFF, bat_at, 0x00010000, n, BLOCK)
+    struct.pack_into('>QQIII', hdr, 8, 0xFFFFFFFFFFFFFFFF, bat_at, 0x00010000, n, block)
     hdr[40:56] = parent_uid
     name16 = parent_name.encode('utf-16-be')
     hdr[64:64 + len(name16)] = name16
@@ -60,12 +63,12 @@ def write_vhd(path, disk_type, uid, parent_uid, parent_name, locators, blocks):
     # allocate in reverse order: physical order need not follow virtual order
     for k, blk in enumerate(sorted(blocks, reverse=True)):
         sectors, data = blocks[blk]
-        bm = bytearray(512)
+        bm = bytearray(max(512, (block // 512 + 7) // 8 + 511) // 512 * 512)
         for s in sectors:
             bm[s // 8] |= 0x80 >> (s % 8)
         struct.pack_into('>I', bat, blk * 4, (data_at + len(body)) // 512)
         body += bm + data
-    f = footer(disk_type, uid)
+    f = footer(disk_type, uid, size)
     with open(path, 'wb') as out:
         out.write(f + hdr + bat + loc_data + body + f)
 
@@ -74,8 +77,25 @@ def utf16(s):
     return s.encode('utf-16-le')
 
 
+def seeds(outdir):
+    """Small fuzz seeds: dynamic and differencing with 4 KiB blocks, fixed of 64 KiB."""
+    size, block = 64 * 1024, 4096
+    os.makedirs(outdir, exist_ok=True)
+    blocks = {0: (range(8), b'\x11' * block), 5: ([0, 3, 7], b'\x22' * block),
+              15: (range(8), b'\x33' * block)}
+    write_vhd(os.path.join(outdir, 'dynamic.vhd'), 3, b'\x01' * 16, bytes(16), '', [], blocks,
+              size, block)
+    write_vhd(os.path.join(outdir, 'diff.vhd'), 4, b'\x02' * 16, b'\x01' * 16, 'dynamic.vhd',
+              [(W2RU, utf16('.\\dynamic.vhd')), (W2KU, utf16('C:\\x\\dynamic.vhd')),
+               (MACX, b'file://localhost/tmp/dynamic.vhd')], blocks, size, block)
+    with open(os.path.join(outdir, 'fixed.vhd'), 'wb') as out:
+        out.write(bytes(range(256)) * (size // 256) + footer(2, b'\x03' * 16, size))
+
+
 def main():
     outdir, scenario = sys.argv[1], sys.argv[2]
+    if scenario == 'seeds':
+        return seeds(outdir)
     rnd = random.Random(42)
     puid, cuid, guid = (bytes(rnd.randrange(256) for _ in range(16)) for _ in range(3))
     nblocks = (SIZE + BLOCK - 1) // BLOCK
