@@ -609,11 +609,17 @@ struct vpc_candidates {
 	char recorded[VPC_PATH_BYTES]; /* the first path as the image records it */
 };
 
+/* Relative names get "./" only when a ':' would precede the first '/'
+ * (the core refuses protocol-like names). */
 static void cand_add(struct vpc_candidates *c, const char *prefix, const char *name,
 		     bool as_recorded)
 {
+	const char *colon = strchr(name, ':'), *slash = strchr(name, '/');
+
 	if (c->n >= VPC_N_CANDIDATES || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return;
+	if (!colon || (slash && slash < colon))
+		prefix = "";
 	if ((size_t)snprintf(c->path[c->n], VPC_PATH_BYTES, "%s%s", prefix, name) < VPC_PATH_BYTES)
 		c->as_recorded[c->n++] = as_recorded;
 }
@@ -1180,6 +1186,29 @@ static int diff_block_status(struct imgfmt_image *img, struct vpc *s, uint32_t b
 	return 0;
 }
 
+/* Fixed: holes of a sparse host file (the data area maps 1:1). */
+static int fixed_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
+			      struct imgfmt_extent *ext)
+{
+	off_t data, hole;
+
+	ext->type = IMGFMT_EXTENT_DATA;
+	if (img->is_block_device)
+		return 0;
+	data = lseek(img->fd, (off_t)off, SEEK_DATA);
+	if (data < 0)
+		return 0; /* no SEEK_DATA (the footer is data, so ENXIO cannot be) */
+	if ((uint64_t)data > off) {
+		ext->type = IMGFMT_EXTENT_HOLE;
+		ext->length_bytes = min_u64((uint64_t)data - off, len);
+		return 0;
+	}
+	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	if (hole > (off_t)off && (uint64_t)hole - off < len)
+		ext->length_bytes = (uint64_t)hole - off;
+	return 0;
+}
+
 static int vpc_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 			    struct imgfmt_extent *ext)
 {
@@ -1189,7 +1218,7 @@ static int vpc_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len
 	uint64_t run;
 
 	if (!s->dynamic)
-		return 0; /* the core's default: all data */
+		return fixed_block_status(img, off, len, ext);
 	blk = (uint32_t)(off / s->block_bytes);
 	allocated = s->bat[blk] != VPC_BAT_UNUSED;
 	if (s->diff && allocated)

@@ -627,7 +627,7 @@ static void test_differencing(void)
 	check_child("c3.vhd", pdata, NULL);
 	CHECK(make_child("c4.vhd", pfile, 0x4D616358, "file:///nonexistent/dir/parent.vhd",
 			 "parent.vhd"));
-	check_child("c4.vhd", pdata, "using './parent.vhd' beside the image");
+	check_child("c4.vhd", pdata, "using 'parent.vhd' beside the image");
 	CHECK(make_child("c5.vhd", pfile, 0x57327275, ".\\missing.vhd", "missing.vhd"));
 	CHECK(open_path(&img, path_in("c5.vhd"), 0, err, NULL) < 0);
 	CHECK(strstr(err, "parent") && strstr(err, "not found"));

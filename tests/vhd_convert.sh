@@ -42,6 +42,9 @@ roundtrip azure azure=on $((10 * 1024 * 1024)) fixed
 [ "$(p2v_field dynamic.vhd geometry)" = "271/4/17" ] || fail "geometry $(p2v_field dynamic.vhd geometry), want 271/4/17"
 [ "$(p2v_field small512k.vhd block_size)" = 524288 ] || fail "block size"
 "$P2V" check dynamic.vhd >/dev/null || fail "p2v check on a fresh dynamic image"
+# A fixed image is a sparse file here: its holes show in the map.
+"$P2V" map --json fixed.vhd | python3 -c 'import json,sys; e=json.load(sys.stdin); assert [x["type"] for x in e][:3] == ["data", "hole", "data"], e' ||
+	fail "fixed map shows no hole"
 # Only written blocks are allocated: 2 MiB blocks 0, 1 (data), 3 and 4 (data, tail).
 extents=$("$P2V" map --json dynamic.vhd | python3 -c 'import json,sys; print(" ".join("%s:%d:%d" % (e["type"], e["start"], e["length"]) for e in json.load(sys.stdin)))')
 [ "$extents" = "data:0:4194304 hole:4194304:2097152 data:6291456:$((size - 6291456))" ] ||
