@@ -158,7 +158,7 @@ static int check_log_location(struct imgfmt_image *img, struct vhdx *v)
 	    v->log_offset_bytes % VHDX_MIB || v->log_offset_bytes < VHDX_HEADER_AREA_BYTES ||
 	    end < v->log_offset_bytes || end > v->file_bytes)
 		return imgfmt_err(img, -EINVAL,
-				  "%s: header log offset %llu length %u is not MiB-aligned inside the file of %llu bytes",
+				  "%s: header log offset %llu length %u must be non-empty, MiB-aligned, past the 1 MiB header area and inside the file (%llu bytes)",
 				  img->path, (unsigned long long)v->log_offset_bytes,
 				  v->log_length_bytes, (unsigned long long)v->file_bytes);
 	if (v->log_version != 0 && !vhdx_guid_is_zero(&v->log_guid))
@@ -285,7 +285,7 @@ static int check_region(struct imgfmt_image *img, struct vhdx *v, const char *na
 	if (off % VHDX_MIB || len % VHDX_MIB || len == 0 || off < VHDX_HEADER_AREA_BYTES ||
 	    end < off || end > v->file_bytes)
 		return imgfmt_err(img, -EINVAL,
-				  "%s: %s region offset %llu length %u is not MiB-aligned between the headers and the end of the file (%llu bytes)",
+				  "%s: %s region offset %llu length %u must be non-empty, MiB-aligned, past the 1 MiB header area and inside the file (%llu bytes)",
 				  img->path, name, (unsigned long long)off, len,
 				  (unsigned long long)v->file_bytes);
 	if (v->log_length_bytes && off < v->log_offset_bytes + v->log_length_bytes &&
@@ -355,9 +355,14 @@ static int load_region_table(struct imgfmt_image *img, struct vhdx *v)
 
 /* ---- the BAT ---- */
 
+uint64_t vhdx_chunk_ratio(uint32_t logical_sector_bytes, uint32_t block_bytes)
+{
+	return (VHDX_SECTORS_PER_CHUNK * logical_sector_bytes) / block_bytes;
+}
+
 static void compute_geometry(struct vhdx *v, uint64_t size_bytes)
 {
-	v->chunk_ratio = (VHDX_SECTORS_PER_CHUNK * v->logical_sector_bytes) / v->block_bytes;
+	v->chunk_ratio = vhdx_chunk_ratio(v->logical_sector_bytes, v->block_bytes);
 	v->data_blocks = imgfmt_div_round_up(size_bytes, v->block_bytes);
 	v->bitmap_blocks = imgfmt_div_round_up(v->data_blocks, v->chunk_ratio);
 	if (v->has_parent)
@@ -384,19 +389,19 @@ static int check_block_range(struct imgfmt_image *img, struct vhdx *v, uint64_t 
 	const char *what = NULL;
 
 	if (off < VHDX_HEADER_AREA_BYTES)
-		what = "the headers";
+		what = "lies in the 1 MiB header area";
 	else if (off > v->file_bytes || len > v->file_bytes - off)
-		what = "the end of the file";
+		what = "extends past the end of the file";
 	else if (overlaps(off, len, v->log_offset_bytes, v->log_length_bytes))
-		what = "the log";
+		what = "overlaps the log";
 	else if (overlaps(off, len, v->bat_offset_bytes, v->bat_length_bytes))
-		what = "the BAT region";
+		what = "overlaps the BAT region";
 	else if (overlaps(off, len, v->meta_offset_bytes, v->meta_length_bytes))
-		what = "the metadata region";
+		what = "overlaps the metadata region";
 	if (!what)
 		return 0;
 	return imgfmt_err(img, -EINVAL,
-			  "%s: BAT entry %llu: block at file offset %llu (%llu bytes) overlaps %s (file is %llu bytes)",
+			  "%s: BAT entry %llu: block at file offset %llu (%llu bytes) %s (file is %llu bytes)",
 			  img->path, (unsigned long long)i, (unsigned long long)off,
 			  (unsigned long long)len, what, (unsigned long long)v->file_bytes);
 }

@@ -177,6 +177,8 @@ extern const struct vhdx_guid vhdx_zero_guid;
 /* vhdx.c */
 bool vhdx_guid_is_zero(const struct vhdx_guid *g);
 void vhdx_guid_format(const struct vhdx_guid *g, char out[VHDX_GUID_STR_BYTES]);
+/* Payload blocks per sector bitmap block: 2^23 * logical sector / block. */
+uint64_t vhdx_chunk_ratio(uint32_t logical_sector_bytes, uint32_t block_bytes);
 /* Read file bytes through the replayed log overlay (zero-fill past EOF). */
 int vhdx_file_pread(struct imgfmt_image *img, void *buf, size_t len, uint64_t off);
 

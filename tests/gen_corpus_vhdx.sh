@@ -1,0 +1,38 @@
+#!/bin/bash
+# Seed corpus for fuzz_vhdx, generated at test time (fresh VHDX files are
+# 4+ MiB: too big for the repository).  Each image is packed as fuzz_vhdx.c
+# expects: the 320 KiB header area, then the first 128 KiB of each following
+# MiB (up to 5 of them, keeping inputs under libFuzzer's 1 MiB max_len).
+# Usage: gen_corpus_vhdx.sh [OUTDIR] (default $P2V_BUILD/corpus/vhdx)  (P2V and P2V_BUILD from the environment)
+set -euo pipefail
+out=${1:-${P2V_BUILD:?}/corpus/vhdx}
+: "${P2V:?}" "${P2V_BUILD:?}"
+command -v qemu-img >/dev/null || { echo "skipped: qemu-img is not installed"; exit 77; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/vhdx-corpus.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+
+pack() { # pack IMAGE NAME
+	local img=$1 dst=$out/$2 mib pieces
+	mib=$(( $(stat -c %s "$img") / 1048576 ))
+	pieces=$(( mib - 1 < 5 ? mib - 1 : 5 ))
+	head -c $((320 * 1024)) "$img" > "$dst"
+	for k in $(seq 1 "$pieces"); do
+		dd if="$img" bs=128K skip=$((k * 8)) count=1 status=none >> "$dst"
+	done
+}
+
+raw=$work/r.raw
+head -c 1200000 /dev/urandom > "$raw"
+truncate -s 2M "$raw"
+qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M "$raw" "$work/qd.vhdx"
+qemu-img convert -f raw -O vhdx -o subformat=fixed,block_size=1M "$raw" "$work/qf.vhdx"
+qemu-img create -q -f vhdx -o block_size=1M "$work/qe.vhdx" 2M
+"$P2V" convert -q -f raw -O vhdx -o block_size=1M "$raw" "$work/pd.vhdx"
+"$P2V" convert -q -f raw -O vhdx -o subformat=fixed,block_size=1M,logical_sector_size=4096 "$raw" "$work/pf.vhdx"
+"$P2V_BUILD/tests/unit_vhdx" mklog "$work/pd.vhdx" "$work/pl.vhdx" 1048576
+for i in qd qf qe pd pf pl; do pack "$work/$i.vhdx" "$i"; done
+# and two short raw inputs: the header area alone, and a torn first header
+head -c $((320 * 1024)) "$work/qd.vhdx" > "$out/head"
+head -c $((70 * 1024)) "$work/pd.vhdx" > "$out/short"
+echo "generated $(ls "$out" | wc -l) seeds in $out"
