@@ -1111,14 +1111,18 @@ static int write_structures(struct imgfmt_image *img, struct vhdx *v)
 
 	if (!buf)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
+	/* Only the used 4 KiB pages are written: the rest stays a hole. */
 	build_file_id(buf);
-	r = imgfmt_fd_pwrite(img->fd, buf, VHDX_KIB64, 0);
+	r = imgfmt_fd_pwrite(img->fd, buf, 4096, 0);
 	build_region_table(v, buf);
 	for (unsigned copy = 0; copy < 2 && r == 0; copy++)
 		r = imgfmt_fd_pwrite(img->fd, buf, VHDX_REGION_TABLE_BYTES, REGION_TABLE_OFF(copy));
 	vhdx_build_metadata(v, img->size_bytes, buf);
 	if (r == 0)
-		r = imgfmt_fd_pwrite(img->fd, buf, v->meta_length_bytes, v->meta_offset_bytes);
+		r = imgfmt_fd_pwrite(img->fd, buf, 4096, v->meta_offset_bytes);
+	if (r == 0)
+		r = imgfmt_fd_pwrite(img->fd, buf + VHDX_META_TABLE_BYTES, 4096,
+				     v->meta_offset_bytes + VHDX_META_TABLE_BYTES);
 	free(buf);
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: writing the image structures: %s", img->path,

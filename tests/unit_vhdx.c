@@ -514,22 +514,26 @@ static void add_log_entry(struct blob *b, const struct log_write *w, unsigned n,
 }
 
 /* Through the log: map block 1 at the (MiB-aligned) end of the file and put
- * data `seed` in its first 4 KiB; zero the first 4 KiB of block 0. */
+ * data `seed` in its first 4 KiB; zero its last 4 KiB (so replaying writers
+ * that do not extend the file to LastFileOffset, like qemu 7.2 for
+ * MiB-aligned values, still cover the block); zero the first 4 KiB of
+ * block 0 if it is present. */
 static void log_map_block1(struct blob *b, uint64_t bat_off, uint64_t block_bytes,
 			   unsigned seed)
 {
 	uint8_t bat[4096], data[4096];
 	uint64_t end = round_mib(b->n), b0 = imgfmt_get_le64(b->p + bat_off);
-	struct log_write w[3] = {
+	struct log_write w[4] = {
 		{ .off = bat_off, .data = bat },
 		{ .off = end, .data = data },
+		{ .zero = true, .off = end + block_bytes - 4096, .len = 4096 },
 		{ .zero = true, .off = VHDX_BAT_OFFSET_BYTES(b0), .len = 4096 },
 	};
 
 	memcpy(bat, b->p + bat_off, sizeof(bat));
 	imgfmt_put_le64(bat + 8, VHDX_BAT_ENTRY(VHDX_PAYLOAD_FULLY_PRESENT, end));
 	pattern(data, sizeof(data), seed);
-	add_log_entry(b, w, VHDX_BAT_STATE(b0) == VHDX_PAYLOAD_FULLY_PRESENT ? 3 : 2,
+	add_log_entry(b, w, VHDX_BAT_STATE(b0) == VHDX_PAYLOAD_FULLY_PRESENT ? 4 : 3,
 		      end + block_bytes);
 }
 
@@ -611,6 +615,7 @@ static int mklog(const char *in, const char *out, const char *block)
 {
 	struct blob b;
 	uint64_t bat_off = 0;
+	int r;
 
 	if (read_whole(in, &b) < 0)
 		return perror(in), 2;
@@ -619,10 +624,14 @@ static int mklog(const char *in, const char *out, const char *block)
 		if (imgfmt_get_le32(e) == 0x2DC27766u)
 			bat_off = imgfmt_get_le64(e + 16);
 	}
-	if (!bat_off)
+	if (!bat_off) {
+		free(b.p);
 		return fprintf(stderr, "%s: no BAT region\n", in), 2;
+	}
 	log_map_block1(&b, bat_off, strtoull(block, NULL, 0), 5);
-	return write_whole(out, &b) < 0 ? 2 : 0;
+	r = write_whole(out, &b) < 0 ? 2 : 0;
+	free(b.p);
+	return r;
 }
 
 int main(int argc, char **argv)
