@@ -3,10 +3,13 @@
  * A valid VHDX needs at least 3 MiB (its regions are MiB-aligned and at
  * least 1 MiB long, after a 1 MiB header area), more than a fuzz input may
  * be.  Inputs longer than the 320 KiB header area are therefore "packed":
- * bytes [0, 320 KiB) are the header area, then every following 128 KiB piece
- * k becomes the first 128 KiB of file MiB k+1 (log, metadata, BAT and block
- * starts), the rest reading as zeroes.  tests/gen_corpus_vhdx.sh packs real
- * images that way.  Shorter inputs are opened as they are.
+ *   [0, 320 KiB)           the header area, at file offset 0;
+ *   16 bytes               map: piece k goes to file MiB map[k] (0: k + 1);
+ *   80 KiB pieces (<= 16)  the first 80 KiB of those MiBs (log, region and
+ *                          metadata tables with their items, BAT, block
+ *                          starts); everything else reads as zeroes.
+ * The file ends after the highest MiB used.  tests/gen_corpus_vhdx.sh packs
+ * real images that way.  Shorter inputs are opened as they are.
  *
  * After the read-only pass the image is opened read-write and written to,
  * which exercises allocation and the BAT/header updates on hostile files. */
@@ -16,21 +19,26 @@
 #include <fcntl.h>
 
 #define HEAD_BYTES (320u * 1024u)
-#define PIECE_BYTES (128u * 1024u)
-#define PIECE_STRIDE (1024u * 1024u)
+#define MAP_BYTES 16u
+#define PIECE_BYTES (80u * 1024u)
+#define MIB (1024u * 1024u)
 
 static int unpack(int fd, const uint8_t *d, size_t n)
 {
-	size_t pieces = 0;
+	const uint8_t *map = d + HEAD_BYTES;
+	size_t off = HEAD_BYTES + MAP_BYTES;
+	unsigned top = 0;
 
-	if (imgfmt_fd_pwrite(fd, d, HEAD_BYTES, 0) < 0)
+	if (n < off || imgfmt_fd_pwrite(fd, d, HEAD_BYTES, 0) < 0)
 		return -1;
-	for (size_t off = HEAD_BYTES; off < n; off += PIECE_BYTES, pieces++) {
+	for (unsigned k = 0; k < MAP_BYTES && off < n; k++, off += PIECE_BYTES) {
 		size_t len = n - off < PIECE_BYTES ? n - off : PIECE_BYTES;
-		if (imgfmt_fd_pwrite(fd, d + off, len, (uint64_t)(pieces + 1) * PIECE_STRIDE) < 0)
+		unsigned mib = map[k] ? map[k] : k + 1;
+		if (imgfmt_fd_pwrite(fd, d + off, len, (uint64_t)mib * MIB) < 0)
 			return -1;
+		top = mib > top ? mib : top;
 	}
-	return ftruncate(fd, (off_t)((pieces + 1) * PIECE_STRIDE));
+	return ftruncate(fd, (off_t)(top + 1) * MIB);
 }
 
 static void exercise_writes(const char *path)

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Seed corpus for fuzz_vhdx, generated at test time (fresh VHDX files are
 # 4+ MiB: too big for the repository).  Each image is packed as fuzz_vhdx.c
-# expects: the 320 KiB header area, then the first 128 KiB of each following
-# MiB (up to 5 of them, keeping inputs under libFuzzer's 1 MiB max_len).
-# Usage: gen_corpus_vhdx.sh [OUTDIR] (default $P2V_BUILD/corpus/vhdx)  (P2V and P2V_BUILD from the environment)
+# expects: the 320 KiB header area, a 16-byte map, then the first 80 KiB of
+# up to 8 following MiBs that are not all zero (keeping inputs under
+# libFuzzer's 1 MiB max_len), the map naming which MiB each piece came from.
+# Usage: gen_corpus_vhdx.sh [OUTDIR] (default $P2V_BUILD/corpus/vhdx)
 set -euo pipefail
 out=${1:-${P2V_BUILD:?}/corpus/vhdx}
 : "${P2V:?}" "${P2V_BUILD:?}"
@@ -13,13 +14,21 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
 pack() { # pack IMAGE NAME
-	local img=$1 dst=$out/$2 mib pieces
+	local img=$1 dst=$out/$2 mib k map="" n=0
 	mib=$(( $(stat -c %s "$img") / 1048576 ))
-	pieces=$(( mib - 1 < 5 ? mib - 1 : 5 ))
 	head -c $((320 * 1024)) "$img" > "$dst"
-	for k in $(seq 1 "$pieces"); do
-		dd if="$img" bs=128K skip=$((k * 8)) count=1 status=none >> "$dst"
+	: > "$work/pieces"
+	for k in $(seq 1 $((mib - 1))); do
+		[ "$n" -lt 8 ] || break
+		dd if="$img" bs=1K skip=$((k * 1024)) count=80 status=none > "$work/piece"
+		cmp -s "$work/piece" <(head -c 81920 /dev/zero) && continue
+		cat "$work/piece" >> "$work/pieces"
+		map+=$(printf '\\x%02x' "$k")
+		n=$((n + 1))
 	done
+	for k in $(seq "$n" 15); do map+='\x00'; done
+	printf "$map" >> "$dst"
+	cat "$work/pieces" >> "$dst"
 }
 
 raw=$work/r.raw
