@@ -9,9 +9,11 @@
 #define P2V_CAPTURE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "imgfmt.h"
 
@@ -157,6 +159,35 @@ void p2v_mounts_free(struct p2v_mounts *m);
 bool p2v_dev_on_disk(uint64_t dev, unsigned major, unsigned minor);
 int p2v_mounts_freeze(struct p2v_mounts *m, char *err, size_t err_bytes);
 void p2v_mounts_thaw(struct p2v_mounts *m);
+
+/* ---- reports (capture_report.c) -------------------------------------------- */
+
+struct p2v_capture_result {
+	const char *out_path;
+	const char *out_format;
+	uint64_t allocated_bytes;     /* host bytes the output occupies */
+	double wall_s;
+	struct imgfmt_copy_stats stats;
+	const struct p2v_rangemap *lost;
+	bool have_sha;
+	char sha256[65];              /* of the whole virtual disk, read back */
+	bool verified;
+	uint64_t verify_mismatch_bytes;
+	uint64_t verify_first_mismatch;
+};
+
+/* The plan (inspect / --dry-run); copy_bytes = the bytes the map selects. */
+void p2v_report_plan_human(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes);
+/* JSON of the plan, plus the outcome when res is non-NULL. */
+void p2v_report_json(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes,
+		     const struct p2v_capture_result *res);
+void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res);
+
+/* Reads the whole image back: SHA-256 into res, and with src (a reader on
+ * the source) compares every DATA extent with the source. */
+int p2v_capture_readback(struct imgfmt_image *img, struct p2v_reader *src,
+			 const struct imgfmt_extent *ext, size_t n_ext,
+			 struct p2v_capture_result *res, const volatile sig_atomic_t *cancel);
 
 /* ---- SHA-256 ------------------------------------------------------------------ */
 

@@ -22,11 +22,13 @@ static int plan_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_b
 	return imgfmt_fd_pread(d->fd, buf, len_bytes, off_bytes);
 }
 
-static int (*const fsmap_for(const char *fs_type))(struct p2v_fsmap_ctx *)
+typedef int (*fsmap_fn)(struct p2v_fsmap_ctx *);
+
+static fsmap_fn fsmap_for(const char *fs_type)
 {
 	static const struct {
 		const char *type;
-		int (*fn)(struct p2v_fsmap_ctx *);
+		fsmap_fn fn;
 	} readers[] = {
 		{ "ext2", p2v_fsmap_ext }, { "ext3", p2v_fsmap_ext }, { "ext4", p2v_fsmap_ext },
 		{ "vfat", p2v_fsmap_fat }, { "msdos", p2v_fsmap_fat }, { "ntfs", p2v_fsmap_ntfs },
@@ -51,7 +53,7 @@ static int plan_all(struct p2v_part *p, struct p2v_rangemap *used, bool warn, co
 /* Runs the filesystem's reader into a private map; merges it on success. */
 static int plan_fs(struct p2v_disk *d, struct p2v_part *p, struct p2v_rangemap *used)
 {
-	int (*fn)(struct p2v_fsmap_ctx *) = fsmap_for(p->fs_type);
+	fsmap_fn fn = fsmap_for(p->fs_type);
 	struct p2v_rangemap m;
 	struct p2v_fsmap_ctx ctx = {
 		.read = plan_read, .read_opaque = d, .disk_path = d->path,
