@@ -116,7 +116,7 @@ void p2v_report_json(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes,
 	p2v_json_obj_begin(&j, NULL);
 	json_source(&j, d);
 	json_parts(&j, d);
-	p2v_json_u64(&j, "copy_bytes", copy_bytes);
+	p2v_json_u64(&j, "total_copy_bytes", copy_bytes);
 	if (res)
 		json_result(&j, res);
 	p2v_json_obj_end(&j);
