@@ -92,13 +92,16 @@ static int parse_args(int argc, char **argv, struct cap_opts *o, bool inspect)
 			}
 			break;
 		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -EINVAL;
+		default:
+			p2v_err("%s: bad option (see 'p2v %s --help')", argv[0], argv[0]);
+			return -EINVAL;
 		}
 	}
 	if (inspect)
 		o->dry_run = true;
 	if (optind >= argc || argc - optind > 2 || (!o->dry_run && argc - optind != 2)) {
-		usage(stderr);
+		p2v_err("%s: expected %s (see 'p2v %s --help')", argv[0],
+			o->dry_run ? "SRC" : "SRC and OUT", argv[0]);
 		return -EINVAL;
 	}
 	o->src = argv[optind];

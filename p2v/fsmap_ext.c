@@ -41,8 +41,9 @@ static int ext_check_counts(struct p2v_fsmap_ctx *ctx, ext2_filsys fs)
 				free_blocks++;
 		if (free_blocks != ext2fs_bg_free_blocks_count(fs, g))
 			return ext_why(ctx, -EUCLEAN,
-				       "ext: group %lld bitmap has %lld free clusters but its descriptor disagrees",
-				       (long long)g, (long long)free_blocks);
+				       "ext: group %lu bitmap has %llu free clusters but its descriptor says %llu",
+				       (unsigned long)g, (unsigned long long)free_blocks,
+				       (unsigned long long)ext2fs_bg_free_blocks_count(fs, g));
 	}
 	return 0;
 }
