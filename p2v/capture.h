@@ -124,7 +124,7 @@ struct p2v_reader {
 	uint32_t sector_bytes;        /* bisect down to this */
 	unsigned retries;
 	uint64_t max_errors;          /* 0 = unlimited */
-	bool record;                  /* add failures to lost (off during verify) */
+	bool record;                  /* count and record failures (off during verify) */
 	pthread_mutex_t lock;
 	struct p2v_rangemap lost;     /* sectors that could not be read */
 	uint64_t n_errors;            /* failed sector runs */
@@ -166,7 +166,8 @@ struct p2v_capture_result {
 	const char *out_path;
 	const char *out_format;
 	uint64_t allocated_bytes;     /* host bytes the output occupies */
-	double wall_s;
+	double wall_s;                /* the whole capture, read-back included */
+	double copy_s;                /* the copy alone */
 	struct imgfmt_copy_stats stats;
 	const struct p2v_rangemap *lost;
 	bool have_sha;

@@ -67,12 +67,13 @@ static int read_retry(struct p2v_reader *r, void *buf, uint64_t len, uint64_t of
 
 static int record_lost(struct p2v_reader *r, uint64_t len, uint64_t off)
 {
-	int rc = 0;
+	int rc;
 
+	if (!r->record)
+		return 0;
 	pthread_mutex_lock(&r->lock);
 	r->n_errors++;
-	if (r->record)
-		rc = p2v_rangemap_add(&r->lost, off, len);
+	rc = p2v_rangemap_add(&r->lost, off, len);
 	if (rc == 0 && r->max_errors && r->n_errors > r->max_errors)
 		rc = -EIO;
 	pthread_mutex_unlock(&r->lock);

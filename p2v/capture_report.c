@@ -92,8 +92,9 @@ static void json_result(struct p2v_json *j, const struct p2v_capture_result *res
 	p2v_json_u64(j, "zero_bytes_skipped", res->stats.zero_bytes_skipped);
 	p2v_json_u64(j, "hole_bytes_skipped", res->stats.hole_bytes_skipped);
 	p2v_json_double(j, "wall_seconds", res->wall_s);
+	p2v_json_double(j, "copy_seconds", res->copy_s);
 	p2v_json_double(j, "throughput_bytes_per_second",
-			res->wall_s > 0 ? (double)res->stats.data_bytes_read / res->wall_s : 0);
+			res->copy_s > 0 ? (double)res->stats.data_bytes_read / res->copy_s : 0);
 	p2v_json_arr_begin(j, "lost_ranges");
 	for (size_t i = 0; res->lost && i < res->lost->n; i++) {
 		p2v_json_obj_begin(j, NULL);
@@ -127,13 +128,13 @@ void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res)
 {
 	char a[32], b[32], c[32], d[32];
 
-	fprintf(f, "captured to %s (%s): read %s, wrote %s, output occupies %s; %.2f s, %s/s\n",
+	fprintf(f, "captured to %s (%s): read %s, wrote %s, output occupies %s; copy %.2f s (%s/s), total %.2f s\n",
 		res->out_path, res->out_format,
 		p2v_human_bytes(res->stats.data_bytes_read, a, sizeof(a)),
 		p2v_human_bytes(res->stats.bytes_written, b, sizeof(b)),
-		p2v_human_bytes(res->allocated_bytes, c, sizeof(c)), res->wall_s,
-		p2v_human_bytes(res->wall_s > 0 ? (uint64_t)((double)res->stats.data_bytes_read / res->wall_s) : 0,
-				d, sizeof(d)));
+		p2v_human_bytes(res->allocated_bytes, c, sizeof(c)), res->copy_s,
+		p2v_human_bytes(res->copy_s > 0 ? (uint64_t)((double)res->stats.data_bytes_read / res->copy_s) : 0,
+				d, sizeof(d)), res->wall_s);
 	for (size_t i = 0; res->lost && i < res->lost->n; i++)
 		fprintf(f, "LOST (unreadable, filled with zeroes): bytes %llu..%llu (%llu bytes)\n",
 			(unsigned long long)res->lost->v[i].off_bytes,

@@ -206,7 +206,36 @@ static int show_plan(struct cap *c)
 	return write_report_file(c, NULL) < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }
 
-/* Runs the copy engine from the device (through the retrying reader) into OUT. */
+/* SHA-256 of the written image and (with --verify) comparison with the
+ * source, before the image is made visible. */
+static int readback(struct cap *c, struct imgfmt_image *dst)
+{
+	int r;
+
+	if (!(c->o.verify || c->o.report || c->o.json))
+		return 0;
+	c->reader.record = false;
+	r = p2v_capture_readback(dst, c->o.verify ? &c->reader : NULL, c->ext, c->n_ext, &c->res,
+				 &p2v_interrupted);
+	c->reader.record = true;
+	if (r < 0 && r != -EINTR)
+		snprintf(c->err, sizeof(c->err), "reading back %s: %s", c->o.out, imgfmt_errmsg(dst));
+	return r;
+}
+
+static void copy_error(struct cap *c, int r, struct imgfmt_image *dst)
+{
+	if (r == -EINTR)
+		p2v_err("interrupted; %s not written", c->o.out);
+	else if (r == -EIO && c->o.max_errors && c->reader.n_errors > c->o.max_errors)
+		p2v_err("more than %llu unreadable sectors (--max-read-errors); capture stopped, %s not written",
+			(unsigned long long)c->o.max_errors, c->o.out);
+	else
+		p2v_err("%s", c->err[0] ? c->err : imgfmt_errmsg(dst));
+}
+
+/* Runs the copy engine from the device (through the retrying reader) into
+ * OUT, reads it back, and commits it; on any failure OUT does not appear. */
 static int run_copy(struct cap *c, const char *format, struct imgfmt_image *src)
 {
 	struct imgfmt_image *dst = NULL;
@@ -216,6 +245,7 @@ static int run_copy(struct cap *c, const char *format, struct imgfmt_image *src)
 		.read = p2v_reader_read, .read_opaque = &c->reader,
 		.progress = p2v_progress_update, .progress_opaque = &pg, .cancel = &p2v_interrupted,
 	};
+	struct stat st;
 	int r = imgfmt_create(&dst, c->o.out, format, c->disk.size_bytes, c->o.options,
 			      c->o.force ? IMGFMT_CREATE_FORCE : 0, c->err, sizeof(c->err));
 
@@ -225,43 +255,17 @@ static int run_copy(struct cap *c, const char *format, struct imgfmt_image *src)
 	}
 	p2v_progress_init(&pg, "capture", c->o.quiet || c->o.json);
 	r = imgfmt_copy(src, dst, &co, &c->res.stats, c->err, sizeof(c->err));
+	c->res.copy_s = p2v_now_s() - pg.start_s;
 	p2v_progress_finish(&pg);
 	if (r == 0)
+		r = readback(c, dst);
+	if (r == 0)
 		r = imgfmt_commit(dst);
-	if (r < 0) {
-		if (r == -EINTR)
-			p2v_err("interrupted; %s removed", c->o.out);
-		else if (r == -EIO && c->o.max_errors && c->reader.n_errors > c->o.max_errors)
-			p2v_err("more than %llu unreadable sectors (--max-read-errors); capture stopped",
-				(unsigned long long)c->o.max_errors);
-		else
-			p2v_err("%s", c->err[0] ? c->err : imgfmt_errmsg(dst));
-	}
-	imgfmt_close(dst);
-	return r;
-}
-
-/* SHA-256 of the image and (with --verify) comparison with the source. */
-static int readback(struct cap *c)
-{
-	struct imgfmt_image *img;
-	struct stat st;
-	int r = imgfmt_open(&img, c->o.out, NULL, c->err, sizeof(c->err));
-
-	if (stat(c->o.out, &st) == 0)
-		c->res.allocated_bytes = (uint64_t)st.st_blocks * 512;
-	if (!(c->o.verify || c->o.report || c->o.json))
-		return r < 0 ? 0 : imgfmt_close(img);
-	if (r < 0) {
-		p2v_err("%s", c->err);
-		return r;
-	}
-	c->reader.record = false;
-	r = p2v_capture_readback(img, c->o.verify ? &c->reader : NULL, c->ext, c->n_ext, &c->res,
-				 &p2v_interrupted);
 	if (r < 0)
-		p2v_err("reading back %s: %s", c->o.out, r == -EINTR ? "interrupted" : imgfmt_errmsg(img));
-	imgfmt_close(img);
+		copy_error(c, r, dst);
+	imgfmt_close(dst);
+	if (r == 0 && stat(c->o.out, &st) == 0)
+		c->res.allocated_bytes = (uint64_t)st.st_blocks * 512;
 	return r;
 }
 
@@ -296,8 +300,6 @@ static int capture_copy(struct cap *c)
 	c->res.out_format = imgfmt_driver_canonical(format) ? imgfmt_driver_canonical(format) : format;
 	p2v_rangemap_normalize(&c->reader.lost);
 	c->res.lost = &c->reader.lost;
-	if (r == 0)
-		r = readback(c);
 	return r;
 }
 

@@ -9,6 +9,7 @@ need mount umount timeout
 
 DISK=$TMP/m.img
 head -c 64M /dev/urandom > "$DISK"
+truncate -s 160M "$DISK"   # a zero tail: the read-back (SHA-256) lasts long enough to interrupt
 sfdisk -q "$DISK" <<'EOF2'
 label: dos
 start=2048, size=40MiB, type=83
@@ -49,6 +50,23 @@ echo "ok: thawed after --freeze"
 cap_attach O "$TMP/frz.img" -r
 cap_ext_check "${O}p1" a.bin dir/b.bin fresh.bin
 cap_detach "$O"
+
+# SIGTERM in the middle of a --freeze capture: no output, no temporary
+# file, the filesystem thawed.
+"$P2V" capture "$L" "$TMP/int.img" --freeze --all-blocks --verify -q > /dev/null 2> "$TMP/int.err" &
+pid=$!
+for _ in $(seq 200); do ls -a "$TMP" | grep -q '^\.int\.img\.p2v-tmp' && break; sleep 0.05; done
+ls -a "$TMP" | grep -q '^\.int\.img\.p2v-tmp' || fail "capture did not start its output"
+sleep 0.2
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+cat "$TMP/int.err"
+[ "$rc" = 2 ] || fail "interrupted capture: exit $rc, expected 2"
+grep -q "interrupted" "$TMP/int.err" || fail "no interruption message"
+ls -a "$TMP" | grep -q "int\.img" && fail "interrupted capture left a file"
+timeout 20 sh -c "echo after2 > '$TMP/mnt/after2.txt' && sync" || fail "filesystem left frozen after SIGTERM"
+echo "ok: SIGTERM: output removed, filesystem thawed"
 umount "$TMP/mnt"
 
 # A read-only mount is no obstacle.
