@@ -65,3 +65,37 @@ cap_alloc_bytes() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
 # cap_json_u64 FILE KEY: first numeric value of KEY in a JSON file.
 cap_json_u64() { grep -m1 "\"$2\":" "$1" | sed 's/.*: *\([0-9]*\).*/\1/'; }
+
+# cap_ntfs_set_dirty DEV: set VOLUME_IS_DIRTY in $Volume's VOLUME_INFORMATION
+# (MFT record 3, and its copy in $MFTMirr), as Windows leaves a volume that
+# was not shut down cleanly.
+cap_ntfs_set_dirty() {
+	python3 - "$1" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    boot = f.read(512)
+    bps = struct.unpack_from("<H", boot, 0x0B)[0]
+    cluster = bps * boot[0x0D]
+    mft_lcn, mirr_lcn = struct.unpack_from("<qq", boot, 0x30)
+    cpr = struct.unpack_from("<b", boot, 0x40)[0]
+    rec = cpr * cluster if cpr > 0 else 1 << -cpr
+    for lcn in (mft_lcn, mirr_lcn):
+        off = lcn * cluster + 3 * rec
+        f.seek(off)
+        r = bytearray(f.read(rec))
+        assert r[:4] == b"FILE", "not an MFT record"
+        a = struct.unpack_from("<H", r, 0x14)[0]
+        while True:
+            typ, length = struct.unpack_from("<II", r, a)
+            assert typ != 0xFFFFFFFF and length > 0, "no VOLUME_INFORMATION"
+            if typ == 0x70:
+                v = a + struct.unpack_from("<H", r, a + 0x14)[0]
+                flags_at = v + 10
+                assert flags_at % bps < bps - 2, "flags under a fixup"
+                r[flags_at] |= 1
+                break
+            a += length
+        f.seek(off)
+        f.write(r)
+PY
+}
