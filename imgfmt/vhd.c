@@ -414,7 +414,7 @@ static int check_footer(struct imgfmt_image *img, struct vpc *s)
 				  "%s: footer disk type %u is not fixed (2), dynamic (3) or differencing (4)",
 				  img->path, f->disk_type);
 	img->size_bytes = f->cur_size;
-	if (!f->cur_size) {
+	if (!f->cur_size && chs_bytes) {
 		img->size_bytes = chs_bytes;
 		imgfmt_warn(img, "%s: footer current size is 0; using the CHS geometry %u/%u/%u (%llu bytes)",
 			    img->path, f->cyls, f->heads, f->spt, (unsigned long long)chs_bytes);
@@ -688,7 +688,7 @@ static void cand_add_url(struct vpc_candidates *c, const char *url)
 	cand_add(c, "./", last_component(path), false);
 }
 
-static int locator_candidates(struct imgfmt_image *img, struct vpc *s, const struct vpc_locator *l,
+static int locator_candidates(struct imgfmt_image *img, const struct vpc_locator *l,
 			      struct vpc_candidates *c)
 {
 	uint8_t *data = malloc(l->length + 1u);
@@ -705,7 +705,6 @@ static int locator_candidates(struct imgfmt_image *img, struct vpc *s, const str
 		cand_add_windows(c, path, l->code == VPC_PLAT_W2RU);
 	}
 	free(data);
-	(void)s;
 	return r;
 }
 
@@ -739,7 +738,7 @@ static int gather_candidates(struct imgfmt_image *img, struct vpc *s, struct vpc
 			int r;
 			if (l->code != order[k] || l->length == 0)
 				continue;
-			r = locator_candidates(img, s, l, c);
+			r = locator_candidates(img, l, c);
 			if (r < 0)
 				return r;
 		}
