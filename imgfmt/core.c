@@ -613,10 +613,13 @@ int imgfmt_compress(const struct imgfmt_image *img, const void *in, size_t in_by
 int imgfmt_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len,
 			     uint64_t off)
 {
-	int r = check_write(img, img->cluster_bytes, off);
+	int r = check_write(img, 1, off);
 
 	if (r < 0)
 		return r;
+	if (off % img->cluster_bytes)
+		return imgfmt_err(img, -EINVAL, "compressed write at %llu is not cluster-aligned",
+				  (unsigned long long)off);
 	if (!imgfmt_can_compress(img))
 		return imgfmt_err(img, -ENOTSUP, "format %s does not write compressed data",
 				  img->drv->name);
