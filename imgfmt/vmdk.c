@@ -535,6 +535,8 @@ static int vmdk_open(struct imgfmt_image *img)
 	if (r < 0)
 		return r;
 	set_geometry(img, st);
+	if (st->desc.parent_hint && !(img->flags & IMGFMT_OPEN_NO_BACKING))
+		return imgfmt_open_backing(img, st->desc.parent_hint, NULL);
 	return 0;
 }
 
@@ -711,6 +713,20 @@ static uint64_t contiguous_bytes(const struct vmdk_sparse *sp, uint64_t grain, u
 	return n < len ? n : len;
 }
 
+/* An unallocated range of a delta disk: the parent's data (zeroes past its end). */
+static int read_backing(struct imgfmt_image *img, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	uint64_t size = imgfmt_size_bytes(img->backing);
+	uint64_t n = off >= size ? 0 : (size - off < len ? size - off : len);
+	int r = n ? imgfmt_pread(img->backing, buf, n, off) : 0;
+
+	if (r < 0)
+		return imgfmt_err(img, r, "parent %s: %s", imgfmt_path(img->backing),
+				  imgfmt_errmsg(img->backing));
+	memset(buf + n, 0, len - n);
+	return 0;
+}
+
 static int sparse_read(struct imgfmt_image *img, struct vmdk_state *st, const struct vmdk_extent *e,
 		       uint8_t *buf, uint64_t len, uint64_t off)
 {
@@ -724,6 +740,8 @@ static int sparse_read(struct imgfmt_image *img, struct vmdk_state *st, const st
 		int r = 0;
 		if (vmdk_stream_staged(st, e, grain)) {
 			memcpy(buf, vmdk_stream_stage(st) + in_grain, n);
+		} else if (gte == VMDK_GTE_HOLE && img->backing) {
+			r = read_backing(img, buf, n, e->start_sectors * IMGFMT_SECTOR_BYTES + off);
 		} else if (gte <= VMDK_GTE_ZERO) {
 			memset(buf, 0, n);
 		} else if (sp->compressed) {
@@ -858,6 +876,8 @@ static int vmdk_block_status(struct imgfmt_image *img, uint64_t off, uint64_t le
 		ext->type = IMGFMT_EXTENT_DATA;
 	else
 		ext->length_bytes = sparse_status(st, e, e_off, n, &ext->type);
+	if (ext->type == IMGFMT_EXTENT_HOLE && img->backing)
+		ext->type = IMGFMT_EXTENT_DATA; /* the parent decides: read it */
 	return 0;
 }
 

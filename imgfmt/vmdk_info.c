@@ -57,7 +57,7 @@ int vmdk_info(struct imgfmt_image *img, struct imgfmt_info *info)
 		imgfmt_info_add(info, "cid", false, "%08x", st->desc.cid);
 		imgfmt_info_add(info, "parent_cid", false, "%08x", st->desc.parent_cid);
 		if (st->desc.parent_hint)
-			imgfmt_info_add(info, "parent_file_name_hint", false, "%s", st->desc.parent_hint);
+			snprintf(info->backing_file, sizeof(info->backing_file), "%s", st->desc.parent_hint);
 	}
 	add_extents(st, info);
 	return 0;

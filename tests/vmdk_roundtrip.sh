@@ -142,3 +142,17 @@ grep -v ZERO hand/d.vmdk | sed "s/^RDONLY/RW/" > hand/e.vmdk
 "$P2V" convert -O raw hand/e.vmdk hand/back-e.raw
 qemu-img compare -f vmdk -F raw hand/e.vmdk hand/back-e.raw >/dev/null || fail "hand-written descriptor: qemu disagrees"
 echo "ok: split and hand-written descriptors"
+
+# A delta disk (parentFileNameHint): unallocated grains come from the parent.
+need qemu-io
+mkdir delta && cd delta
+truncate -s 8M base.raw
+dd if=/dev/urandom of=base.raw bs=64k count=20 conv=notrunc status=none
+qemu-img convert -f raw -O vmdk base.raw base.vmdk
+qemu-img create -q -f vmdk -b base.vmdk -F vmdk delta.vmdk
+qemu-io -f vmdk -c "write -P 0x55 100k 200k" delta.vmdk >/dev/null
+"$P2V" info delta.vmdk | grep -q "backing file: base.vmdk" || fail "delta: backing file not shown"
+"$P2V" convert -O raw delta.vmdk d.raw
+qemu-img compare -f vmdk -F raw delta.vmdk d.raw >/dev/null || fail "delta: content differs from qemu's reading"
+cmp -n 102400 base.raw d.raw || fail "delta: parent data"
+echo "ok: delta disk over its parent"
