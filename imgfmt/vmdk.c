@@ -277,7 +277,7 @@ static int sparse_open(struct imgfmt_image *img, struct vmdk_extent *e)
 	sp = e->sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
-	sp->file_sectors = file_bytes / IMGFMT_SECTOR_BYTES;
+	sp->file_sectors = imgfmt_div_round_up(file_bytes, IMGFMT_SECTOR_BYTES);
 	vmdk_header_decode(&d, &sp->hdr);
 	r = header_check_fields(img, e->name, &sp->hdr);
 	if (r == 0 && sp->hdr.gd_sector == VMDK_GD_AT_END)
@@ -483,6 +483,9 @@ static int check_writable(struct imgfmt_image *img, struct vmdk_state *st)
 		struct vmdk_extent *e = &st->ext[i];
 		if (e->kind == VMDK_EXTENT_ZERO)
 			return imgfmt_err(img, -EROFS, "%s: ZERO extents cannot be written", img->path);
+		if (!st->embedded && st->desc.ext[i].access != VMDK_ACCESS_RW)
+			return imgfmt_err(img, -EROFS, "%s: extent %s is read-only (RDONLY)", img->path,
+					  e->name);
 		if (e->kind != VMDK_EXTENT_SPARSE)
 			continue;
 		if (e->sp->compressed)
