@@ -479,6 +479,9 @@ static int open_descriptor_file(struct imgfmt_image *img, struct vmdk_state *st)
 
 static int check_writable(struct imgfmt_image *img, struct vmdk_state *st)
 {
+	if (st->desc.parent_hint)
+		return imgfmt_err(img, -EROFS, "%s: delta disks (parentFileNameHint) are read-only here",
+				  img->path);
 	for (unsigned i = 0; i < st->n_ext; i++) {
 		struct vmdk_extent *e = &st->ext[i];
 		if (e->kind == VMDK_EXTENT_ZERO)
