@@ -28,6 +28,8 @@ struct vmdk_stream {
 	bool staged;
 	uint8_t *wbuf;        /* grain marker + compressed data */
 	size_t wbuf_bytes;
+	uint8_t *gtbuf;       /* GT marker + GT */
+	uint32_t last_gt;     /* table of the last grain appended */
 	bool finished;
 };
 
@@ -251,7 +253,8 @@ static int create_stream(struct imgfmt_image *img, struct vmdk_header *h, const 
 	st->stream->wbuf_bytes = 2u * grain_bytes + 2u * IMGFMT_SECTOR_BYTES;
 	st->stream->wbuf = malloc(st->stream->wbuf_bytes);
 	st->stream->stage = malloc(grain_bytes);
-	if (!st->stream->wbuf || !st->stream->stage)
+	st->stream->gtbuf = malloc(IMGFMT_SECTOR_BYTES + VMDK_GT_BYTES);
+	if (!st->stream->wbuf || !st->stream->stage || !st->stream->gtbuf)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	r = write_head(img, h, co);
 	return r < 0 ? r : size_file(img, h->overhead_sectors);
@@ -302,6 +305,7 @@ void vmdk_stream_free(struct vmdk_state *st)
 		return;
 	free(st->stream->stage);
 	free(st->stream->wbuf);
+	free(st->stream->gtbuf);
 	free(st->stream);
 	st->stream = NULL;
 }
@@ -315,16 +319,29 @@ static int refuse_rewrite(struct imgfmt_image *img, const struct vmdk_extent *e,
 			  e->name, (unsigned long long)grain);
 }
 
-/* Append wbuf = marker + size compressed bytes as grain `grain`. */
-static int append_grain(struct imgfmt_image *img, struct vmdk_extent *e, uint8_t *wbuf,
-			size_t size, uint64_t grain)
+static int emit_gt(struct imgfmt_image *img, struct vmdk_stream *s, struct vmdk_extent *e,
+		   uint32_t gti);
+
+/* Append wbuf = marker + size compressed bytes as grain `grain`.  Grains
+ * come in order from the copy engine: when they move on to another table,
+ * the previous one follows its grains (as VMware lays streams out). */
+static int append_grain(struct imgfmt_image *img, struct vmdk_state *st, struct vmdk_extent *e,
+			uint8_t *wbuf, size_t size, uint64_t grain)
 {
 	struct vmdk_sparse *sp = e->sp;
+	struct vmdk_stream *s = st->stream;
+	uint32_t gti = (uint32_t)(grain / VMDK_GTES_PER_GT);
 	size_t total = VMDK_GRAIN_MARKER_BYTES + size;
 	size_t padded = (total + IMGFMT_SECTOR_BYTES - 1) / IMGFMT_SECTOR_BYTES * IMGFMT_SECTOR_BYTES;
-	uint64_t sector = sp->next_sector, end = sector + padded / IMGFMT_SECTOR_BYTES;
-	int r;
+	uint64_t sector, end;
+	int r = 0;
 
+	if (s->last_gt != gti && sp->gt_dirty[s->last_gt])
+		r = emit_gt(img, s, e, s->last_gt);
+	if (r < 0)
+		return r;
+	sector = sp->next_sector;
+	end = sector + padded / IMGFMT_SECTOR_BYTES;
 	if (end > UINT32_MAX)
 		return imgfmt_err(img, -EFBIG, "%s: stream passes the 2 TiB limit of grain offsets",
 				  e->name);
@@ -335,7 +352,9 @@ static int append_grain(struct imgfmt_image *img, struct vmdk_extent *e, uint8_t
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: writing grain %llu: %s", e->name,
 				  (unsigned long long)grain, strerror(-r));
-	sp->gt[grain / VMDK_GTES_PER_GT][grain % VMDK_GTES_PER_GT] = (uint32_t)sector;
+	sp->gt[gti][grain % VMDK_GTES_PER_GT] = (uint32_t)sector;
+	sp->gt_dirty[gti] = true;
+	s->last_gt = gti;
 	sp->next_sector = sp->file_sectors = end;
 	return 0;
 }
@@ -354,7 +373,7 @@ static int put_grain(struct imgfmt_image *img, struct vmdk_state *st, struct vmd
 	if (c < 0)
 		return imgfmt_err(img, (int)c, "%s: compressing grain %llu failed", e->name,
 				  (unsigned long long)grain);
-	return append_grain(img, e, s->wbuf, (size_t)c, grain);
+	return append_grain(img, st, e, s->wbuf, (size_t)c, grain);
 }
 
 static int flush_stage(struct imgfmt_image *img, struct vmdk_state *st, struct vmdk_extent *e)
@@ -490,7 +509,7 @@ int vmdk_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len
 	if (r < 0)
 		return r;
 	memcpy(st->stream->wbuf + VMDK_GRAIN_MARKER_BYTES, buf, len);
-	return append_grain(img, e, st->stream->wbuf, len, grain);
+	return append_grain(img, st, e, st->stream->wbuf, len, grain);
 }
 
 /* ---- the trailer ---- */
@@ -502,12 +521,15 @@ static void put_marker(uint8_t *p, uint64_t sectors, uint32_t type)
 	memcpy(p, &m, sizeof(m));
 }
 
-static bool gt_used(const uint32_t *gt)
+/* GT marker + table gti at p; the GD entry points after the marker. */
+static size_t put_gt(uint8_t *p, struct vmdk_sparse *sp, uint32_t gti, uint64_t sector)
 {
-	for (unsigned i = 0; i < VMDK_GTES_PER_GT; i++)
-		if (gt[i])
-			return true;
-	return false;
+	put_marker(p, VMDK_GT_SECTORS, VMDK_MARKER_GT);
+	for (unsigned j = 0; j < VMDK_GTES_PER_GT; j++)
+		imgfmt_put_le32(p + IMGFMT_SECTOR_BYTES + 4 * j, sp->gt[gti][j]);
+	sp->gd[gti] = (uint32_t)(sector + 1);
+	sp->gt_dirty[gti] = false;
+	return IMGFMT_SECTOR_BYTES + VMDK_GT_BYTES;
 }
 
 static int write_buf(struct imgfmt_image *img, struct vmdk_extent *e, const uint8_t *buf,
@@ -516,13 +538,21 @@ static int write_buf(struct imgfmt_image *img, struct vmdk_extent *e, const uint
 	int r = imgfmt_fd_pwrite(e->fd, buf, len, e->sp->next_sector * IMGFMT_SECTOR_BYTES);
 
 	if (r < 0)
-		return imgfmt_err(img, r, "%s: writing the stream trailer: %s", e->name, strerror(-r));
+		return imgfmt_err(img, r, "%s: writing stream metadata: %s", e->name, strerror(-r));
 	e->sp->next_sector += len / IMGFMT_SECTOR_BYTES;
 	e->sp->file_sectors = e->sp->next_sector;
 	return 0;
 }
 
-/* GT marker + GT for each table holding grains; sets the GD entries. */
+static int emit_gt(struct imgfmt_image *img, struct vmdk_stream *s, struct vmdk_extent *e,
+		   uint32_t gti)
+{
+	size_t n = put_gt(s->gtbuf, e->sp, gti, e->sp->next_sector);
+
+	return write_buf(img, e, s->gtbuf, n);
+}
+
+/* The tables not written yet (or changed since: grains out of order). */
 static int write_gts(struct imgfmt_image *img, struct vmdk_extent *e, uint8_t *buf)
 {
 	struct vmdk_sparse *sp = e->sp;
@@ -531,13 +561,9 @@ static int write_gts(struct imgfmt_image *img, struct vmdk_extent *e, uint8_t *b
 	int r = 0;
 
 	for (uint32_t i = 0; i < sp->n_gts && r == 0; i++) {
-		if (!gt_used(sp->gt[i]))
+		if (!sp->gt_dirty[i])
 			continue;
-		put_marker(buf + fill, VMDK_GT_SECTORS, VMDK_MARKER_GT);
-		for (unsigned j = 0; j < VMDK_GTES_PER_GT; j++)
-			imgfmt_put_le32(buf + fill + IMGFMT_SECTOR_BYTES + 4 * j, sp->gt[i][j]);
-		sp->gd[i] = (uint32_t)(sp->next_sector + fill / IMGFMT_SECTOR_BYTES + 1);
-		fill += unit;
+		fill += put_gt(buf + fill, sp, i, sp->next_sector + fill / IMGFMT_SECTOR_BYTES);
 		if (fill == unit * STREAM_TRAILER_BATCH) {
 			r = write_buf(img, e, buf, fill);
 			fill = 0;

@@ -156,3 +156,29 @@ qemu-io -f vmdk -c "write -P 0x55 100k 200k" delta.vmdk >/dev/null
 qemu-img compare -f vmdk -F raw delta.vmdk d.raw >/dev/null || fail "delta: content differs from qemu's reading"
 cmp -n 102400 base.raw d.raw || fail "delta: parent data"
 echo "ok: delta disk over its parent"
+
+# streamOptimized layout as VMware writes it: each grain table follows its
+# grains, then GD, footer and end-of-stream markers close the file.
+cd "$TMP"
+truncate -s 100M m.raw
+for mib in 10 50 90; do dd if=/dev/urandom of=m.raw bs=1M seek=$mib count=1 conv=notrunc status=none; done
+"$P2V" convert -f raw -O vmdk -o subformat=streamOptimized m.raw m.vmdk
+qemu-img compare -f raw -F vmdk m.raw m.vmdk >/dev/null || fail "3-table stream: qemu-img compare"
+python3 - m.vmdk <<'PY' || fail "stream layout"
+import struct, sys
+f = open(sys.argv[1], 'rb').read()
+sec = struct.unpack_from('<Q', f, 64)[0]          # overHead: the first grain
+seen = []                                          # ('g', table) / ('m', type)
+while sec * 512 < len(f):
+    val, size = struct.unpack_from('<QI', f, sec * 512)
+    if size:
+        seen.append(('g', val // 128 // 512)); sec += (12 + size + 511) // 512
+    else:
+        t = struct.unpack_from('<I', f, sec * 512 + 12)[0]; seen.append(('m', t)); sec += 1 + val
+        if t == 0: break
+marks = [x for x in seen if x[0] == 'm']
+assert marks == [('m', 1)] * 3 + [('m', 2), ('m', 3), ('m', 0)], marks
+i = seen.index(('m', 1)); assert set(seen[:i]) == {('g', 0)}, seen[:i]
+assert sec * 512 == len(f), (sec, len(f))
+PY
+echo "ok: stream layout (grains, GT after its grains, GD, footer, EOS)"
