@@ -172,20 +172,30 @@ static int sparse_load_gts(struct imgfmt_image *img, struct vmdk_extent *e)
 	return r;
 }
 
-/* Redundant GD: read only for writers (they update both copies). */
+/* Redundant GD: read only for writers (they update both copies), so its
+ * tables must not overlap each other nor the primary ones. */
 static int sparse_load_rgd(struct imgfmt_image *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
-	uint32_t present;
+	uint32_t present, *both;
 	int r;
 
+	if (sp->n_gts > UINT32_MAX / 2)
+		return imgfmt_err(img, -EFBIG, "%s: %u grain tables are too many to modify", e->name,
+				  sp->n_gts);
 	sp->rgd = calloc(sp->n_gts, 4);
-	if (!sp->rgd)
+	both = calloc(sp->n_gts, 8);
+	if (!sp->rgd || !both) {
+		free(both);
 		return imgfmt_err(img, -ENOMEM, "out of memory");
+	}
 	r = read_table(img, e->fd, sp->rgd, sp->n_gts, sp->hdr.rgd_sector,
 		       "the redundant grain directory");
+	memcpy(both, sp->gd, (size_t)sp->n_gts * 4u);
+	memcpy(both + sp->n_gts, sp->rgd, (size_t)sp->n_gts * 4u);
 	if (r == 0)
-		r = gd_check(img, e->name, sp->rgd, sp->n_gts, sp->file_sectors, &present);
+		r = gd_check(img, e->name, both, 2 * sp->n_gts, sp->file_sectors, &present);
+	free(both);
 	return r;
 }
 
