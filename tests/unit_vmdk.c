@@ -343,6 +343,38 @@ static void test_stream_verify(void)
 	}
 }
 
+/* In-place writes into an image qemu-img made; qemu must read them back. */
+static void test_qemu_image_rw(void)
+{
+	char raw[256], vmdk[256], cmd[1024];
+	struct imgfmt_open_opts o = { .flags = IMGFMT_OPEN_RDWR };
+	char err[IMGFMT_ERRMSG_BYTES] = "";
+	struct imgfmt_image *img = NULL;
+	uint8_t *b = malloc(1 << 20);
+	int fd;
+
+	snprintf(raw, sizeof(raw), "%s/q.raw", dir);
+	snprintf(vmdk, sizeof(vmdk), "%s/q.vmdk", dir);
+	fill(b, 1 << 20, 5);
+	fd = open(raw, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && pwrite(fd, b, 1 << 20, 0) == 1 << 20 && ftruncate(fd, 3 << 20) == 0);
+	snprintf(cmd, sizeof(cmd), "qemu-img convert -f raw -O vmdk %s %s", raw, vmdk);
+	CHECK_EQ(system(cmd), 0);
+	CHECK_EQ(imgfmt_open(&img, vmdk, &o, err, sizeof(err)), 0);
+	fill(b, 5000, 6);
+	if (img) {
+		CHECK_EQ(imgfmt_pwrite(img, b, 5000, (2 << 20) + 100), 0);
+		CHECK_EQ(imgfmt_pwrite(img, b, 100, 1000), 0);
+		CHECK_EQ(imgfmt_close(img), 0);
+	}
+	CHECK(pwrite(fd, b, 5000, (2 << 20) + 100) == 5000 && pwrite(fd, b, 100, 1000) == 100);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f vmdk -F raw %s %s && qemu-img check -q -f vmdk %s",
+		 vmdk, raw, vmdk);
+	CHECK_EQ(system(cmd), 0);
+	free(b);
+}
+
 static void expect_create_error(const char *opts, const char *want)
 {
 	struct imgfmt_image *img = NULL;
@@ -522,6 +554,7 @@ int main(void)
 	test_sparse_rw();
 	test_stream();
 	test_stream_verify();
+	test_qemu_image_rw();
 	expect_create_error("subformat=monolithicFlat", "subformat");
 	expect_create_error("adapter_type=floppy", "adapter_type");
 	expect_create_error("grain_size=3000", "grain_size");
