@@ -231,6 +231,7 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(-ret));
 			return ret;
 		}
+		setvbuf(m->dbg.log, NULL, _IOLBF, 0); /* follow the firmware as it goes */
 	}
 	return cfg->disk_path ? machine_disk(m, cfg, err, err_bytes) : 0;
 }
