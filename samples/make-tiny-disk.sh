@@ -57,13 +57,14 @@ copy_module() { # copy one module, decompressed, keep the load order
 	*) cp "$src" "$INITRD/modules/$n-$base" ;;
 	esac
 }
-if [ $VIRTIO = 1 ]; then
-	n=10
-	for m in $(modprobe -a -S "$KVER" --show-depends virtio_pci virtio_blk | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++'); do
-		copy_module "$m" $n
-		n=$((n + 1))
-	done
-fi
+# The filesystem driver is always there; the disk driver only with virtio.
+MODULES="ext4"
+[ $VIRTIO = 0 ] || MODULES="$MODULES virtio_pci virtio_blk"
+n=10
+for m in $(modprobe -a -S "$KVER" --show-depends $MODULES | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++'); do
+	copy_module "$m" $n
+	n=$((n + 1))
+done
 
 cat > "$INITRD/init" <<EOF
 #!/bin/sh
@@ -73,7 +74,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo "Loading, please wait..."
 for m in /modules/*.ko; do
-	[ -e "\$m" ] && insmod "\$m"
+	[ -e "\$m" ] && insmod "\$m" 2>/dev/null
 done
 ROOT=/dev/vda1
 echo "Begin: Waiting for root file system ... "
@@ -91,8 +92,9 @@ if [ ! -b "\$ROOT" ]; then
 	PS1='(initramfs) ' exec sh </dev/console >/dev/console 2>&1
 fi
 echo "root device \$ROOT found: \$(cat /sys/class/block/vda/size) sectors on vda"
-echo "$MARKER"
-sync
+mount -t ext4 -o ro "\$ROOT" /root || { echo "mount: cannot mount \$ROOT"; exec sh; }
+[ -f /root/boot/vmlinuz ] && echo "$MARKER"
+umount /root
 poweroff -f
 EOF
 chmod 755 "$INITRD/init"
