@@ -1,0 +1,5 @@
+# p2v boot / verify: the verdict logic (unit) and boots of the sample disks
+# under the QEMU TCG engine (shell).
+p2v_unit_test(unit_verdict ${P2V_TEST_DIR}/unit_verdict.c
+  ${PROJECT_SOURCE_DIR}/p2v/verdict.c ${PROJECT_SOURCE_DIR}/p2v/common.c)
+target_include_directories(unit_verdict PRIVATE ${PROJECT_SOURCE_DIR}/p2v)
