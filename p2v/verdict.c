@@ -268,23 +268,31 @@ static bool looks_like_prompt(const char *line, size_t len)
 	return len > 0 && strchr(":>#$)", line[len - 1]) != NULL;
 }
 
-/* Prompts ("login: ", "(initramfs) ", "grub rescue> ") end without a
- * newline, and so do boot sector errors ("GRUB Geom Error") before a hang. */
+/* Prompts ("login: ", "(initramfs) ", "grub rescue> ") end without a newline. */
 static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
 {
-	const char *line = w->cur[ch];
-	const struct pattern *p;
-
 	w->cur[ch][w->cur_len[ch]] = '\0';
-	if (looks_like_prompt(line, w->cur_len[ch])) {
-		classify(w, t_s, line);
-		return;
-	}
+	w->cur_t_s[ch] = t_s;
+	if (looks_like_prompt(w->cur[ch], w->cur_len[ch]))
+		classify(w, t_s, w->cur[ch]);
+}
+
+/* Boot sector errors ("GRUB Geom Error") end without a newline too, then
+ * the machine hangs: a partial line that stalls before the kernel counts. */
+static void stalled_lines(struct p2v_watch *w, double t_s)
+{
 	if (w->ms_t_s[P2V_MS_KERNEL] >= 0)
 		return;
-	p = find_pattern(fail_patterns, sizeof(fail_patterns) / sizeof(fail_patterns[0]), line, false);
-	if (p && p->early_only)
-		decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", p->what, line);
+	for (unsigned ch = 0; ch < P2V_CH_COUNT; ch++) {
+		const struct pattern *p;
+		if (w->cur_len[ch] == 0 || t_s - w->cur_t_s[ch] < P2V_WATCH_STALL_S)
+			continue;
+		w->cur[ch][w->cur_len[ch]] = '\0';
+		p = find_pattern(fail_patterns, sizeof(fail_patterns) / sizeof(fail_patterns[0]),
+				 w->cur[ch], false);
+		if (p)
+			decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", p->what, w->cur[ch]);
+	}
 }
 
 void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
@@ -361,6 +369,7 @@ static const char *success_what(const struct p2v_watch *w)
 
 void p2v_watch_tick(struct p2v_watch *w, double t_s)
 {
+	stalled_lines(w, t_s);
 	if (w->verdict != P2V_VERDICT_PENDING || w->success_t_s < 0)
 		return;
 	if (t_s - w->success_t_s >= w->settle_s)
@@ -400,7 +409,7 @@ static void end_without_success(struct p2v_watch *w, enum p2v_run_end end, doubl
 
 void p2v_watch_end(struct p2v_watch *w, enum p2v_run_end end, double t_s, const char *detail)
 {
-	/* Flush prompts/partial lines: they were classified already. */
+	stalled_lines(w, t_s + P2V_WATCH_STALL_S);
 	if (w->verdict != P2V_VERDICT_PENDING)
 		return;
 	if (w->success_t_s < 0 || end == P2V_END_TRIPLE_FAULT || end == P2V_END_HALTED) {

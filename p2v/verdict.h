@@ -49,6 +49,8 @@ enum p2v_run_end {
 #define P2V_WATCH_REASON_BYTES 384
 /* Writes at or beyond this offset are past the MBR/boot-loader gap, i.e. into a partition. */
 #define P2V_WATCH_ROOT_WRITE_MIN_BYTES (1024u * 1024u)
+/* A partial line unchanged this long before the kernel is a boot-stage hang ("GRUB Geom Error"). */
+#define P2V_WATCH_STALL_S 1.0
 /* Partition writes that count as "the OS is writing its root fs" without a kernel banner. */
 #define P2V_WATCH_ROOT_WRITES_QUIET 16
 
@@ -77,6 +79,7 @@ struct p2v_watch {
 
 	char cur[P2V_CH_COUNT][P2V_WATCH_LINE_BYTES]; /* line being assembled */
 	size_t cur_len[P2V_CH_COUNT];
+	double cur_t_s[P2V_CH_COUNT];  /* when the line being assembled last grew */
 	unsigned char esc_state[P2V_CH_COUNT]; /* 0 text, 1 after ESC, 2 inside CSI */
 	struct p2v_watch_tail tail[P2V_CH_COUNT];
 };
