@@ -180,11 +180,17 @@ static int probe_image(const struct boot_opts *o, struct image_facts *facts)
 	char err[IMGFMT_ERRMSG_BYTES];
 	int r = imgfmt_open(&img, o->image, &oo, err, sizeof(err));
 
+	memset(facts, 0, sizeof(*facts));
+	if (r < 0 && o->format && p2v_qemu_format(o->format)) {
+		/* The engine may still read it (QEMU has its own drivers). */
+		p2v_warn("%s; passing the image to the engine as %s unchecked", err, o->format);
+		snprintf(facts->format, sizeof(facts->format), "%s", o->format);
+		return 0;
+	}
 	if (r < 0) {
 		p2v_err("%s", err);
 		return r;
 	}
-	memset(facts, 0, sizeof(*facts));
 	snprintf(facts->format, sizeof(facts->format), "%s", imgfmt_format(img));
 	facts->size_bytes = imgfmt_size_bytes(img);
 	if (facts->size_bytes >= 2 * IMGFMT_SECTOR_BYTES) {
@@ -277,7 +283,7 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 		.engine = use_vmm ? "vmm" : "qemu-tcg",
 		.engine_detail = use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
-		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s,
+		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm,
 	};
 
 	if (o->json)

@@ -443,9 +443,13 @@ void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_in
 		info->engine_detail ? info->engine_detail : "");
 	fprintf(f, "image: %s (%s)\n", info->image, info->format ? info->format : "?");
 	fprintf(f, "elapsed: %.1f s (timeout %.0f s)\n", info->elapsed_s, info->timeout_s);
-	fprintf(f, "signals: marker %s, root filesystem write %s, disk reads %llu, disk writes %llu\n",
-		w->marker_seen ? "seen" : "not seen", w->root_write_seen ? "seen" : "not seen",
-		(unsigned long long)w->disk_reads, (unsigned long long)w->disk_writes);
+	fprintf(f, "signals: marker %s", w->marker_seen ? "seen" : "not seen");
+	if (info->disk_counters)
+		fprintf(f, ", root filesystem write %s, disk reads %llu, disk writes %llu\n",
+			w->root_write_seen ? "seen" : "not seen",
+			(unsigned long long)w->disk_reads, (unsigned long long)w->disk_writes);
+	else
+		fprintf(f, " (this engine does not report disk writes)\n");
 	fprintf(f, "milestones:\n");
 	for (unsigned i = 0; i < P2V_MS_COUNT; i++) {
 		if (w->ms_t_s[i] < 0)
@@ -498,9 +502,11 @@ void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_in
 	p2v_json_double(&j, "timeout_s", info->timeout_s);
 	p2v_json_obj_begin(&j, "signals");
 	p2v_json_bool(&j, "marker", w->marker_seen);
-	p2v_json_bool(&j, "root_write", w->root_write_seen);
-	p2v_json_u64(&j, "disk_reads", w->disk_reads);
-	p2v_json_u64(&j, "disk_writes", w->disk_writes);
+	if (info->disk_counters) {
+		p2v_json_bool(&j, "root_write", w->root_write_seen);
+		p2v_json_u64(&j, "disk_reads", w->disk_reads);
+		p2v_json_u64(&j, "disk_writes", w->disk_writes);
+	}
 	p2v_json_obj_end(&j);
 	json_milestones(&j, w);
 	json_tail(&j, "console_tail", &w->tail[P2V_CH_CONSOLE]);

@@ -117,6 +117,7 @@ struct p2v_report_info {
 	const char *format;
 	double elapsed_s;
 	double timeout_s;
+	bool disk_counters;          /* the engine reports disk reads/writes (vmm) */
 };
 void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);
 void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);
