@@ -277,11 +277,12 @@ static int prepare(struct boot_opts *o, struct image_facts *facts, bool *use_vmm
 /* ---- verify ---- */
 
 static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, bool use_vmm,
-			 const char *format, double elapsed_s)
+			 bool booted, const char *format, double elapsed_s)
 {
 	struct p2v_report_info info = {
-		.engine = use_vmm ? "vmm" : "qemu-tcg",
-		.engine_detail = use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
+		.engine = !booted ? "none" : use_vmm ? "vmm" : "qemu-tcg",
+		.engine_detail = !booted ? "decided from the image before booting"
+			: use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
 		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm,
 	};
@@ -348,7 +349,7 @@ int p2v_cmd_verify(int argc, char **argv)
 		rc = verify_run(&o, &w, use_vmm, &elapsed_s);
 	}
 	if (rc < 0)
-		rc = verify_report(&o, &w, use_vmm, facts.format, elapsed_s);
+		rc = verify_report(&o, &w, use_vmm, !nocode, facts.format, elapsed_s);
 	if (w.transcript)
 		fclose(w.transcript);
 	p2v_watch_free(&w);

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Disks that cannot boot fail fast with "no bootable device": a partition
+# table without boot code (caught before booting) and a blank disk (SeaBIOS
+# says so).  Also: bad input exits 2, --engine auto explains its choice.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/verify_common.sh"
+IMG=$(sample_disk empty-mbr make-empty-mbr-disk.sh)
+before=$(sha256sum < "$IMG")
+rc=0
+start=$(date +%s)
+"$P2V" verify "$IMG" --engine qemu > "$TMP/report" 2>&1 || rc=$?
+cat "$TMP/report"
+[ "$rc" -eq 1 ] || fail "verify exited $rc, expected 1"
+grep -q '^verdict: FAIL: no bootable device' "$TMP/report" || fail "no 'no bootable device' reason"
+[ "$(sha256sum < "$IMG")" = "$before" ] || fail "verify modified the image"
+
+# A blank disk: the firmware itself reports it, within seconds.
+truncate -s 4M "$TMP/blank.raw"
+rc=0
+"$P2V" verify -f raw "$TMP/blank.raw" --engine auto --json --firmware-log "$TMP/fw.log" \
+	> "$TMP/blank.json" 2> "$TMP/blank.err" || rc=$?
+cat "$TMP/blank.json" "$TMP/blank.err"
+[ "$rc" -eq 1 ] || fail "blank disk: verify exited $rc, expected 1"
+python3 -m json.tool "$TMP/blank.json" > /dev/null || fail "--json output does not parse"
+json_get "$TMP/blank.json" reason | grep -q '^no bootable device: Boot failed: not a bootable disk' \
+	|| fail "blank disk: the reason is not SeaBIOS's"
+[ "$(json_get "$TMP/blank.json" engine)" = qemu-tcg ] || fail "auto did not fall back to QEMU here"
+grep -q 'using QEMU TCG$' "$TMP/blank.err" || fail "auto did not say why it uses QEMU"
+[ "$(grep -c 'using QEMU TCG' "$TMP/blank.err")" -eq 1 ] || fail "the notice is not one line"
+grep -q '^SeaBIOS (version' "$TMP/fw.log" || fail "--firmware-log lacks the SeaBIOS banner"
+[ $(( $(date +%s) - start )) -lt 30 ] || fail "not fast: $(( $(date +%s) - start )) s"
+
+# Could not run: exit 2.
+expect_fail "missing image" "$P2V" verify "$TMP/nonexistent.raw" --engine qemu
+rc=0; "$P2V" verify "$TMP/nonexistent.raw" --engine qemu 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "missing image: exit $rc, expected 2"
+head -c 4096 /dev/urandom > "$TMP/junk.bin"
+rc=0; "$P2V" verify "$TMP/junk.bin" --engine qemu 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "unknown format: exit $rc, expected 2"
+rc=0; P2V_QEMU=/nonexistent/qemu "$P2V" verify "$IMG" --engine qemu 2>"$TMP/noqemu" || rc=$?
+[ "$rc" -eq 2 ] || fail "no QEMU: exit $rc, expected 2"
+grep -q 'no engine can run' "$TMP/noqemu" || fail "no QEMU: no explanation"
+rc=0; "$P2V" verify "$IMG" --expect '([a' 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "bad regex: exit $rc, expected 2"
+echo "ok: undbootable disks fail fast; bad input exits 2"
