@@ -246,6 +246,10 @@ static bool choose_engine(struct boot_opts *o, bool *use_vmm)
 	bool qemu_ok = p2v_qemu_available(&o->cfg);
 
 	*use_vmm = o->engine == ENGINE_VMM;
+	if (*use_vmm && !p2v_vmm_built()) {
+		p2v_err("--engine vmm: the vmm-min engine is not built into this p2v");
+		return false;
+	}
 	if (o->engine == ENGINE_AUTO)
 		*use_vmm = vmm_fast_enough(!qemu_ok);
 	if (!*use_vmm && !qemu_ok) {
@@ -284,7 +288,7 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 		.engine_detail = !booted ? "decided from the image before booting"
 			: use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
-		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm,
+		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm && booted,
 	};
 
 	if (o->json)

@@ -50,6 +50,8 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 
 /* ---- vmm-min (only when the vmmmin library is linked: P2V_HAVE_VMM) ---- */
 
+/* Whether this p2v has the vmm-min engine. */
+bool p2v_vmm_built(void);
 /* Guest MIPS under this machine's KVM, or -errno (-ENOSYS: not built in). */
 double p2v_vmm_mips(char *err, size_t err_bytes);
 /* Same contract as p2v_qemu_verify / p2v_qemu_console. */

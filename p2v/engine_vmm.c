@@ -12,6 +12,11 @@
 
 #ifndef P2V_HAVE_VMM
 
+bool p2v_vmm_built(void)
+{
+	return false;
+}
+
 double p2v_vmm_mips(char *err, size_t err_bytes)
 {
 	snprintf(err, err_bytes, "the vmm-min engine is not built into this p2v");
@@ -51,6 +56,11 @@ struct vmm_glue {
 	double start_s;
 	int out_fd;                         /* console mode: where COM1 goes */
 };
+
+bool p2v_vmm_built(void)
+{
+	return true;
+}
 
 double p2v_vmm_mips(char *err, size_t err_bytes)
 {

@@ -163,7 +163,7 @@ static void set_milestone(struct p2v_watch *w, enum p2v_milestone m, double t_s,
 	if (w->ms_t_s[m] >= 0)
 		return;
 	w->ms_t_s[m] = t_s;
-	copy_line(w->ms_line[m], line);
+	copy_line(w->ms_line[m], line + strspn(line, " "));
 }
 
 static void success_signal(struct p2v_watch *w, double t_s)

@@ -38,7 +38,7 @@ static void test_pass_on_login(void)
 	CHECK(w.ms_t_s[P2V_MS_FIRMWARE] == 0.1);
 	CHECK(w.ms_t_s[P2V_MS_DISK_READ] == 0.1);
 	CHECK(w.ms_t_s[P2V_MS_BOOTLOADER] == 0.9);
-	CHECK(!strcmp(w.ms_line[P2V_MS_BOOTLOADER], "  Booting `Debian GNU/Linux'"));
+	CHECK(!strcmp(w.ms_line[P2V_MS_BOOTLOADER], "Booting `Debian GNU/Linux'"));
 	CHECK(w.ms_t_s[P2V_MS_KERNEL] == 1.2);
 	CHECK(w.ms_t_s[P2V_MS_ROOT] == 3.0);
 	CHECK(w.ms_t_s[P2V_MS_MARKER] == 9.5);

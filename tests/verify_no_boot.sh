@@ -42,4 +42,14 @@ rc=0; P2V_QEMU=/nonexistent/qemu "$P2V" verify "$IMG" --engine qemu 2>"$TMP/noqe
 grep -q 'no engine can run' "$TMP/noqemu" || fail "no QEMU: no explanation"
 rc=0; "$P2V" verify "$IMG" --expect '([a' 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "bad regex: exit $rc, expected 2"
-echo "ok: undbootable disks fail fast; bad input exits 2"
+# --engine vmm: refused when vmm-min is not built in, else the same verdict.
+rc=0; "$P2V" verify -f raw "$TMP/blank.raw" --engine vmm --timeout 30 > "$TMP/vmm.out" 2>&1 || rc=$?
+cat "$TMP/vmm.out"
+if grep -q 'not built into' "$TMP/vmm.out"; then
+	[ "$rc" -eq 2 ] || fail "--engine vmm without vmm-min: exit $rc, expected 2"
+else
+	[ "$rc" -eq 1 ] || fail "--engine vmm on a blank disk: exit $rc, expected 1"
+	grep -q '^verdict: FAIL: no bootable device' "$TMP/vmm.out" || fail "--engine vmm: wrong reason"
+	grep -q '^engine: vmm' "$TMP/vmm.out" || fail "--engine vmm: the report does not name the engine"
+fi
+echo "ok: unbootable disks fail fast; bad input exits 2"
