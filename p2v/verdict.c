@@ -42,6 +42,13 @@ static const struct pattern fail_patterns[] = {
 	  "the system dropped to emergency mode" },
 };
 
+/* Failure prompts, waiting for input without a newline. */
+static const struct pattern prompt_fails[] = {
+	{ "grub rescue>", NULL, true, true, "bootloader error (GRUB rescue shell)" },
+	{ "grub>", NULL, true, true, "bootloader error (GRUB stopped at its command line)" },
+	{ "(initramfs)", NULL, true, false, "initramfs dropped to a shell" },
+};
+
 static const struct pattern milestone_patterns[] = {
 	{ "SeaBIOS (version", NULL, false, true, "firmware" },
 	{ "Booting from Hard Disk", NULL, false, true, "disk" },
@@ -261,20 +268,23 @@ static bool text_char(struct p2v_watch *w, enum p2v_channel ch, uint8_t c)
 	return c >= 0x20 && c != 0x7f;
 }
 
-static bool looks_like_prompt(const char *line, size_t len)
-{
-	while (len > 0 && line[len - 1] == ' ')
-		len--;
-	return len > 0 && strchr(":>#$)", line[len - 1]) != NULL;
-}
-
-/* Prompts ("login: ", "(initramfs) ", "grub rescue> ") end without a newline. */
+/* Prompts ("login: ", "(initramfs) ", "grub rescue> ") end without a
+ * newline: a partial line is checked for those only (other patterns wait
+ * for the whole line). */
 static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
 {
+	const char *line = w->cur[ch];
+
 	w->cur[ch][w->cur_len[ch]] = '\0';
 	w->cur_t_s[ch] = t_s;
-	if (looks_like_prompt(w->cur[ch], w->cur_len[ch]))
-		classify(w, t_s, w->cur[ch]);
+	for (size_t i = 0; i < sizeof(prompt_fails) / sizeof(prompt_fails[0]); i++)
+		if (pattern_matches(&prompt_fails[i], line, w->ms_t_s[P2V_MS_KERNEL] >= 0))
+			decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", prompt_fails[i].what, line);
+	if (w->verdict == P2V_VERDICT_PENDING && is_marker(w, line)) {
+		set_milestone(w, P2V_MS_MARKER, t_s, line);
+		w->marker_seen = true;
+		success_signal(w, t_s);
+	}
 }
 
 /* Boot sector errors ("GRUB Geom Error") end without a newline too, then

@@ -119,6 +119,21 @@ static void test_fail_patterns(void)
 	}
 }
 
+/* A line split across reads is judged whole, even when a piece ends in ':'. */
+static void test_split_line(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_FIRMWARE, 1, "Booting from Hard Disk...\nBoot failed:");
+	p2v_watch_tick(&w, 1.2);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	feed(&w, P2V_CH_FIRMWARE, 1.3, " not a bootable disk\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_FAIL);
+	CHECK(!strcmp(w.reason, "no bootable device: Boot failed: not a bootable disk"));
+	p2v_watch_free(&w);
+}
+
 static void test_panic_after_marker(void)
 {
 	struct p2v_watch w;
@@ -241,6 +256,7 @@ int main(void)
 	test_pass_on_login();
 	test_systemd_target();
 	test_fail_patterns();
+	test_split_line();
 	test_panic_after_marker();
 	test_late_error_is_not_grub();
 	test_expect_regex();
