@@ -6,7 +6,7 @@
 IMG=$(sample_disk tiny-novirtio make-tiny-disk.sh --no-virtio)
 before=$(sha256sum < "$IMG")
 rc=0
-"$P2V" verify "$IMG" --engine qemu --expect 'P2V-TINY-OK' --timeout 90 > "$TMP/report" 2>&1 || rc=$?
+"$P2V" verify "$IMG" --engine qemu --expect 'P2V-TINY-OK' --timeout 180 > "$TMP/report" 2>&1 || rc=$?
 cat "$TMP/report"
 [ "$rc" -eq 1 ] || fail "verify exited $rc, expected 1 (fail)"
 grep -q '^verdict: FAIL: initramfs could not find the root device: ALERT!  /dev/vda1 does not exist' "$TMP/report" \

@@ -13,7 +13,7 @@ fi
 qemu-img check -q "$Q" || fail "the converted qcow2 does not check"
 before=$(sha256sum < "$Q")
 rc=0
-"$P2V" verify -f qcow2 "$Q" --engine qemu --expect 'P2V-TINY-OK' --json --timeout 90 \
+"$P2V" verify -f qcow2 "$Q" --engine qemu --expect 'P2V-TINY-OK' --json --timeout 180 \
 	--transcript "$TMP/console.txt" > "$TMP/report.json" 2> "$TMP/err" || rc=$?
 cat "$TMP/report.json" "$TMP/err"
 [ "$rc" -eq 0 ] || fail "verify exited $rc, expected 0 (pass)"
