@@ -42,10 +42,13 @@ int p2v_vmm_console(const struct p2v_engine_config *cfg, int console_in_fd, int 
 
 #else
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
-#define VMM_TICK_US 100000
+#define VMM_TICK_MS 100
+#define VMM_FWLOG_MAX_BYTES (16u << 20) /* a looping BIOS must not fill the disk */
 
 struct vmm_glue {
 	pthread_mutex_t lock;
@@ -55,6 +58,10 @@ struct vmm_glue {
 	volatile sig_atomic_t ticker_done;
 	double start_s;
 	int out_fd;                         /* console mode: where COM1 goes */
+	int fw_fd;                          /* read end of the firmware log pipe, or -1 */
+	int fw_write_fd;
+	FILE *fwlog;                        /* the user's --firmware-log copy, or NULL */
+	uint64_t fwlog_bytes;
 };
 
 bool p2v_vmm_built(void)
@@ -104,12 +111,46 @@ static void glue_event(void *opaque, const struct vmm_event *ev)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* Firmware log bytes: to the watcher and the user's copy.  False at EOF. */
+static bool glue_fw_read(struct vmm_glue *g)
+{
+	uint8_t buf[4096];
+	ssize_t n = read(g->fw_fd, buf, sizeof(buf));
+
+	if (n <= 0)
+		return n < 0 && errno == EINTR;
+	if (g->fwlog && g->fwlog_bytes < VMM_FWLOG_MAX_BYTES) {
+		size_t take = (size_t)n < VMM_FWLOG_MAX_BYTES - g->fwlog_bytes
+				      ? (size_t)n : VMM_FWLOG_MAX_BYTES - g->fwlog_bytes;
+		fwrite(buf, 1, take, g->fwlog);
+		g->fwlog_bytes += take;
+	}
+	pthread_mutex_lock(&g->lock);
+	if (g->w)
+		p2v_watch_bytes(g->w, P2V_CH_FIRMWARE, p2v_now_s() - g->start_s, buf, (size_t)n);
+	pthread_mutex_unlock(&g->lock);
+	return true;
+}
+
+/* Waits up to one tick for firmware log bytes. */
+static void glue_wait(struct vmm_glue *g)
+{
+	struct pollfd pfd = { .fd = g->fw_fd, .events = POLLIN };
+
+	if (g->fw_fd < 0) {
+		usleep(VMM_TICK_MS * 1000);
+		return;
+	}
+	if (poll(&pfd, 1, VMM_TICK_MS) > 0)
+		glue_fw_read(g);
+}
+
 static void *glue_ticker(void *opaque)
 {
 	struct vmm_glue *g = opaque;
 
 	while (!g->ticker_done) {
-		usleep(VMM_TICK_US);
+		glue_wait(g);
 		pthread_mutex_lock(&g->lock);
 		if (g->w)
 			p2v_watch_tick(g->w, p2v_now_s() - g->start_s);
@@ -151,11 +192,50 @@ static int glue_run(struct vmm_glue *g, struct vmm_config *vc, struct vmm_result
 	return r;
 }
 
+/* The VMM writes the debug port to a pipe we read (its path /dev/fd/N). */
+static int glue_fw_open(struct vmm_glue *g, const struct p2v_engine_config *cfg,
+			char *path, size_t path_bytes, char *err, size_t err_bytes)
+{
+	int p[2];
+
+	if (cfg->firmware_log_path && !(g->fwlog = fopen(cfg->firmware_log_path, "we"))) {
+		snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(errno));
+		return -errno;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, err_bytes, "pipe: %s", strerror(errno));
+		if (g->fwlog)
+			fclose(g->fwlog);
+		g->fwlog = NULL;
+		return -errno;
+	}
+	g->fw_fd = p[0];
+	g->fw_write_fd = p[1];
+	snprintf(path, path_bytes, "/dev/fd/%d", p[1]);
+	return 0;
+}
+
+/* After the run: the rest of the log, then the pipe. */
+static void glue_fw_close(struct vmm_glue *g)
+{
+	close(g->fw_write_fd);
+	while (g->fw_fd >= 0 && glue_fw_read(g))
+		;
+	if (g->fw_fd >= 0)
+		close(g->fw_fd);
+	g->fw_fd = -1;
+	if (g->fwlog)
+		fclose(g->fwlog);
+	g->fwlog = NULL;
+}
+
 int p2v_vmm_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		   volatile sig_atomic_t *stop, struct p2v_engine_result *res,
 		   char *err, size_t err_bytes)
 {
-	struct vmm_glue g = { .lock = PTHREAD_MUTEX_INITIALIZER, .w = w, .user_stop = stop };
+	struct vmm_glue g = { .lock = PTHREAD_MUTEX_INITIALIZER, .w = w, .user_stop = stop,
+			      .fw_fd = -1 };
+	char fw_path[64];
 	struct vmm_config vc;
 	struct vmm_result vr;
 	int r;
@@ -167,11 +247,16 @@ int p2v_vmm_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 	vc.console_opaque = &g;
 	vc.event = glue_event;
 	vc.event_opaque = &g;
+	r = glue_fw_open(&g, cfg, fw_path, sizeof(fw_path), err, err_bytes);
+	if (r < 0)
+		return r;
+	vc.firmware_log_path = fw_path;
 	r = glue_run(&g, &vc, &vr, err, err_bytes);
+	glue_fw_close(&g);
 	res->elapsed_s = vr.elapsed_s;
-	snprintf(res->detail, sizeof(res->detail), "%llu VM exits, %llu disk reads, %llu writes%s%s",
+	snprintf(res->detail, sizeof(res->detail), "%llu VM exits, %llu disk reads, %llu writes; %.160s",
 		 (unsigned long long)vr.guest_exits, (unsigned long long)vr.disk_reads,
-		 (unsigned long long)vr.disk_writes, vr.detail[0] ? "; " : "", vr.detail);
+		 (unsigned long long)vr.disk_writes, vr.detail);
 	if (r < 0)
 		return r;
 	if (vr.exit == VMM_EXIT_INTERNAL_ERROR) {
@@ -205,7 +290,7 @@ int p2v_vmm_console(const struct p2v_engine_config *cfg, int console_in_fd, int 
 		    volatile sig_atomic_t *stop, char *err, size_t err_bytes)
 {
 	struct vmm_glue g = { .lock = PTHREAD_MUTEX_INITIALIZER, .user_stop = stop,
-			      .out_fd = console_out_fd };
+			      .out_fd = console_out_fd, .fw_fd = -1 };
 	struct vmm_config vc;
 	struct vmm_result vr;
 	int r;

@@ -13,11 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* vmm.h (owned by vmm-min) has a slash-star inside its first comment. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "../vmm-min/vmm.h"
-#pragma GCC diagnostic pop
 
 enum p2v_verdict { P2V_VERDICT_PENDING, P2V_VERDICT_PASS, P2V_VERDICT_FAIL };
 
