@@ -144,16 +144,27 @@ static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg
 	}
 }
 
+/* The channels QEMU talks back on (our ends). */
+enum qemu_chan {
+	QCH_SERIAL,   /* COM1: QEMU's stdout */
+	QCH_FW,       /* SeaBIOS debug port 0x402 */
+	QCH_QMP,      /* QMP events (a socketpair) */
+	QCH_LOG,      /* QEMU's -d cpu_reset log: says "Triple fault" */
+	QCH_STDERR,   /* QEMU's own error messages */
+	QCH_COUNT
+};
+
 struct qemu_child {
 	pid_t pid;
-	int serial_fd, fw_fd, qmp_fd, stderr_fd;
+	int fd[QCH_COUNT];
 	bool exited;
 	int wait_status;
 	char stderr_text[512];
 	size_t stderr_bytes;
-	char qmp_line[1024];
-	size_t qmp_bytes;
+	char line[2][1024];           /* QMP and log lines being assembled */
+	size_t line_bytes[2];
 	char shutdown_reason[64];
+	bool triple_fault;
 	FILE *fwlog;
 	uint64_t fwlog_bytes;
 };
@@ -182,74 +193,87 @@ static void child_exec(char **argv, int in_fd, int out_fd, int err_fd, const int
 	_exit(127);
 }
 
-static int make_pipes(int serial[2], int fw[2], int qmp[2], int errp[2])
+/* One pipe (a socketpair for QMP) per channel: [ch][0] ours, [ch][1] QEMU's. */
+static int make_channels(int p[QCH_COUNT][2])
 {
-	serial[0] = serial[1] = fw[0] = fw[1] = qmp[0] = qmp[1] = errp[0] = errp[1] = -1;
-	if (pipe2(serial, O_CLOEXEC) < 0 || pipe2(fw, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0)
-		return -errno;
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
+		p[ch][0] = p[ch][1] = -1;
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++) {
+		int r = ch == QCH_QMP ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p[ch])
+				      : pipe2(p[ch], O_CLOEXEC);
+		if (r < 0)
+			return -errno;
+	}
 	return 0;
 }
 
-static void close_pair(int p[2])
+/* The verify-only arguments: debug port, QMP, reset log on QEMU's ends. */
+static void verify_args(struct qemu_argv *a, int p[QCH_COUNT][2])
 {
-	close_fd(&p[0]);
-	close_fd(&p[1]);
+	arg(a, "-chardev");
+	arg(a, "file,id=p2vfw,path=/dev/fd/%d", p[QCH_FW][1]);
+	arg(a, "-device");
+	arg(a, "isa-debugcon,iobase=0x402,chardev=p2vfw");
+	arg(a, "-chardev");
+	arg(a, "socket,id=p2vqmp,fd=%d", p[QCH_QMP][1]);
+	arg(a, "-mon");
+	arg(a, "chardev=p2vqmp,mode=control");
+	arg(a, "-d");
+	arg(a, "cpu_reset");
+	arg(a, "-D");
+	arg(a, "/dev/fd/%d", p[QCH_LOG][1]);
 }
 
-/* Starts QEMU for a verify run: COM1 -> serial pipe, debug port -> fw pipe, QMP on a socket. */
+static int fork_verify(struct qemu_child *c, struct qemu_argv *a, int p[QCH_COUNT][2],
+		       char *err, size_t err_bytes)
+{
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int keep[] = { p[QCH_FW][1], p[QCH_QMP][1], p[QCH_LOG][1] };
+
+	if (devnull < 0) {
+		snprintf(err, err_bytes, "/dev/null: %s", strerror(errno));
+		return -errno;
+	}
+	c->pid = fork();
+	if (c->pid == 0)
+		child_exec(a->argv, devnull, p[QCH_SERIAL][1], p[QCH_STDERR][1], keep, 3);
+	close(devnull);
+	if (c->pid < 0) {
+		snprintf(err, err_bytes, "fork: %s", strerror(errno));
+		return -errno;
+	}
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++) {
+		c->fd[ch] = p[ch][0];
+		p[ch][0] = -1;
+	}
+	return 0;
+}
+
+/* Starts QEMU for a verify run with every channel wired to us. */
 static int spawn_verify(struct qemu_child *c, const struct p2v_engine_config *cfg,
 			char *err, size_t err_bytes)
 {
-	int serial[2], fw[2], qmp[2], errp[2], r, devnull;
+	int p[QCH_COUNT][2], r;
 	struct qemu_argv *a = calloc(1, sizeof(*a));
 
-	r = a ? make_pipes(serial, fw, qmp, errp) : -ENOMEM;
-	devnull = r == 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
-	if (r == 0 && devnull < 0)
-		r = -errno;
+	r = a ? make_channels(p) : -ENOMEM;
 	if (r < 0) {
 		snprintf(err, err_bytes, "cannot set up the QEMU pipes: %s", strerror(-r));
 		goto out_close;
 	}
 	common_args(a, cfg);
-	arg(a, "-chardev");
-	arg(a, "file,id=p2vfw,path=/dev/fd/%d", fw[1]);
-	arg(a, "-device");
-	arg(a, "isa-debugcon,iobase=0x402,chardev=p2vfw");
-	arg(a, "-chardev");
-	arg(a, "socket,id=p2vqmp,fd=%d", qmp[1]);
-	arg(a, "-mon");
-	arg(a, "chardev=p2vqmp,mode=control");
-	if (a->overflow) {
-		r = -E2BIG;
+	verify_args(a, p);
+	r = a->overflow ? -E2BIG : fork_verify(c, a, p, err, err_bytes);
+	if (r == -E2BIG)
 		snprintf(err, err_bytes, "the QEMU command line is too long");
-		goto out_close;
-	}
-	c->pid = fork();
-	if (c->pid == 0)
-		child_exec(a->argv, devnull, serial[1], errp[1], (int[]){ fw[1], qmp[1] }, 2);
-	if (c->pid < 0) {
-		r = -errno;
-		snprintf(err, err_bytes, "fork: %s", strerror(-r));
-		goto out_close;
-	}
-	c->serial_fd = serial[0];
-	c->fw_fd = fw[0];
-	c->qmp_fd = qmp[0];
-	c->stderr_fd = errp[0];
-	serial[0] = fw[0] = qmp[0] = errp[0] = -1;
 	/* Events only flow after the capabilities handshake; QEMU reads this after its greeting. */
-	if (write(c->qmp_fd, "{\"execute\":\"qmp_capabilities\"}\n", 31) != 31)
+	if (r == 0 && write(c->fd[QCH_QMP], "{\"execute\":\"qmp_capabilities\"}\n", 31) != 31)
 		p2v_warn("QMP handshake: %s", strerror(errno));
-	r = 0;
 out_close:
-	close_pair(serial);
-	close_pair(fw);
-	close_pair(qmp);
-	close_pair(errp);
-	if (devnull >= 0)
-		close(devnull);
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++) {
+		close_fd(&p[ch][0]);
+		close_fd(&p[ch][1]);
+	}
 	free(a);
 	return r;
 }
@@ -268,17 +292,41 @@ static void qmp_line(struct qemu_child *c, const char *line)
 	snprintf(c->shutdown_reason, sizeof(c->shutdown_reason), "%.*s", (int)strcspn(r, "\""), r);
 }
 
-static void qmp_bytes(struct qemu_child *c, const char *buf, size_t len)
+/* One line of QEMU's reset log. */
+static void log_line(struct qemu_child *c, const char *line)
 {
+	if (strstr(line, "Triple fault"))
+		c->triple_fault = true;
+}
+
+/* Splits QMP (which = 0) or log (which = 1) bytes into lines. */
+static void line_bytes(struct qemu_child *c, unsigned which, const char *buf, size_t len)
+{
+	char *line = c->line[which];
+	size_t *n = &c->line_bytes[which];
+
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] == '\n') {
-			c->qmp_line[c->qmp_bytes] = '\0';
-			qmp_line(c, c->qmp_line);
-			c->qmp_bytes = 0;
-		} else if (c->qmp_bytes + 1 < sizeof(c->qmp_line)) {
-			c->qmp_line[c->qmp_bytes++] = buf[i];
+			line[*n] = '\0';
+			if (which == 0)
+				qmp_line(c, line);
+			else
+				log_line(c, line);
+			*n = 0;
+		} else if (*n + 1 < sizeof(c->line[which])) {
+			line[(*n)++] = buf[i];
 		}
 	}
+}
+
+static void stderr_bytes(struct qemu_child *c, const char *buf, size_t len)
+{
+	size_t room = sizeof(c->stderr_text) - 1 - c->stderr_bytes;
+	size_t take = len < room ? len : room;
+
+	memcpy(c->stderr_text + c->stderr_bytes, buf, take);
+	c->stderr_bytes += take;
+	c->stderr_text[c->stderr_bytes] = '\0';
 }
 
 static void fw_bytes(struct qemu_child *c, const char *buf, size_t len)
@@ -291,57 +339,59 @@ static void fw_bytes(struct qemu_child *c, const char *buf, size_t len)
 	c->fwlog_bytes += len;
 }
 
-/* Reads what one fd has; false at EOF (the fd is closed). */
-static bool pump(struct qemu_child *c, int *fd, struct p2v_watch *w, double t_s)
+/* Reads what one channel has and hands it on; closes it at EOF. */
+static void pump(struct qemu_child *c, enum qemu_chan ch, struct p2v_watch *w, double t_s)
 {
 	char buf[4096];
-	ssize_t n = read(*fd, buf, sizeof(buf));
+	ssize_t n = read(c->fd[ch], buf, sizeof(buf));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return true;
+		return;
 	if (n <= 0) {
-		close_fd(fd);
-		return false;
+		close_fd(&c->fd[ch]);
+		return;
 	}
-	if (fd == &c->serial_fd) {
+	switch (ch) {
+	case QCH_SERIAL:
 		p2v_watch_bytes(w, P2V_CH_CONSOLE, t_s, (const uint8_t *)buf, (size_t)n);
-	} else if (fd == &c->fw_fd) {
+		break;
+	case QCH_FW:
 		fw_bytes(c, buf, (size_t)n);
 		p2v_watch_bytes(w, P2V_CH_FIRMWARE, t_s, (const uint8_t *)buf, (size_t)n);
-	} else if (fd == &c->qmp_fd) {
-		qmp_bytes(c, buf, (size_t)n);
-	} else {
-		size_t room = sizeof(c->stderr_text) - 1 - c->stderr_bytes;
-		size_t take = (size_t)n < room ? (size_t)n : room;
-		memcpy(c->stderr_text + c->stderr_bytes, buf, take);
-		c->stderr_bytes += take;
-		c->stderr_text[c->stderr_bytes] = '\0';
+		break;
+	case QCH_QMP:
+		line_bytes(c, 0, buf, (size_t)n);
+		break;
+	case QCH_LOG:
+		line_bytes(c, 1, buf, (size_t)n);
+		break;
+	default:
+		stderr_bytes(c, buf, (size_t)n);
+		break;
 	}
-	return true;
 }
 
 /* Waits up to QEMU_POLL_MS for output and feeds it. */
 static void poll_once(struct qemu_child *c, struct p2v_watch *w, double start_s)
 {
-	int *fds[] = { &c->serial_fd, &c->fw_fd, &c->qmp_fd, &c->stderr_fd };
-	struct pollfd pfd[4];
+	struct pollfd pfd[QCH_COUNT];
+	enum qemu_chan chan[QCH_COUNT];
 	nfds_t n = 0;
 
-	for (size_t i = 0; i < 4; i++)
-		if (*fds[i] >= 0)
-			pfd[n++] = (struct pollfd){ .fd = *fds[i], .events = POLLIN };
-	if (n == 0 || poll(pfd, n, QEMU_POLL_MS) <= 0) {
-		if (n == 0)
-			usleep(QEMU_POLL_MS * 1000);
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
+		if (c->fd[ch] >= 0) {
+			chan[n] = (enum qemu_chan)ch;
+			pfd[n++] = (struct pollfd){ .fd = c->fd[ch], .events = POLLIN };
+		}
+	if (n == 0) {
+		usleep(QEMU_POLL_MS * 1000);
 		return;
 	}
-	for (nfds_t k = 0; k < n; k++) {
-		if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		for (size_t i = 0; i < 4; i++)
-			if (*fds[i] == pfd[k].fd)
-				pump(c, fds[i], w, p2v_now_s() - start_s);
-	}
+	if (poll(pfd, n, QEMU_POLL_MS) <= 0)
+		return;
+	for (nfds_t k = 0; k < n; k++)
+		if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
+			pump(c, chan[k], w, p2v_now_s() - start_s);
 }
 
 static void reap(struct qemu_child *c, bool block)
@@ -401,6 +451,8 @@ static int child_exited(struct qemu_child *c, struct p2v_watch *w, double t_s,
 	}
 	if (!strcmp(c->shutdown_reason, "guest-panic"))
 		p2v_watch_end(w, P2V_END_HALTED, t_s, "QEMU reports a guest panic");
+	else if (c->triple_fault)
+		p2v_watch_end(w, P2V_END_TRIPLE_FAULT, t_s, "the CPU reset itself (QEMU: Triple fault)");
 	else
 		p2v_watch_end(w, end_from_reason(c->shutdown_reason), t_s, NULL);
 	return 0;
@@ -408,7 +460,18 @@ static int child_exited(struct qemu_child *c, struct p2v_watch *w, double t_s,
 
 static bool outputs_open(const struct qemu_child *c)
 {
-	return c->serial_fd >= 0 || c->fw_fd >= 0 || c->qmp_fd >= 0 || c->stderr_fd >= 0;
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
+		if (c->fd[ch] >= 0)
+			return true;
+	return false;
+}
+
+static void child_init(struct qemu_child *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->pid = -1;
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
+		c->fd[ch] = -1;
 }
 
 /* The poll loop; returns when the run ended one way or another. */
@@ -441,10 +504,11 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		    volatile sig_atomic_t *stop, struct p2v_engine_result *res,
 		    char *err, size_t err_bytes)
 {
-	struct qemu_child c = { .serial_fd = -1, .fw_fd = -1, .qmp_fd = -1, .stderr_fd = -1 };
+	struct qemu_child c;
 	double start_s = p2v_now_s();
 	int r;
 
+	child_init(&c);
 	memset(res, 0, sizeof(*res));
 	if (cfg->disk_path && !p2v_qemu_format(cfg->disk_format)) {
 		snprintf(err, err_bytes, "QEMU cannot open %s images", cfg->disk_format ? cfg->disk_format : "(unknown)");
@@ -462,10 +526,8 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		r = run_loop(&c, cfg, w, stop, start_s, err, err_bytes);
 	if (c.pid > 0)
 		stop_child(&c);
-	close_fd(&c.serial_fd);
-	close_fd(&c.fw_fd);
-	close_fd(&c.qmp_fd);
-	close_fd(&c.stderr_fd);
+	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
+		close_fd(&c.fd[ch]);
 	if (c.fwlog)
 		fclose(c.fwlog);
 	res->elapsed_s = p2v_now_s() - start_s;
@@ -477,9 +539,10 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int console_out_fd,
 		     volatile sig_atomic_t *stop, char *err, size_t err_bytes)
 {
-	struct qemu_child c = { .serial_fd = -1, .fw_fd = -1, .qmp_fd = -1, .stderr_fd = -1 };
+	struct qemu_child c;
 	struct qemu_argv *a = calloc(1, sizeof(*a));
 
+	child_init(&c);
 	if (!a)
 		return -ENOMEM;
 	if (cfg->disk_path && !p2v_qemu_format(cfg->disk_format)) {

@@ -37,6 +37,21 @@ fi
 grep -q '^SeaBIOS (version' "$TMP/fw.log" || fail "--firmware-log lacks the SeaBIOS banner"
 [ $(( $(date +%s) - start )) -lt 30 ] || fail "not fast: $(( $(date +%s) - start )) s"
 
+# A boot sector that triple-faults (int3 with a zero-limit real-mode IDT).
+python3 - "$TMP/tf.raw" <<'PY'
+import sys
+b = bytearray(1 << 20)
+code = bytes([0xfa, 0x0f, 0x01, 0x1e, 0x08, 0x7c, 0xcc, 0xf4])  # cli; lidt [0x7c08]; int3; hlt
+b[0:len(code)] = code          # the 6-byte IDT descriptor at 0x7c08 stays zero: limit 0
+b[510:512] = b"\x55\xaa"
+open(sys.argv[1], "wb").write(b)
+PY
+rc=0
+"$P2V" verify "$TMP/tf.raw" --engine qemu > "$TMP/tf.out" 2>&1 || rc=$?
+cat "$TMP/tf.out"
+[ "$rc" -eq 1 ] || fail "triple fault: exit $rc, expected 1"
+grep -q '^verdict: FAIL: triple fault at .*(QEMU: Triple fault)' "$TMP/tf.out" || fail "triple fault not recognised"
+
 # Could not run: exit 2.
 expect_fail "missing image" "$P2V" verify "$TMP/nonexistent.raw" --engine qemu
 rc=0; "$P2V" verify "$TMP/nonexistent.raw" --engine qemu 2>/dev/null || rc=$?
