@@ -160,10 +160,19 @@ static void loop_request(struct vmm_loop *l)
 		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "guest powered off");
 }
 
+static unsigned long long loop_rip(struct vmm_loop *l)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ull;
+	return regs.rip;
+}
+
 static void loop_exit(struct vmm_loop *l)
 {
 	struct kvm_run *run = l->m->kvm.run;
-	char msg[96];
+	char msg[128];
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: loop_io(l); break;
@@ -185,8 +194,10 @@ static void loop_exit(struct vmm_loop *l)
 			loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "shutdown");
 		break;
 	default:
-		snprintf(msg, sizeof(msg), "unhandled KVM exit %u (suberror %u)", run->exit_reason,
-			 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0);
+		snprintf(msg, sizeof(msg), "unhandled KVM exit %u (suberror %u) at rip 0x%llx",
+			 run->exit_reason,
+			 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
+			 loop_rip(l));
 		loop_finish(l, VMM_EXIT_INTERNAL_ERROR, 0, false, msg);
 		break;
 	}

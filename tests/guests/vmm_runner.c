@@ -2,7 +2,8 @@
  * or a flat real-mode binary, with COM1 on stdout and a summary line on
  * stderr ("vmm: exit=halted elapsed=1.23 reads=4 writes=1 exits=999").
  *   vmm_runner [-t SECONDS] [-m MIB] [-w] [-l FWLOG] [-k KERNEL [-i INITRD] [-a APPEND]]
- *              [-f FLAT.bin] [-C] [DISK]
+ *              [-f FLAT.bin] [-F DISKFORMAT] [-b FIRMWARE] [-I] [-C] [DISK]
+ * -I feeds stdin to COM1.
  * -C prints the calibrated MIPS.  Exit status 0 when the run happened. */
 #include "vmm_internal.h"
 
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
 	uint8_t *code = NULL;
 	int c, ret;
 
-	while ((c = getopt(argc, argv, "t:m:wl:k:i:a:f:C")) != -1) {
+	while ((c = getopt(argc, argv, "t:m:wl:k:i:a:f:F:b:IC")) != -1) {
 		switch (c) {
 		case 't': cfg.timeout_s = atof(optarg); break;
 		case 'm': cfg.mem_bytes = strtoull(optarg, NULL, 0) << 20; break;
@@ -73,6 +74,9 @@ int main(int argc, char **argv)
 		case 'i': cfg.initrd_path = optarg; break;
 		case 'a': cfg.append = optarg; break;
 		case 'f': flat_path = optarg; break;
+		case 'F': cfg.disk_format = optarg; break;
+		case 'b': cfg.firmware_path = optarg; break;
+		case 'I': cfg.console_in_fd = 0; break;
 		case 'C': {
 			double mips = vmm_calibrate_mips(err, sizeof(err));
 			if (mips < 0)
