@@ -58,6 +58,7 @@ for sub in fixed dynamic; do
 		[ "$(p2v_size "$q")" = "$(qemu_size "$q")" ] ||
 			fail "$q: p2v reads $(p2v_size "$q"), qemu-img $(qemu_size "$q")"
 		[ "$(p2v_field "$q" subformat)" = "$sub" ] || fail "$q: subformat"
+		[ $sub = fixed ] || "$P2V" check "$q" >/dev/null || fail "$q: p2v check finds problems"
 		"$P2V" convert -q -O raw "$q" "$q.raw"
 		qemu-img compare -q -f raw -F vpc "$q.raw" "$q" || fail "$q: content differs from qemu's reading"
 		qemu-img compare -q -f raw -F raw a.raw "$q.raw" || fail "$q: content differs from the source"
