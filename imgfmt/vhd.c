@@ -11,11 +11,13 @@
  * differencing disk is a dynamic disk whose clear bitmap bits and unallocated
  * blocks read from a parent VHD, found through parent locators.
  *
- * Size.  The virtual size is the footer's current size.  QEMU up to 9.x
- * trusts it only for creators it knows (else it uses the CHS product), so we
- * write the creator QEMU itself writes when it means "current size is exact"
- * ("qem2", version 5.3, "Wi2k"); the geometry is the spec's algorithm, as
- * Hyper-V and Disk2VHD write it.
+ * Size.  The virtual size is the footer's current size (the CHS product
+ * only when an old tool left it 0).  QEMU (7.2, Debian 12) trusts the
+ * current size only for creators it knows ("win ", "qem2", "d2v ", "CTXS",
+ * "tap") and otherwise uses the CHS product, which is smaller for most sizes;
+ * so we write what QEMU itself writes when the current size is exact ("qem2",
+ * version 5.3, "Wi2k").  The geometry is the spec's algorithm, as Hyper-V
+ * and Disk2VHD write it.
  *
  * Writing.  New blocks go where the trailing footer was.  The BAT, the
  * bitmap of the block being written and the footer stay in memory and are
