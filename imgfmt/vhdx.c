@@ -1232,42 +1232,51 @@ static int vhdx_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Mark MiBs [first, first + n) used; true if one of them already was. */
+static bool mark_mibs(uint8_t *used, uint64_t first, uint64_t n)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	bool clash = false;
 
-	return x < y ? -1 : x > y;
+	for (uint64_t m = first; m < first + n; m++) {
+		clash |= (used[m / 8] >> (m % 8)) & 1u;
+		used[m / 8] |= (uint8_t)(1u << (m % 8));
+	}
+	return clash;
 }
 
-/* Payload blocks referenced twice (or overlapping) are errors. */
+static void report_clash(struct imgfmt_check *res, uint64_t block, uint64_t off)
+{
+	char msg[160];
+
+	res->errors++;
+	if (!res->report)
+		return;
+	snprintf(msg, sizeof(msg), "payload block %llu at file offset %llu overlaps another block",
+		 (unsigned long long)block, (unsigned long long)off);
+	res->report(res->report_opaque, msg);
+}
+
+/* Payload blocks sharing file space are errors.  One bit per file MiB: the
+ * work is bounded by the disk size in MiB, the memory by the file size. */
 static int vhdx_check(struct imgfmt_image *img, struct imgfmt_check *res)
 {
 	struct vhdx *v = V(img);
-	uint64_t *offs = malloc((v->data_blocks ? v->data_blocks : 1) * 8), n = 0;
+	uint64_t mibs = imgfmt_div_round_up(v->alloc_end_bytes, VHDX_MIB);
+	uint8_t *used = calloc(imgfmt_div_round_up(mibs, 8) + 1, 1);
 
-	if (!offs)
+	if (!used)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	res->total_clusters = v->data_blocks;
 	for (uint64_t b = 0; b < v->data_blocks; b++) {
 		uint64_t e = v->bat[bat_index(v, b)];
 		unsigned st = VHDX_BAT_STATE(e);
-		if (st == VHDX_PAYLOAD_FULLY_PRESENT || st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-			offs[n++] = VHDX_BAT_OFFSET_BYTES(e);
-	}
-	res->allocated_clusters = n;
-	qsort(offs, n, 8, cmp_u64);
-	for (uint64_t i = 1; i < n; i++) {
-		if (offs[i] - offs[i - 1] >= v->block_bytes)
+		if (st != VHDX_PAYLOAD_FULLY_PRESENT && st != VHDX_PAYLOAD_PARTIALLY_PRESENT)
 			continue;
-		res->errors++;
-		if (res->report) {
-			char msg[160];
-			snprintf(msg, sizeof(msg), "payload blocks at file offsets %llu and %llu overlap",
-				 (unsigned long long)offs[i - 1], (unsigned long long)offs[i]);
-			res->report(res->report_opaque, msg);
-		}
+		res->allocated_clusters++;
+		if (mark_mibs(used, VHDX_BAT_OFFSET_BYTES(e) / VHDX_MIB, v->block_bytes / VHDX_MIB))
+			report_clash(res, b, VHDX_BAT_OFFSET_BYTES(e));
 	}
-	free(offs);
+	free(used);
 	return 0;
 }
 

@@ -455,6 +455,20 @@ static void hostile_bat(const struct blob *base)
 	memcpy(b.p, base->p, b.n);
 	imgfmt_put_le64(b.p + BAT_OFF + 8, VHDX_BAT_ENTRY(VHDX_PAYLOAD_PARTIALLY_PRESENT, 4ull * MIB));
 	expect_refused(&b, 0, "invalid payload state 7", "partially present without parent");
+	/* two blocks sharing one place in the file: opens, check finds it */
+	imgfmt_put_le64(b.p + BAT_OFF + 8, VHDX_BAT_ENTRY(VHDX_PAYLOAD_FULLY_PRESENT, 4ull * MIB));
+	{
+		char err[IMGFMT_ERRMSG_BYTES];
+		struct imgfmt_check chk = { 0 };
+		struct imgfmt_image *img = NULL;
+		CHECK_EQ(open_blob(&b, 0, &img, err), 0);
+		if (img) {
+			CHECK_EQ(imgfmt_check(img, &chk), 0);
+			CHECK_EQ(chk.errors, 1);
+			CHECK_EQ(chk.allocated_clusters, 2);
+			imgfmt_close(img);
+		}
+	}
 	free(b.p);
 }
 
