@@ -2,9 +2,10 @@
  * write -> read through the API, the BAT interleaving, hostile structures
  * (bytes built in memory, opened through a memfd) and log replay.
  *
- * Also a helper for the shell tests:
- *   unit_vhdx mklog IN OUT BLOCK_BYTES
- * copies VHDX image IN to OUT adding one log entry (see add_log_entry). */
+ * Also helpers for the shell tests:
+ *   unit_vhdx mklog IN OUT BLOCK_BYTES   copy IN to OUT adding a log entry
+ *   unit_vhdx write IMG OFF LEN SEED     write a pattern into an image (RW open)
+ *   unit_vhdx pattern OUT 0 LEN SEED     the same pattern into a plain file */
 #include "unit.h"
 #include "vhdx.h"
 
@@ -838,12 +839,46 @@ static int mklog(const char *in, const char *out, const char *block)
 	return r;
 }
 
+/* write IMG OFF LEN SEED: open an existing image read-write, write pattern
+ * SEED there, close.  pattern LEN SEED OUT: the same bytes into a file. */
+static int helper_write(char **argv)
+{
+	struct imgfmt_open_opts o = { .flags = IMGFMT_OPEN_RDWR };
+	char err[IMGFMT_ERRMSG_BYTES];
+	uint64_t off = strtoull(argv[3], NULL, 0), len = strtoull(argv[4], NULL, 0);
+	uint8_t *buf = malloc(len ? len : 1);
+	struct imgfmt_image *img;
+	int r;
+
+	pattern(buf, len, (unsigned)strtoul(argv[5], NULL, 0));
+	if (!strcmp(argv[1], "pattern")) {
+		struct blob b = { buf, len };
+		r = write_whole(argv[2], &b);
+		free(buf);
+		return r < 0 ? 2 : 0;
+	}
+	r = imgfmt_open(&img, argv[2], &o, err, sizeof(err));
+	if (r == 0) {
+		r = imgfmt_pwrite(img, buf, len, off);
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", imgfmt_errmsg(img));
+		int rc = imgfmt_close(img);
+		r = r < 0 ? r : rc;
+	}
+	free(buf);
+	if (r < 0)
+		fprintf(stderr, "%s\n", err);
+	return r < 0 ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct blob base;
 
 	if (argc == 5 && !strcmp(argv[1], "mklog"))
 		return mklog(argv[2], argv[3], argv[4]);
+	if (argc == 6 && (!strcmp(argv[1], "write") || !strcmp(argv[1], "pattern")))
+		return helper_write(argv);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/unit_vhdx.XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return perror("mkdtemp"), 1;
