@@ -1016,7 +1016,11 @@ static int vhdx_flush(struct imgfmt_image *img)
 static int vhdx_finish(struct imgfmt_image *img)
 {
 	struct vhdx *v = V(img);
-	int r = extend_file(img, v);
+	int r;
+
+	if (!v->data_written && !v->bat_dirty)
+		return 0; /* opened for writing, never written: leave the file alone */
+	r = extend_file(img, v);
 
 	if (r == 0 && v->bat_dirty)
 		r = write_bat(img, v);
