@@ -543,15 +543,11 @@ static int check_parent_linkage(struct imgfmt_image *img, struct vhdx *v)
 			  img->path, want, have, img->backing->path);
 }
 
+/* New blocks go after everything: the log, the regions and every block were
+ * checked to lie inside file_bytes. */
 static uint64_t compute_alloc_end(const struct vhdx *v)
 {
-	uint64_t end = v->file_bytes;
-
-	end = end > v->bat_offset_bytes + v->bat_length_bytes ? end
-	      : v->bat_offset_bytes + v->bat_length_bytes;
-	end = end > v->meta_offset_bytes + v->meta_length_bytes ? end
-	      : v->meta_offset_bytes + v->meta_length_bytes;
-	return round_up_mib(end);
+	return round_up_mib(v->file_bytes);
 }
 
 static int open_checks_for_write(struct imgfmt_image *img, struct vhdx *v)
