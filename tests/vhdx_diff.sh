@@ -21,12 +21,13 @@ mv "$TMP/parent.vhdx" "$TMP/parent.moved"
 expect_fail "child without parent" "$P2V" convert -q -O raw "$TMP/child.vhdx" "$TMP/x.raw"
 mv "$TMP/parent.moved" "$TMP/parent.vhdx"
 
-need vhdiinfo vhdimount fusermount
+need vhdiinfo vhdimount
 vinfo=$(vhdiinfo "$TMP/child.vhdx")
 grep -q "Disk type.*Differential" <<<"$vinfo" || fail "vhdiinfo: $vinfo"
 [ -e /dev/fuse ] || skip "no /dev/fuse for vhdimount (p2v checks above passed)"
 mkdir "$TMP/mnt"
-trap 'fusermount -u "$TMP/mnt" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+unmount() { fusermount -u "$1" 2>/dev/null || umount "$1" 2>/dev/null || true; }
+trap 'unmount "$TMP/mnt"; rm -rf "$TMP"' EXIT
 vhdimount "$TMP/child.vhdx" "$TMP/mnt" >/dev/null || skip "vhdimount cannot mount here (p2v checks above passed)"
 last=$(ls "$TMP/mnt" | sort -V | tail -n 1)
 cmp "$TMP/mnt/$last" "$TMP/child.raw" || fail "libvhdi reads the child differently"

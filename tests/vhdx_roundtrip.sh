@@ -4,7 +4,7 @@
 # 512-byte-sector VHDX only; libvhdi's vhdimount reads the others), vhdiinfo
 # and our own read back.
 source "$(dirname "$0")/lib.sh"
-need qemu-img vhdiinfo vhdimount fusermount
+need qemu-img vhdiinfo vhdimount
 
 raw=$TMP/in.raw
 mkrandom "$raw" $((3 * 1024 * 1024))
@@ -16,14 +16,15 @@ size=$(stat -c %s "$raw")
 # vhdi_cmp IMAGE: libvhdi (vhdimount) reads IMAGE as $raw; for what qemu
 # cannot read (4096-byte logical sectors).  Without FUSE: a note, no check.
 mkdir "$TMP/mnt"
-trap 'fusermount -u "$TMP/mnt" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+unmount() { fusermount -u "$1" 2>/dev/null || umount "$1" 2>/dev/null || true; }
+trap 'unmount "$TMP/mnt"; rm -rf "$TMP"' EXIT
 vhdi_cmp() {
 	if [ ! -e /dev/fuse ] || ! vhdimount "$1" "$TMP/mnt" >/dev/null 2>&1; then
 		echo "note: vhdimount unavailable here; libvhdi content check not done for $1"
 		return 0
 	fi
-	cmp "$TMP/mnt/vhdi1" "$raw" || { fusermount -u "$TMP/mnt"; fail "libvhdi reads $1 differently"; }
-	fusermount -u "$TMP/mnt"
+	cmp "$TMP/mnt/vhdi1" "$raw" || { unmount "$TMP/mnt"; fail "libvhdi reads $1 differently"; }
+	unmount "$TMP/mnt"
 }
 
 roundtrip() { # roundtrip OPTIONS SUBFORMAT LSS
