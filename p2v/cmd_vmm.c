@@ -412,49 +412,75 @@ static int run_console(struct boot_opts *o, bool use_vmm, int in_fd)
 	return r;
 }
 
+/* The terminal in raw mode (keys go to the guest) while the console runs. */
+struct term_state {
+	bool raw;
+	struct termios saved;
+};
+
+static void term_raw(struct term_state *t)
+{
+	struct termios raw;
+
+	t->raw = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t->saved) == 0;
+	if (!t->raw)
+		return;
+	raw = t->saved;
+	cfmakeraw(&raw);
+	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+static void term_restore(const struct term_state *t)
+{
+	if (t->raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+}
+
+/* Terminal -> guest in a thread, guest -> stdout by the engine. */
+static int console_session(struct boot_opts *o, bool use_vmm)
+{
+	struct console_proxy proxy = { .stop = &p2v_interrupted };
+	struct term_state term;
+	pthread_t input;
+	int pipefd[2], r;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		p2v_err("pipe: %s", strerror(errno));
+		return -errno;
+	}
+	proxy.to_guest_fd = pipefd[1];
+	term_raw(&term);
+	if (pthread_create(&input, NULL, console_input, &proxy) != 0) {
+		p2v_err("cannot start the console thread");
+		r = -EAGAIN;
+	} else {
+		r = run_console(o, use_vmm, pipefd[0]);
+		proxy.done = 1;
+		pthread_join(input, NULL);
+	}
+	term_restore(&term);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return r;
+}
+
 int p2v_cmd_boot(int argc, char **argv)
 {
 	struct boot_opts o;
 	struct image_facts facts;
-	struct console_proxy proxy = { .stop = &p2v_interrupted };
-	struct termios saved, raw;
-	bool use_vmm, tty = isatty(STDIN_FILENO);
-	pthread_t input;
-	int pipefd[2], r, rc = parse_args(argc, argv, &o, false);
+	bool use_vmm;
+	int r, rc = parse_args(argc, argv, &o, false);
 
 	if (rc >= 0)
 		return rc;
 	rc = prepare(&o, &facts, &use_vmm);
 	if (rc >= 0)
 		return rc;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		p2v_err("pipe: %s", strerror(errno));
-		return P2V_EXIT_ERROR;
-	}
 	p2v_install_signal_handlers();
 	fprintf(stderr, "p2v: booting %s with %s%s; Ctrl-] then q quits\r\n",
 		o.image ? o.image : o.cfg.kernel_path, use_vmm ? "vmm-min" : "QEMU TCG",
 		o.cfg.writable ? " (writable)" : " (guest writes discarded)");
-	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
-		raw = saved;
-		cfmakeraw(&raw);
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	} else {
-		tty = false;
-	}
-	proxy.to_guest_fd = pipefd[1];
-	if (pthread_create(&input, NULL, console_input, &proxy) != 0) {
-		p2v_err("cannot start the console thread");
-		r = -EAGAIN;
-	} else {
-		r = run_console(&o, use_vmm, pipefd[0]);
-		proxy.done = 1;
-		pthread_join(input, NULL);
-	}
-	if (tty)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-	close(pipefd[0]);
-	close(pipefd[1]);
+	r = console_session(&o, use_vmm);
 	fprintf(stderr, "\np2v: console closed\n");
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }
