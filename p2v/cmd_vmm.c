@@ -288,7 +288,7 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 		.engine_detail = !booted ? "decided from the image before booting"
 			: use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
-		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm && booted,
+		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = booted,
 	};
 
 	if (o->json)

@@ -22,6 +22,7 @@
 #define QEMU_FWLOG_MAX_BYTES (16u << 20) /* a looping BIOS must not fill the disk */
 #define QEMU_POLL_MS 100
 #define QEMU_TERM_GRACE_S 3.0
+#define QEMU_STATS_PERIOD_S 1.0
 
 struct qemu_argv {
 	char *argv[QEMU_MAX_ARGS + 1];
@@ -161,10 +162,13 @@ struct qemu_child {
 	int wait_status;
 	char stderr_text[512];
 	size_t stderr_bytes;
-	char line[2][1024];           /* QMP and log lines being assembled */
+	char line[2][8192];           /* QMP and log lines being assembled */
 	size_t line_bytes[2];
 	char shutdown_reason[64];
 	bool triple_fault;
+	bool stats_fresh;             /* a query-blockstats answer to hand on */
+	uint64_t disk_reads, disk_writes, wr_highest_offset;
+	double stats_asked_s;
 	FILE *fwlog;
 	uint64_t fwlog_bytes;
 };
@@ -278,11 +282,45 @@ out_close:
 	return r;
 }
 
-/* One QMP line: remember why the guest stopped. */
+/* The number after "key": in text, 0 when absent. */
+static uint64_t json_u64_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* The answer to query-blockstats: the device's own "stats" object is the
+ * first one that is not its parent node's. */
+static void blockstats_line(struct qemu_child *c, const char *line)
+{
+	static const char parent[] = "\"parent\": {";
+	const size_t parent_len = sizeof(parent) - 1;
+	const char *p = line;
+
+	while ((p = strstr(p, "\"stats\": {")) != NULL) {
+		if ((size_t)(p - line) < parent_len || strncmp(p - parent_len, parent, parent_len) != 0)
+			break;
+		p++;
+	}
+	if (!p)
+		return;
+	c->disk_reads = json_u64_after(p, "\"rd_operations\": ");
+	c->disk_writes = json_u64_after(p, "\"wr_operations\": ");
+	c->wr_highest_offset = json_u64_after(p, "\"wr_highest_offset\": ");
+	c->stats_fresh = true;
+}
+
+/* One QMP line: block statistics, or why the guest stopped. */
 static void qmp_line(struct qemu_child *c, const char *line)
 {
+	static const char answer[] = "{\"return\": [{\"device\": ";
 	const char *r;
 
+	if (!strncmp(line, answer, sizeof(answer) - 1)) {
+		blockstats_line(c, line);
+		return;
+	}
 	if (!strstr(line, "\"SHUTDOWN\"") || c->shutdown_reason[0])
 		return;
 	r = strstr(line, "\"reason\": \"");
@@ -361,6 +399,9 @@ static void pump(struct qemu_child *c, enum qemu_chan ch, struct p2v_watch *w, d
 		break;
 	case QCH_QMP:
 		line_bytes(c, 0, buf, (size_t)n);
+		if (c->stats_fresh)
+			p2v_watch_disk_stats(w, t_s, c->disk_reads, c->disk_writes, c->wr_highest_offset);
+		c->stats_fresh = false;
 		break;
 	case QCH_LOG:
 		line_bytes(c, 1, buf, (size_t)n);
@@ -474,6 +515,18 @@ static void child_init(struct qemu_child *c)
 		c->fd[ch] = -1;
 }
 
+/* Disk activity, once a second, over QMP. */
+static void ask_blockstats(struct qemu_child *c, double t_s)
+{
+	static const char q[] = "{\"execute\":\"query-blockstats\"}\n";
+
+	if (c->fd[QCH_QMP] < 0 || t_s - c->stats_asked_s < QEMU_STATS_PERIOD_S)
+		return;
+	c->stats_asked_s = t_s;
+	if (write(c->fd[QCH_QMP], q, sizeof(q) - 1) < 0 && errno != EAGAIN)
+		close_fd(&c->fd[QCH_QMP]);
+}
+
 /* The poll loop; returns when the run ended one way or another. */
 static int run_loop(struct qemu_child *c, const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		    volatile sig_atomic_t *stop, double start_s, char *err, size_t err_bytes)
@@ -494,6 +547,7 @@ static int run_loop(struct qemu_child *c, const struct p2v_engine_config *cfg, s
 			p2v_watch_end(w, P2V_END_TIMEOUT, t_s, NULL);
 			return 0;
 		}
+		ask_blockstats(c, t_s);
 		reap(c, false);
 		if (c->exited && !outputs_open(c))
 			return child_exited(c, w, t_s, err, err_bytes);

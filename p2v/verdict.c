@@ -323,21 +323,42 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		partial_line(w, ch, t_s);
 }
 
-static void disk_write(struct p2v_watch *w, const struct vmm_event *ev)
+/* Writes into a partition: the OS at work on its root fs, once the kernel
+ * runs or, with a silent console, once there are more than a boot loader
+ * saving its environment would do. */
+static void partition_writes(struct p2v_watch *w, double t_s)
 {
 	bool kernel = w->ms_t_s[P2V_MS_KERNEL] >= 0;
 
+	if (w->root_write_seen || (!kernel && w->partition_writes < P2V_WATCH_ROOT_WRITES_QUIET))
+		return;
+	w->root_write_seen = true;
+	w->root_write_t_s = t_s;
+	set_milestone(w, P2V_MS_ROOT, t_s, "(disk write into a partition)");
+	success_signal(w, t_s);
+}
+
+static void disk_write(struct p2v_watch *w, const struct vmm_event *ev)
+{
 	w->disk_writes++;
 	if (ev->offset_bytes < P2V_WATCH_ROOT_WRITE_MIN_BYTES)
 		return;
 	w->partition_writes++;
-	/* A boot loader may save its environment; the OS writes far more. */
-	if (w->root_write_seen || (!kernel && w->partition_writes < P2V_WATCH_ROOT_WRITES_QUIET))
+	partition_writes(w, ev->t_s);
+}
+
+void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint64_t writes,
+			  uint64_t highest_write_end_bytes)
+{
+	if (reads > 0)
+		set_milestone(w, P2V_MS_DISK_READ, t_s, "(virtio-blk read)");
+	w->disk_reads = reads;
+	w->disk_writes = writes;
+	if (writes == 0 || highest_write_end_bytes <= P2V_WATCH_ROOT_WRITE_MIN_BYTES)
 		return;
-	w->root_write_seen = true;
-	w->root_write_t_s = ev->t_s;
-	set_milestone(w, P2V_MS_ROOT, ev->t_s, "(disk write into a partition)");
-	success_signal(w, ev->t_s);
+	/* Only counts are known: every write may be a partition write. */
+	w->partition_writes = writes;
+	partition_writes(w, t_s);
 }
 
 void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev)

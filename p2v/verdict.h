@@ -89,6 +89,10 @@ void p2v_watch_free(struct p2v_watch *w);
 void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		     const uint8_t *buf, size_t len);
 void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev);
+/* Engines that only count (QEMU's block statistics): operations so far and
+ * the end of the highest write. */
+void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint64_t writes,
+			  uint64_t highest_write_end_bytes);
 /* Time passes: a success signal followed by settle_s quiet seconds passes. */
 void p2v_watch_tick(struct p2v_watch *w, double t_s);
 /* The run ended; decides a verdict if none was reached. */
@@ -113,7 +117,7 @@ struct p2v_report_info {
 	const char *format;
 	double elapsed_s;
 	double timeout_s;
-	bool disk_counters;          /* the engine reports disk reads/writes (vmm) */
+	bool disk_counters;          /* the engine reported disk reads/writes */
 };
 void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);
 void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);

@@ -209,6 +209,33 @@ static void test_root_write_events(void)
 	p2v_watch_free(&w);
 }
 
+/* Counting engines (QEMU): operations and the end of the highest write. */
+static void test_disk_stats(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	p2v_watch_disk_stats(&w, 0.5, 0, 0, 0);
+	CHECK(w.ms_t_s[P2V_MS_DISK_READ] < 0);
+	p2v_watch_disk_stats(&w, 1, 10, 0, 0);
+	CHECK(w.ms_t_s[P2V_MS_DISK_READ] == 1);
+	p2v_watch_disk_stats(&w, 2, 20, 2, 3 << 20); /* a boot loader's few writes */
+	CHECK(!w.root_write_seen);
+	feed(&w, P2V_CH_CONSOLE, 3, "Linux version 6.1\n");
+	p2v_watch_disk_stats(&w, 4, 30, 2, 3 << 20);
+	CHECK(w.root_write_seen);
+	CHECK(w.root_write_t_s == 4);
+	CHECK_EQ(w.disk_reads, 30);
+	CHECK_EQ(w.disk_writes, 2);
+	p2v_watch_free(&w);
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_CONSOLE, 3, "Linux version 6.1\n");
+	p2v_watch_disk_stats(&w, 4, 30, 5, 4096); /* only the MBR area */
+	CHECK(!w.root_write_seen);
+	p2v_watch_free(&w);
+}
+
 static void test_run_ends(void)
 {
 	static const struct { enum p2v_run_end end; const char *reason; } ends[] = {
@@ -261,6 +288,7 @@ int main(void)
 	test_late_error_is_not_grub();
 	test_expect_regex();
 	test_root_write_events();
+	test_disk_stats();
 	test_run_ends();
 	test_tail_and_long_lines();
 	UNIT_DONE();
