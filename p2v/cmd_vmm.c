@@ -445,8 +445,10 @@ static int console_session(struct boot_opts *o, bool use_vmm)
 	int pipefd[2], r;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		p2v_err("pipe: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		p2v_err("pipe: %s", strerror(e));
+		return -e;
 	}
 	proxy.to_guest_fd = pipefd[1];
 	term_raw(&term);

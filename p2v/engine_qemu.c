@@ -235,17 +235,22 @@ static int fork_verify(struct qemu_child *c, struct qemu_argv *a, int p[QCH_COUN
 	int keep[] = { p[QCH_FW][1], p[QCH_QMP][1], p[QCH_LOG][1] };
 
 	if (devnull < 0) {
-		snprintf(err, err_bytes, "/dev/null: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, err_bytes, "/dev/null: %s", strerror(e));
+		return -e;
 	}
 	c->pid = fork();
 	if (c->pid == 0)
 		child_exec(a->argv, devnull, p[QCH_SERIAL][1], p[QCH_STDERR][1], keep, 3);
-	close(devnull);
 	if (c->pid < 0) {
-		snprintf(err, err_bytes, "fork: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		close(devnull);
+		snprintf(err, err_bytes, "fork: %s", strerror(e));
+		return -e;
 	}
+	close(devnull);
 	for (unsigned ch = 0; ch < QCH_COUNT; ch++) {
 		c->fd[ch] = p[ch][0];
 		p[ch][0] = -1;
@@ -571,8 +576,10 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 	if (cfg->firmware_log_path) {
 		c.fwlog = fopen(cfg->firmware_log_path, "we");
 		if (!c.fwlog) {
-			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(errno));
-			return -errno;
+			int e = errno;
+
+			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(e));
+			return -e;
 		}
 	}
 	r = spawn_verify(&c, cfg, err, err_bytes);
