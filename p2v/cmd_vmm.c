@@ -31,6 +31,7 @@ struct boot_opts {
 	const char *expect;
 	const char *transcript;
 	bool json;
+	bool console;                /* echo the guest console on stderr */
 	double settle_s;
 };
 
@@ -79,7 +80,7 @@ static int parse_seconds(const char *opt, const char *s, double *out)
 
 enum {
 	OPT_TIMEOUT = 256, OPT_EXPECT, OPT_JSON, OPT_ENGINE, OPT_MEM, OPT_FWLOG, OPT_TRANSCRIPT,
-	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_HELP,
+	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_CONSOLE, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -91,6 +92,7 @@ static const struct option long_opts[] = {
 	{ "firmware-log", required_argument, NULL, OPT_FWLOG },
 	{ "transcript", required_argument, NULL, OPT_TRANSCRIPT },
 	{ "settle", required_argument, NULL, OPT_SETTLE },
+	{ "console", no_argument, NULL, OPT_CONSOLE },
 	{ "writable", no_argument, NULL, OPT_WRITABLE },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -105,9 +107,10 @@ static void usage(const char *cmd, FILE *f)
 	if (!strcmp(cmd, "verify"))
 		fprintf(f, "usage: p2v verify IMG [-f FMT] [--timeout S] [--expect REGEX] [--json]\n"
 			   "         [--engine auto|vmm|qemu] [--mem M] [--firmware-log FILE]\n"
-			   "         [--transcript FILE] [--settle S]\n"
+			   "         [--transcript FILE] [--settle S] [--console]\n"
 			   "Boots IMG read-only and says whether it reaches userspace (exit 0),\n"
-			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n");
+			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n"
+			   "--console shows the guest's console on stderr as it boots.\n");
 	else
 		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--mem M] [--writable]\n"
 			   "         [--kernel K [--initrd I] [--append A]] [--firmware-log FILE]\n"
@@ -132,6 +135,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_SETTLE: r = parse_seconds("--settle", optarg, &o->settle_s); break;
 		case OPT_EXPECT: o->expect = optarg; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_CONSOLE: o->console = true; break;
 		case OPT_ENGINE: r = parse_engine(optarg, &o->engine); break;
 		case OPT_MEM: r = parse_mem(optarg, &o->cfg.mem_bytes); break;
 		case OPT_FWLOG: o->cfg.firmware_log_path = optarg; break;
@@ -344,6 +348,8 @@ int p2v_cmd_verify(int argc, char **argv)
 		p2v_watch_free(&w);
 		return P2V_EXIT_ERROR;
 	}
+	if (o.console)
+		w.echo = stderr;
 	p2v_install_signal_handlers();
 	nocode = mbr_without_code(&facts);
 	if (nocode) {

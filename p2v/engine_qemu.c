@@ -612,17 +612,30 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		return -ENOTSUP;
 	}
 	common_args(a, cfg);
+	if (cfg->firmware_log_path) {
+		arg(a, "-chardev");
+		arg(a, "file,id=p2vfw,path=%s", cfg->firmware_log_path);
+		arg(a, "-device");
+		arg(a, "isa-debugcon,iobase=0x402,chardev=p2vfw");
+	}
 	c.pid = a->overflow ? -1 : fork();
 	if (c.pid == 0)
 		child_exec(a->argv, console_in_fd, console_out_fd, STDERR_FILENO, NULL, 0);
-	free(a);
 	if (c.pid < 0) {
-		snprintf(err, err_bytes, "cannot start QEMU: %s", strerror(errno));
+		snprintf(err, err_bytes, "cannot start QEMU: %s",
+			 a->overflow ? "command line too long" : strerror(errno));
+		free(a);
 		return -EIO;
 	}
+	free(a);
 	while (!c.exited && !(stop && *stop)) {
 		usleep(QEMU_POLL_MS * 1000);
 		reap(&c, false);
+	}
+	if (c.exited && !(WIFEXITED(c.wait_status) && WEXITSTATUS(c.wait_status) == 0)) {
+		snprintf(err, err_bytes, "QEMU failed (status 0x%x; its message is above)",
+			 (unsigned)c.wait_status);
+		return -EIO;
 	}
 	stop_child(&c);
 	return 0;

@@ -312,6 +312,10 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		return;
 	if (ch == P2V_CH_CONSOLE && w->transcript && len)
 		fwrite(buf, 1, len, w->transcript);
+	if (ch == P2V_CH_CONSOLE && w->echo && len) {
+		fwrite(buf, 1, len, w->echo);
+		fflush(w->echo);
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] == '\n') {
 			end_line(w, ch, t_s);

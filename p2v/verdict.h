@@ -60,6 +60,7 @@ struct p2v_watch {
 	bool has_expect;
 	double settle_s;             /* seconds without panic after a success signal */
 	FILE *transcript;            /* raw console bytes, or NULL */
+	FILE *echo;                  /* the console live (p2v verify --console), or NULL */
 
 	enum p2v_verdict verdict;
 	char reason[P2V_WATCH_REASON_BYTES];
