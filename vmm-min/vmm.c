@@ -118,6 +118,15 @@ static bool loop_dead_halt(struct vmm_loop *l)
 	return ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & RFLAGS_IF);
 }
 
+static unsigned long long loop_rip(struct vmm_loop *l)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ull;
+	return regs.rip;
+}
+
 static void loop_tick(struct vmm_loop *l)
 {
 	const struct vmm_config *cfg = l->m->cfg;
@@ -130,8 +139,11 @@ static void loop_tick(struct vmm_loop *l)
 		;
 	if (cfg->stop && *cfg->stop)
 		return loop_finish(l, VMM_EXIT_STOPPED, 0, false, "stopped");
-	if (cfg->timeout_s > 0 && vmm_now_s() - l->start_s >= cfg->timeout_s)
-		return loop_finish(l, VMM_EXIT_TIMEOUT, 0, false, "timeout");
+	if (cfg->timeout_s > 0 && vmm_now_s() - l->start_s >= cfg->timeout_s) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "timeout (guest at rip 0x%llx)", loop_rip(l));
+		return loop_finish(l, VMM_EXIT_TIMEOUT, 0, false, msg);
+	}
 	if (loop_dead_halt(l))
 		return loop_finish(l, VMM_EXIT_HALTED, VMM_EV_HALT, true,
 				   "halted with interrupts disabled");
@@ -158,15 +170,6 @@ static void loop_request(struct vmm_loop *l)
 		loop_finish(l, VMM_EXIT_RESET, VMM_EV_RESET, true, "guest requested a reset");
 	else if (req == VMM_REQ_SHUTDOWN)
 		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "guest powered off");
-}
-
-static unsigned long long loop_rip(struct vmm_loop *l)
-{
-	struct kvm_regs regs;
-
-	if (ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
-		return ~0ull;
-	return regs.rip;
 }
 
 static void loop_exit(struct vmm_loop *l)
