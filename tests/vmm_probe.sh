@@ -37,3 +37,12 @@ grep -q "Found 2 cpu(s)" "$TMP/fw2.log" || fail "SeaBIOS did not find 2 CPUs: $(
 	fail "writable run did not write sector 2"
 echo "ok: writable run wrote through"
 expect_fail "too many vCPUs" "$RUNNER" -t 5 -m 64 -c 99 "$TMP/probe.img"
+
+# An unbootable disk (no boot signature): SeaBIOS gives up and reboots at
+# once (etc/boot-fail-wait is 0), which ends the run as a reset.
+head -c 1048576 /dev/zero > "$TMP/zero.img"
+"$RUNNER" -t 120 -m 64 -F raw -l "$TMP/fw0.log" "$TMP/zero.img" > "$TMP/console0" 2> "$TMP/summary0" ||
+	fail "unbootable run failed: $(cat "$TMP/summary0")"
+cat "$TMP/summary0"
+grep -q "exit=reset" "$TMP/summary0" || fail "an unbootable disk must end in a reset"
+grep -q "No bootable device" "$TMP/fw0.log" || fail "SeaBIOS did not report the unbootable disk"

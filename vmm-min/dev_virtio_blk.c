@@ -70,11 +70,6 @@ void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_dis
 	v->pci.cfg[0x3d] = 1; /* INTA# */
 }
 
-void vmm_vblk_free(struct vmm_vblk *v)
-{
-	(void)v;
-}
-
 static void vblk_set_irq(struct vmm_vblk *v, int level)
 {
 	int line = v->pcibus ? vmm_pci_intx_irq(v->pcibus, v->slot) : v->irq_line;
