@@ -192,6 +192,8 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 
 	memset(m, 0, sizeof(*m));
 	m->cfg = cfg;
+	m->cpus = cfg->cpus ? cfg->cpus : 1;
+	m->kvm.kvm_fd = m->kvm.vm_fd = -1; /* nothing to close yet */
 	vmm_fwcfg_init(&m->fwcfg);
 	if (mem_bytes < 2 * MIB || mem_bytes > 1024 * GIB || mem_bytes % 4096) {
 		snprintf(err, err_bytes, "guest memory of %llu bytes: need 2 MiB .. 1 TiB in pages",
@@ -207,19 +209,19 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 		ret = machine_firmware(m, cfg->firmware_path ? cfg->firmware_path :
 					  "/usr/share/seabios/bios.bin", err, err_bytes);
 	if (ret == 0)
-		ret = vmm_kvm_vcpu(&m->kvm, err, err_bytes);
+		ret = vmm_kvm_vcpus(&m->kvm, m->cpus, err, err_bytes);
 	if (ret < 0)
 		return ret;
 	m->irq = (struct vmm_irq){ vmm_kvm_irq_line, &m->kvm };
 	m->ev = (struct vmm_events){ cfg->event, cfg->event_opaque, vmm_now_s() };
 	m->dbg.ctl = &m->ctl;
 	vmm_uart_init(&m->uart, 4, &m->irq, cfg->console_out, cfg->console_opaque);
-	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, 1);
+	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
 	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
 	vmm_i8042_init(&m->i8042, &m->irq, &m->ctl);
 	ret = machine_bus(m);
 	if (ret == 0)
-		ret = machine_fwcfg(m, 1);
+		ret = machine_fwcfg(m, m->cpus);
 	if (ret < 0) {
 		snprintf(err, err_bytes, "device setup: %s", strerror(-ret));
 		return ret;

@@ -7,6 +7,7 @@
 
 struct vmm_machine {
 	const struct vmm_config *cfg;
+	unsigned cpus;
 	struct vmm_kvm kvm;
 	uint8_t *ram, *rom;
 	uint64_t ram_bytes, below_4g, above_4g;

@@ -260,7 +260,6 @@ struct vmm_vblk {
 };
 void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_disk *disk,
 		   const struct vmm_irq *irq, const struct vmm_events *ev);
-void vmm_vblk_free(struct vmm_vblk *v);
 void vmm_vblk_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 /* Process every available request; 0, or -EIO when the device broke. */
 int vmm_vblk_process(struct vmm_vblk *v);
