@@ -155,7 +155,8 @@ struct p2v_mounts {
 /* Mounts of the disk (dev major:minor) or any of its partitions. */
 int p2v_mounts_of_disk(unsigned major, unsigned minor, struct p2v_mounts *out);
 void p2v_mounts_free(struct p2v_mounts *m);
-/* True when the device dev (a st_dev or st_rdev) is the disk or one of its partitions. */
+/* True when the device dev (a st_dev or st_rdev) is the disk (maj:min) or one
+ * of its partitions. */
 bool p2v_dev_on_disk(uint64_t dev, unsigned major, unsigned minor);
 int p2v_mounts_freeze(struct p2v_mounts *m, char *err, size_t err_bytes);
 void p2v_mounts_thaw(struct p2v_mounts *m);

@@ -45,6 +45,8 @@ bool p2v_dev_on_disk(uint64_t dev, unsigned maj, unsigned min)
 
 	if (!maj && !min)
 		return false;
+	if (major(dev) == maj && minor(dev) == min)
+		return true;   /* the device itself (also when SRC is a partition) */
 	parent_disk(major(dev), minor(dev), &pmaj, &pmin);
 	return pmaj == maj && pmin == min;
 }

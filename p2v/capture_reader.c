@@ -9,6 +9,7 @@
 #include "capture.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ int p2v_reader_init(struct p2v_reader *r, int fd, uint32_t sector_bytes, uint64_
 	r->record = true;
 	p2v_rangemap_init(&r->lost);
 	reader_test_hook(r);
+	/* Mostly sequential: a larger readahead window (advice only). */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return -pthread_mutex_init(&r->lock, NULL);
 }
 

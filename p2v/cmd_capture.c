@@ -130,10 +130,12 @@ static int check_mounts(struct cap *c, unsigned maj, unsigned min, bool *any_rw)
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s on %s",
 						len ? ", " : "", m->source, m->mountpoint);
 	}
-	if (!*any_rw)
+	if (!*any_rw || c->o.freeze)
 		return 0;
-	if (c->o.freeze || c->o.dry_run)
+	if (c->o.dry_run) {
+		p2v_warn("mounted read-write: %s; a capture needs --freeze or --allow-mounted", list);
 		return 0;
+	}
 	if (c->o.allow_mounted) {
 		p2v_warn("capturing filesystems mounted read-write (%s): the image may be inconsistent", list);
 		return 0;

@@ -27,6 +27,11 @@ out=$("$P2V" capture "$L" "$TMP/x.img" 2>&1) && fail "capture of a mounted disk 
 echo "$out" | grep -q "$TMP/mnt" || fail "refusal does not name the mount: $out"
 echo "ok (refused): $out"
 [ ! -e "$TMP/x.img" ] || fail "refused capture left an output"
+# The mounted partition itself as the source.
+out=$("$P2V" capture "${L}p1" "$TMP/x.img" 2>&1) && fail "capture of a mounted partition succeeded"
+echo "$out" | grep -q "$TMP/mnt" || fail "partition refusal does not name the mount: $out"
+# inspect works on a mounted disk and says so.
+"$P2V" inspect "$L" 2>&1 >/dev/null | grep -q "mounted read-write: ${L}p1 on $TMP/mnt" || fail "inspect does not mention the mount"
 
 # Output on the source disk itself.
 expect_fail "output on the source disk" "$P2V" capture "$L" "$TMP/mnt/x.img" --allow-mounted
