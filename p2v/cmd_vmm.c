@@ -323,12 +323,30 @@ static int verify_run(struct boot_opts *o, struct p2v_watch *w, bool use_vmm, do
 	return -1;
 }
 
+/* The watcher with its outputs; false (with a message) on bad options. */
+static bool watch_setup(struct p2v_watch *w, const struct boot_opts *o)
+{
+	char err[256];
+
+	if (p2v_watch_init(w, o->expect, o->settle_s, err, sizeof(err)) < 0) {
+		p2v_err("%s", err);
+		return false;
+	}
+	if (o->transcript && !(w->transcript = fopen(o->transcript, "we"))) {
+		p2v_err("%s: %s", o->transcript, strerror(errno));
+		p2v_watch_free(w);
+		return false;
+	}
+	if (o->console)
+		w->echo = stderr;
+	return true;
+}
+
 int p2v_cmd_verify(int argc, char **argv)
 {
 	struct boot_opts o;
 	struct image_facts facts;
 	struct p2v_watch w;
-	char err[256];
 	const char *nocode;
 	double elapsed_s = 0;
 	bool use_vmm;
@@ -339,25 +357,14 @@ int p2v_cmd_verify(int argc, char **argv)
 	rc = prepare(&o, &facts, &use_vmm);
 	if (rc >= 0)
 		return rc;
-	if (p2v_watch_init(&w, o.expect, o.settle_s, err, sizeof(err)) < 0) {
-		p2v_err("%s", err);
+	if (!watch_setup(&w, &o))
 		return P2V_EXIT_ERROR;
-	}
-	if (o.transcript && !(w.transcript = fopen(o.transcript, "we"))) {
-		p2v_err("%s: %s", o.transcript, strerror(errno));
-		p2v_watch_free(&w);
-		return P2V_EXIT_ERROR;
-	}
-	if (o.console)
-		w.echo = stderr;
 	p2v_install_signal_handlers();
 	nocode = mbr_without_code(&facts);
-	if (nocode) {
-		w.verdict = P2V_VERDICT_FAIL;
-		snprintf(w.reason, sizeof(w.reason), "%s", nocode);
-	} else {
+	if (nocode)
+		p2v_watch_fail(&w, 0, nocode);
+	else
 		rc = verify_run(&o, &w, use_vmm, &elapsed_s);
-	}
 	if (rc < 0)
 		rc = verify_report(&o, &w, use_vmm, !nocode, facts.format, elapsed_s);
 	if (w.transcript)

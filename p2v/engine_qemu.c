@@ -18,7 +18,7 @@
 #include "p2v.h"
 
 #define QEMU_MAX_ARGS 64
-#define QEMU_ARG_STORE_BYTES 8192
+#define QEMU_ARG_STORE_BYTES 16384
 #define QEMU_FWLOG_MAX_BYTES (16u << 20) /* a looping BIOS must not fill the disk */
 #define QEMU_POLL_MS 100
 #define QEMU_TERM_GRACE_S 3.0
@@ -96,41 +96,29 @@ bool p2v_qemu_available(const struct p2v_engine_config *cfg)
 }
 
 /* The machine every run uses: PC, no default devices, COM1 on stdio. */
-static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+/* An option value holding a path: QEMU splits options at commas, so a
+ * comma in the path is doubled. */
+static void arg_path(struct qemu_argv *a, const char *prefix, const char *path, const char *suffix)
 {
-	uint64_t mem_mib = (cfg->mem_bytes ? cfg->mem_bytes : 512ull << 20) >> 20;
+	char esc[4096];
+	size_t o = 0;
 
-	arg(a, "%s", p2v_qemu_binary(cfg));
-	arg(a, "-accel");
-	arg(a, "tcg");
-	arg(a, "-machine");
-	arg(a, "pc");
-	arg(a, "-nodefaults");
-	arg(a, "-vga");
-	arg(a, "none");
-	arg(a, "-display");
-	arg(a, "none");
-	arg(a, "-no-reboot");
-	arg(a, "-m");
-	arg(a, "%lluM", (unsigned long long)(mem_mib ? mem_mib : 1));
-	arg(a, "-chardev");
-	arg(a, "stdio,id=p2vcom1,signal=off");
-	arg(a, "-serial");
-	arg(a, "chardev:p2vcom1");
-	if (cfg->disk_path) {
-		/* QEMU splits -drive options at commas; a comma in a path is doubled. */
-		char path[2048];
-		size_t o = 0;
-		for (const char *s = cfg->disk_path; *s && o + 2 < sizeof(path); s++) {
-			path[o++] = *s;
-			if (*s == ',')
-				path[o++] = ',';
+	for (const char *s = path; *s; s++) {
+		if (o + 3 > sizeof(esc)) {
+			a->overflow = true;
+			return;
 		}
-		path[o] = '\0';
-		arg(a, "-drive");
-		arg(a, "file=%s,if=virtio,format=%s%s", path, p2v_qemu_format(cfg->disk_format),
-		    cfg->writable ? "" : ",snapshot=on");
+		esc[o++] = *s;
+		if (*s == ',')
+			esc[o++] = ',';
 	}
+	esc[o] = '\0';
+	arg(a, "%s%s%s", prefix, esc, suffix);
+}
+
+/* Direct Linux boot, for p2v boot --kernel. */
+static void kernel_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+{
 	if (cfg->kernel_path) {
 		arg(a, "-kernel");
 		arg(a, "%s", cfg->kernel_path);
@@ -143,6 +131,31 @@ static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg
 		arg(a, "-append");
 		arg(a, "%s", cfg->append);
 	}
+}
+
+/* The machine every run uses: PC, no default devices, COM1 on stdio, the
+ * disk on virtio-blk (a throw-away overlay unless writable). */
+static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+{
+	static const char *const fixed[] = {
+		"-accel", "tcg", "-machine", "pc", "-nodefaults", "-vga", "none", "-display", "none",
+		"-no-reboot", "-chardev", "stdio,id=p2vcom1,signal=off", "-serial", "chardev:p2vcom1",
+	};
+	uint64_t mem_mib = (cfg->mem_bytes ? cfg->mem_bytes : 512ull << 20) >> 20;
+
+	arg(a, "%s", p2v_qemu_binary(cfg));
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		arg(a, "%s", fixed[i]);
+	arg(a, "-m");
+	arg(a, "%lluM", (unsigned long long)(mem_mib ? mem_mib : 1));
+	if (cfg->disk_path) {
+		char suffix[64];
+		snprintf(suffix, sizeof(suffix), ",if=virtio,format=%s%s",
+			 p2v_qemu_format(cfg->disk_format), cfg->writable ? "" : ",snapshot=on");
+		arg(a, "-drive");
+		arg_path(a, "file=", cfg->disk_path, suffix);
+	}
+	kernel_args(a, cfg);
 }
 
 /* The channels QEMU talks back on (our ends). */
@@ -614,7 +627,7 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 	common_args(a, cfg);
 	if (cfg->firmware_log_path) {
 		arg(a, "-chardev");
-		arg(a, "file,id=p2vfw,path=%s", cfg->firmware_log_path);
+		arg_path(a, "file,id=p2vfw,path=", cfg->firmware_log_path, "");
 		arg(a, "-device");
 		arg(a, "isa-debugcon,iobase=0x402,chardev=p2vfw");
 	}

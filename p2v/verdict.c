@@ -397,6 +397,11 @@ void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev)
 	}
 }
 
+void p2v_watch_fail(struct p2v_watch *w, double t_s, const char *reason)
+{
+	decide(w, P2V_VERDICT_FAIL, t_s, "%s", reason);
+}
+
 static const char *success_what(const struct p2v_watch *w)
 {
 	return w->marker_seen ? "marker" : "root filesystem write";

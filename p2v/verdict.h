@@ -96,6 +96,8 @@ void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint6
 			  uint64_t highest_write_end_bytes);
 /* Time passes: a success signal followed by settle_s quiet seconds passes. */
 void p2v_watch_tick(struct p2v_watch *w, double t_s);
+/* A failure found without booting (e.g. an MBR without boot code). */
+void p2v_watch_fail(struct p2v_watch *w, double t_s, const char *reason);
 /* The run ended; decides a verdict if none was reached. */
 void p2v_watch_end(struct p2v_watch *w, enum p2v_run_end end, double t_s, const char *detail);
 
