@@ -200,10 +200,21 @@ static bool is_marker(struct p2v_watch *w, const char *line)
 }
 
 /* Look at a line (complete, or the prompt being typed when partial). */
+/* The kernel runs: its banner was seen, or (a quiet kernel prints none)
+ * an earlier line in the shape of kernel or systemd output: "[    1.23] ...",
+ * "[  OK  ] ...". */
+static bool os_running(const struct p2v_watch *w)
+{
+	return w->os_output || w->ms_t_s[P2V_MS_KERNEL] >= 0;
+}
+
 static void classify(struct p2v_watch *w, double t_s, const char *line)
 {
-	bool kernel = w->ms_t_s[P2V_MS_KERNEL] >= 0;
+	bool kernel = os_running(w);
 	const struct pattern *p;
+
+	if (line[0] == '[' && strchr(line, ']'))
+		w->os_output = true;
 
 	p = find_pattern(milestone_patterns, sizeof(milestone_patterns) / sizeof(milestone_patterns[0]),
 			 line, kernel);
@@ -278,7 +289,7 @@ static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
 	w->cur[ch][w->cur_len[ch]] = '\0';
 	w->cur_t_s[ch] = t_s;
 	for (size_t i = 0; i < sizeof(prompt_fails) / sizeof(prompt_fails[0]); i++)
-		if (pattern_matches(&prompt_fails[i], line, w->ms_t_s[P2V_MS_KERNEL] >= 0))
+		if (pattern_matches(&prompt_fails[i], line, os_running(w)))
 			decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", prompt_fails[i].what, line);
 	if (w->verdict == P2V_VERDICT_PENDING && is_marker(w, line)) {
 		set_milestone(w, P2V_MS_MARKER, t_s, line);
@@ -291,7 +302,7 @@ static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
  * the machine hangs: a partial line that stalls before the kernel counts. */
 static void stalled_lines(struct p2v_watch *w, double t_s)
 {
-	if (w->ms_t_s[P2V_MS_KERNEL] >= 0)
+	if (os_running(w))
 		return;
 	for (unsigned ch = 0; ch < P2V_CH_COUNT; ch++) {
 		const struct pattern *p;
@@ -332,7 +343,7 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
  * saving its environment would do. */
 static void partition_writes(struct p2v_watch *w, double t_s)
 {
-	bool kernel = w->ms_t_s[P2V_MS_KERNEL] >= 0;
+	bool kernel = os_running(w);
 
 	if (w->root_write_seen || (!kernel && w->partition_writes < P2V_WATCH_ROOT_WRITES_QUIET))
 		return;

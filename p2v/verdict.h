@@ -71,6 +71,7 @@ struct p2v_watch {
 
 	double success_t_s;          /* first success signal, < 0: none */
 	bool marker_seen, root_write_seen;
+	bool os_output;              /* kernel/systemd-shaped lines seen (quiet kernels) */
 	double root_write_t_s;
 	uint64_t disk_reads, disk_writes, partition_writes;
 

@@ -159,6 +159,22 @@ static void test_late_error_is_not_grub(void)
 	p2v_watch_free(&w);
 }
 
+/* A quiet kernel prints no banner: systemd-shaped lines mark the OS too. */
+static void test_quiet_kernel(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_CONSOLE, 1, "Loading Linux 6.1.0-56-amd64 ...\nLoading initial ramdisk ...\n");
+	feed(&w, P2V_CH_CONSOLE, 5, "[  OK  ] Started systemd-journald.service.\n");
+	feed(&w, P2V_CH_CONSOLE, 6, "error: a service complained\nRead Error in some log\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	feed(&w, P2V_CH_CONSOLE, 8, "host login: ");
+	p2v_watch_tick(&w, 11.5);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
+	p2v_watch_free(&w);
+}
+
 static void test_expect_regex(void)
 {
 	struct p2v_watch w;
@@ -286,6 +302,7 @@ int main(void)
 	test_split_line();
 	test_panic_after_marker();
 	test_late_error_is_not_grub();
+	test_quiet_kernel();
 	test_expect_regex();
 	test_root_write_events();
 	test_disk_stats();
