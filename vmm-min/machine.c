@@ -116,6 +116,7 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	uint16_t ncpu = (uint16_t)cpus, zero16 = 0;
 	uint8_t irq0_override = 0; /* KVM's default routing: GSI 0 is IOAPIC pin 0 */
 	uint32_t boot_fail_wait_ms = 0; /* "No bootable device": reboot at once */
+	uint64_t sercon_port = 0x3f8;   /* BIOS text screen mirrored to COM1 */
 	int ret = 0;
 
 	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_RAM_SIZE, &ram, sizeof(ram));
@@ -126,6 +127,7 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
+	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
 	return ret ? -ENOMEM : 0;
 }
 
