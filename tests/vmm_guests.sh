@@ -18,7 +18,7 @@ run() { # run OUT ARGS...: console to OUT, summary to OUT.sum
 }
 head -c 1048576 /dev/zero > "$TMP/disk.img"
 
-# 1. dispatch: COM1, fw_cfg, PCI enumeration, MMIO hole, CMOS, power-off port
+# 1. dispatch: COM1, fw_cfg, PCI enumeration, MMIO hole, CMOS, PIIX4 PM power-off
 build dispatch 0x7c00
 run "$TMP/d" -t 20 -m 64 -f "$TMP/dispatch.bin" -F raw "$TMP/disk.img"
 cat > "$TMP/d.want" <<'WANT'
@@ -29,10 +29,11 @@ pci 01 8086:7000
 pci 02 1af4:1001
 mmio ff
 cmos 0300
+pm 8086:7113
 BYE
 WANT
 diff -u "$TMP/d.want" "$TMP/d" || fail "dispatch guest output differs"
-grep -q "exit=shutdown" "$TMP/d.sum" || fail "port 0x501 did not power off"
+grep -q "exit=shutdown" "$TMP/d.sum" || fail "ACPI SLP_EN did not power off"
 # without a disk there is no virtio-blk in slot 2
 run "$TMP/d2" -t 20 -m 64 -f "$TMP/dispatch.bin"
 ! grep -q "pci 02" "$TMP/d2" || fail "virtio-blk present without a disk"
