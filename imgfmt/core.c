@@ -181,6 +181,21 @@ static void set_err(char *err, size_t err_bytes, const char *msg, int r)
 		snprintf(err, err_bytes, "%s", strerror(-r));
 }
 
+/* After a driver's open/create: hand the image out, or report and free it. */
+static int hand_out(struct imgfmt_image **out, struct imgfmt_image *img, int r,
+		    char *err, size_t err_bytes)
+{
+	if (r < 0) {
+		if (!img->err[0])
+			snprintf(img->err, sizeof(img->err), "%s: %s", img->path, strerror(-r));
+		set_err(err, err_bytes, img->err, r);
+		image_free(img);
+		return r;
+	}
+	*out = img;
+	return 0;
+}
+
 static int open_depth(struct imgfmt_image **out, const char *path,
 		      const struct imgfmt_open_opts *opts, unsigned depth,
 		      char *err, size_t err_bytes)
@@ -242,16 +257,7 @@ static int open_depth(struct imgfmt_image **out, const char *path,
 	img->log_opaque = opts->log_opaque;
 	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
 	img->finished = !img->writable;
-	r = drv->open(img);
-	if (r < 0) {
-		if (!img->err[0])
-			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
-		set_err(err, err_bytes, img->err, r);
-		image_free(img);
-		return r;
-	}
-	*out = img;
-	return 0;
+	return hand_out(out, img, drv->open(img), err, err_bytes);
 
 close_fd:
 	close(fd);
@@ -419,15 +425,7 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	if (r == 0 && unused)
 		r = imgfmt_err(img, -EINVAL, "format %s has no option '%s'", drv->name, unused);
 	imgfmt_optlist_free(&opts);
-	if (r < 0) {
-		if (!img->err[0])
-			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
-		set_err(err, err_bytes, img->err, r);
-		image_free(img);
-		return r;
-	}
-	*out = img;
-	return 0;
+	return hand_out(out, img, r, err, err_bytes);
 }
 
 static int finish(struct imgfmt_image *img)
@@ -613,10 +611,13 @@ int imgfmt_compress(const struct imgfmt_image *img, const void *in, size_t in_by
 int imgfmt_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len,
 			     uint64_t off)
 {
-	int r = check_write(img, img->cluster_bytes, off);
+	int r = check_write(img, 1, off);
 
 	if (r < 0)
 		return r;
+	if (off % img->cluster_bytes)
+		return imgfmt_err(img, -EINVAL, "compressed write at %llu is not cluster-aligned",
+				  (unsigned long long)off);
 	if (!imgfmt_can_compress(img))
 		return imgfmt_err(img, -ENOTSUP, "format %s does not write compressed data",
 				  img->drv->name);

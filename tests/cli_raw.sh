@@ -1,0 +1,74 @@
+#!/bin/bash
+# The image commands on raw images: convert round trip, holes kept, compare
+# exit codes, map/info JSON, refusals (existing target, unknown format, full
+# disk leaves nothing behind, foreign magic never read as raw).
+. "$(dirname "$0")/lib.sh"
+need qemu-img python3
+cd "$TMP"
+
+truncate -s 32M src.raw
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q src.raw
+dd if=/dev/urandom of=src.raw bs=64k seek=20 count=40 conv=notrunc status=none
+dd if=/dev/urandom of=src.raw bs=1 seek=20000001 count=5000 conv=notrunc status=none
+truncate -s $((32*1024*1024 + 1234)) src.raw   # size not a multiple of anything
+
+"$P2V" convert -f raw -O raw src.raw out.raw
+cmp src.raw out.raw || fail "raw -> raw differs"
+qemu-img compare -f raw -F raw src.raw out.raw >/dev/null || fail "qemu-img compare disagrees"
+alloc=$(du -k out.raw | cut -f1)
+[ "$alloc" -lt 4000 ] || fail "holes not kept: $alloc KiB allocated"
+
+"$P2V" compare src.raw out.raw | grep -q identical || fail "compare equal"
+printf 'X' | dd of=out.raw bs=1 seek=30000000 conv=notrunc status=none
+rc=0; out=$("$P2V" compare src.raw out.raw) || rc=$?
+[ "$rc" -eq 1 ] || fail "compare of different images: rc=$rc"
+echo "$out" | grep -q "offset 30000000" || fail "first difference not reported: $out"
+
+"$P2V" map --json src.raw | python3 -c '
+import json,sys
+m=json.load(sys.stdin)
+assert m[0]["start"]==0
+assert sum(e["length"] for e in m)==32*1024*1024+1234, m
+assert any(e["type"]=="hole" for e in m) and any(e["type"]=="data" for e in m)
+for a,b in zip(m,m[1:]): assert a["start"]+a["length"]==b["start"] and a["type"]!=b["type"]
+' || fail "map --json"
+"$P2V" info --json src.raw | python3 -c '
+import json,sys
+i=json.load(sys.stdin); assert i["format"]=="raw" and i["virtual-size"]==32*1024*1024+1234, i' || fail "info --json"
+
+expect_fail "existing target" "$P2V" convert -f raw -O raw src.raw out.raw
+"$P2V" convert --force -f raw -O raw src.raw out.raw && cmp src.raw out.raw || fail "--force"
+head -c 1M /dev/zero > blank.bin
+expect_fail "no partition table, no magic: not guessed as raw" "$P2V" info blank.bin
+"$P2V" info -f raw blank.bin >/dev/null || fail "-f raw accepted"
+expect_fail "unknown output format" "$P2V" convert -f raw -O nosuch src.raw x.nosuch
+expect_fail "no output format from the name" "$P2V" convert -f raw src.raw x.unknownext
+expect_fail "missing input" "$P2V" info nonexistent.img
+expect_fail "bad size" "$P2V" create -O raw c.raw 12Q
+expect_fail "unknown option" "$P2V" create -O raw -o bogus=1 c.raw 1M
+[ ! -e c.raw ] || fail "failed create left a file"
+
+# A full output disk: clear one-line error, no file under the target name,
+# no temporary left behind.
+mkdir full && mount -t tmpfs -o size=2M tmpfs full || skip "cannot mount tmpfs"
+trap 'umount "$TMP/full" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+head -c 6M /dev/urandom > big.raw
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q big.raw
+expect_fail "output disk full" "$P2V" convert -f raw -O raw big.raw full/out.raw
+[ -z "$(ls -A full)" ] || fail "full disk: left $(ls -A full)"
+umount full
+
+# Ctrl-C: interrupted conversion leaves nothing under the target name.
+head -c 1G < <(yes p2v-interrupt-test) > huge.raw
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q huge.raw
+"$P2V" convert -f raw -O raw huge.raw int.raw & pid=$!
+sleep 0.3; kill -INT $pid 2>/dev/null || true; rc=0; wait $pid || rc=$?
+echo "interrupted convert: rc=$rc"
+rm -f huge.raw
+if [ "$rc" -ne 0 ]; then
+	[ ! -e int.raw ] || fail "interrupted convert left the target"
+	[ -z "$(ls -A . | grep p2v-tmp)" ] || fail "interrupted convert left a temporary file"
+else
+	cmp huge.raw int.raw || fail "convert finished before the signal but differs"
+fi
+echo "cli_raw: all passed"

@@ -1,0 +1,362 @@
+/* Unit tests of the imgfmt core: sizes, zero detection, options, probing
+ * rules, request validation, atomic creation, and the copy engine. */
+#include "driver.h"
+#include "unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/p2v-unit-core.XXXXXX";
+
+static const char *tpath(const char *name)
+{
+	static char buf[4][256];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
+	return buf[k];
+}
+
+static void write_file(const char *path, const void *data, size_t len, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	CHECK(imgfmt_fd_pwrite(fd, data, len, 0) == 0);
+	CHECK(ftruncate(fd, (off_t)size) == 0);
+	close(fd);
+}
+
+static void test_parse_size(void)
+{
+	uint64_t v = 0;
+
+	CHECK(imgfmt_parse_size("512", &v) == 0 && v == 512);
+	CHECK(imgfmt_parse_size("64K", &v) == 0 && v == 65536);
+	CHECK(imgfmt_parse_size("1.5G", &v) == 0 && v == 1610612736ull);
+	CHECK(imgfmt_parse_size("2MiB", &v) == 0 && v == 2097152);
+	CHECK(imgfmt_parse_size("1T", &v) == 0 && v == 1ull << 40);
+	CHECK(imgfmt_parse_size("", &v) == -EINVAL);
+	CHECK(imgfmt_parse_size("-1", &v) == -EINVAL);
+	CHECK(imgfmt_parse_size("12Q", &v) == -EINVAL);
+	CHECK(imgfmt_parse_size("0.3", &v) == -EINVAL);
+	CHECK(imgfmt_parse_size("16E", &v) == -ERANGE);
+}
+
+static void test_is_zero(void)
+{
+	static uint8_t buf[70000];
+
+	CHECK(imgfmt_is_zero(buf, sizeof(buf)));
+	CHECK(imgfmt_is_zero(buf, 0));
+	CHECK(imgfmt_is_zero(buf, 3));
+	buf[69999] = 1;
+	CHECK(!imgfmt_is_zero(buf, sizeof(buf)));
+	CHECK(imgfmt_is_zero(buf, 69999));
+	buf[69999] = 0;
+	buf[5] = 1;
+	CHECK(!imgfmt_is_zero(buf, sizeof(buf)));
+	CHECK(!imgfmt_is_zero(buf, 6));
+	buf[5] = 0;
+	buf[17] = 0x80;
+	CHECK(!imgfmt_is_zero(buf, 18));
+}
+
+static void test_crc32c(void)
+{
+	CHECK_EQ(imgfmt_crc32c(0, "123456789", 9), 0xE3069283u);
+	CHECK_EQ(imgfmt_crc32c(0, "", 0), 0);
+}
+
+/* Raw is never guessed for another format's magic, nor for a file with no
+ * partition table. */
+static void test_probe_rules(void)
+{
+	static uint8_t sect[1024];
+	struct imgfmt_image *img;
+	char err[IMGFMT_ERRMSG_BYTES];
+
+	sect[510] = 0x55;
+	sect[511] = 0xAA;
+	write_file(tpath("mbr.img"), sect, sizeof(sect), 1 << 20);
+	CHECK(imgfmt_open(&img, tpath("mbr.img"), NULL, err, sizeof(err)) == 0);
+	if (img) {
+		CHECK(!strcmp(imgfmt_format(img), "raw"));
+		CHECK_EQ(imgfmt_size_bytes(img), 1 << 20);
+		imgfmt_close(img);
+	}
+	memset(sect, 0, sizeof(sect));
+	write_file(tpath("blank.img"), sect, sizeof(sect), 1 << 20);
+	CHECK(imgfmt_open(&img, tpath("blank.img"), NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "unknown image format") && strstr(err, "-f raw"));
+	{
+		struct imgfmt_open_opts o = { .format = "raw" };
+		CHECK(imgfmt_open(&img, tpath("blank.img"), &o, err, sizeof(err)) == 0);
+		imgfmt_close(img);
+	}
+	memcpy(sect, "KDMV", 4); /* VMDK sparse magic, garbage after it */
+	sect[510] = 0x55;
+	sect[511] = 0xAA;
+	write_file(tpath("vmdkish.img"), sect, sizeof(sect), 1 << 20);
+	img = NULL;
+	CHECK(imgfmt_open(&img, tpath("vmdkish.img"), NULL, err, sizeof(err)) < 0 ||
+	      strcmp(imgfmt_format(img), "raw") != 0);
+	if (img)
+		imgfmt_close(img);
+	CHECK(imgfmt_open(&img, tpath("missing.img"), NULL, err, sizeof(err)) == -ENOENT);
+	CHECK(strstr(err, "missing.img") != NULL);
+}
+
+static void test_requests(void)
+{
+	struct imgfmt_image *img;
+	char err[IMGFMT_ERRMSG_BYTES];
+	uint8_t buf[4096] = { 0 };
+
+	CHECK(imgfmt_create(&img, tpath("r.raw"), "raw", 10000, NULL, 0, err, sizeof(err)) == 0);
+	CHECK(imgfmt_pwrite(img, buf, 4096, 8000) == -EINVAL);
+	CHECK(strstr(imgfmt_errmsg(img), "beyond the image size 10000") != NULL);
+	CHECK(imgfmt_pread(img, buf, 1, UINT64_MAX) == -EINVAL);
+	CHECK(imgfmt_pwrite(img, buf, 2000, 8000) == 0);
+	CHECK(imgfmt_pread(img, buf, 0, 10000) == 0);
+	CHECK(imgfmt_commit(img) == 0);
+	imgfmt_close(img);
+	/* exists: refused without FORCE, replaced with it */
+	CHECK(imgfmt_create(&img, tpath("r.raw"), "raw", 10, NULL, 0, err, sizeof(err)) == -EEXIST);
+	CHECK(strstr(err, "--force") != NULL);
+	CHECK(imgfmt_create(&img, tpath("r.raw"), "raw", 10, "bogus=1", IMGFMT_CREATE_FORCE, err,
+			    sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "no option 'bogus'") != NULL);
+	CHECK(imgfmt_create(&img, tpath("r.raw"), "nosuch", 10, NULL, 0, err, sizeof(err)) == -EINVAL);
+	/* read-only opens refuse writes */
+	{
+		struct imgfmt_open_opts o = { .format = "raw" };
+		CHECK(imgfmt_open(&img, tpath("r.raw"), &o, err, sizeof(err)) == 0);
+		CHECK(imgfmt_pwrite(img, buf, 1, 0) == -EBADF);
+		imgfmt_close(img);
+	}
+}
+
+/* A created image is invisible until commit; close without commit removes it. */
+static void test_atomic_create(void)
+{
+	struct imgfmt_image *img;
+	char err[IMGFMT_ERRMSG_BYTES];
+	struct stat st;
+
+	CHECK(imgfmt_create(&img, tpath("a.raw"), "raw", 1 << 20, NULL, 0, err, sizeof(err)) == 0);
+	CHECK(stat(tpath("a.raw"), &st) < 0);
+	imgfmt_close(img);
+	CHECK(stat(tpath("a.raw"), &st) < 0);
+	CHECK(imgfmt_create(&img, tpath("a.raw"), "raw", 1 << 20, NULL, 0, err, sizeof(err)) == 0);
+	CHECK(imgfmt_commit(img) == 0);
+	imgfmt_close(img);
+	CHECK(stat(tpath("a.raw"), &st) == 0 && st.st_size == 1 << 20);
+}
+
+/* ---- copy engine ---- */
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+	uint8_t *p = malloc(len);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)((i * 2654435761u + seed) >> 13) | 1;
+	return p;
+}
+
+static struct imgfmt_image *open_raw(const char *path, unsigned flags)
+{
+	struct imgfmt_open_opts o = { .format = "raw", .flags = flags };
+	struct imgfmt_image *img = NULL;
+	char err[IMGFMT_ERRMSG_BYTES];
+
+	CHECK(imgfmt_open(&img, path, &o, err, sizeof(err)) == 0);
+	return img;
+}
+
+static void read_all(const char *path, uint8_t *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	CHECK(fd >= 0 && imgfmt_fd_pread(fd, buf, len, 0) == 0);
+	close(fd);
+}
+
+static struct imgfmt_image *make_dst(const char *name, uint64_t size)
+{
+	struct imgfmt_image *dst = NULL;
+	char err[IMGFMT_ERRMSG_BYTES];
+
+	CHECK(imgfmt_create(&dst, tpath(name), "raw", size, NULL, IMGFMT_CREATE_FORCE, err,
+			    sizeof(err)) == 0);
+	return dst;
+}
+
+/* Sparse source with data at odd places; output equal, holes kept. */
+static void test_copy_basic(void)
+{
+	const size_t size = 5u * 1024 * 1024 + 777;
+	uint8_t *data = pattern(size, 1), *got = malloc(size);
+	struct imgfmt_copy_stats st;
+	struct imgfmt_image *src, *dst;
+	char err[256];
+	struct stat sb;
+	int fd = open(tpath("src.raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	CHECK(ftruncate(fd, (off_t)size) == 0);
+	CHECK(imgfmt_fd_pwrite(fd, data + 4096, 100000, 4096) == 0);
+	CHECK(imgfmt_fd_pwrite(fd, data + 3000000, 1, 3000000) == 0);
+	CHECK(imgfmt_fd_pwrite(fd, data + size - 700, 700, size - 700) == 0);
+	close(fd);
+	src = open_raw(tpath("src.raw"), 0);
+	dst = make_dst("dst.raw", size);
+	CHECK(imgfmt_copy(src, dst, NULL, &st, err, sizeof(err)) == 0);
+	CHECK(imgfmt_commit(dst) == 0);
+	imgfmt_close(dst);
+	imgfmt_close(src);
+	memset(data, 0, 4096);
+	memset(data + 4096 + 100000, 0, 3000000 - 104096);
+	memset(data + 3000001, 0, size - 700 - 3000001);
+	read_all(tpath("dst.raw"), got, size);
+	CHECK(memcmp(got, data, size) == 0);
+	CHECK(st.bytes_written < 300000);
+	CHECK(st.hole_bytes_skipped > 4000000);
+	CHECK(stat(tpath("dst.raw"), &sb) == 0 && (uint64_t)sb.st_blocks * 512 < 400000);
+	free(data);
+	free(got);
+}
+
+/* The caller's map decides: garbage outside DATA extents must not be copied. */
+static void test_copy_extents_map(void)
+{
+	const size_t size = 3u * 1024 * 1024;
+	uint8_t *data = pattern(size, 7), *got = malloc(size);
+	const struct imgfmt_extent map[] = {
+		{ 0, 512, IMGFMT_EXTENT_DATA },
+		{ 512, 1024 * 1024 - 512, IMGFMT_EXTENT_HOLE },
+		{ 1024 * 1024, 1536, IMGFMT_EXTENT_DATA },     /* unaligned end */
+		{ 1024 * 1024 + 1536, 512, IMGFMT_EXTENT_ZERO },
+		{ 1024 * 1024 + 2048, 4096, IMGFMT_EXTENT_DATA },
+		/* the rest is not listed: zero */
+	};
+	struct imgfmt_copy_opts o = { .extents = map, .n_extents = 5, .chunk_bytes = 65536 };
+	struct imgfmt_image *src, *dst;
+	char err[256];
+
+	write_file(tpath("garbage.raw"), data, size, size);
+	src = open_raw(tpath("garbage.raw"), 0);
+	dst = make_dst("mapped.raw", size);
+	CHECK(imgfmt_copy(src, dst, &o, NULL, err, sizeof(err)) == 0);
+	CHECK(imgfmt_commit(dst) == 0);
+	imgfmt_close(dst);
+	imgfmt_close(src);
+	read_all(tpath("mapped.raw"), got, size);
+	CHECK(memcmp(got, data, 512) == 0);
+	CHECK(imgfmt_is_zero(got + 512, 1024 * 1024 - 512));
+	CHECK(memcmp(got + 1024 * 1024, data + 1024 * 1024, 1536) == 0);
+	CHECK(imgfmt_is_zero(got + 1024 * 1024 + 1536, 512));
+	CHECK(memcmp(got + 1024 * 1024 + 2048, data + 1024 * 1024 + 2048, 4096) == 0);
+	CHECK(imgfmt_is_zero(got + 1024 * 1024 + 6144, size - 1024 * 1024 - 6144));
+	free(data);
+	free(got);
+}
+
+/* A target that is not fresh (written in place) gets zeroes written. */
+static void test_copy_not_fresh(void)
+{
+	const size_t size = 2u * 1024 * 1024;
+	uint8_t *junk = pattern(size, 3), *got = malloc(size);
+	struct imgfmt_image *src, *dst = NULL;
+	char err[256];
+
+	write_file(tpath("zero.raw"), "", 0, size); /* all hole */
+	write_file(tpath("junk.raw"), junk, size, size);
+	src = open_raw(tpath("zero.raw"), 0);
+	CHECK(imgfmt_create(&dst, tpath("junk.raw"), "raw", size, NULL, IMGFMT_CREATE_IN_PLACE, err,
+			    sizeof(err)) == 0);
+	/* IN_PLACE on a regular file truncates: it is fresh.  Reopen RDWR instead. */
+	imgfmt_close(dst);
+	write_file(tpath("junk.raw"), junk, size, size);
+	dst = open_raw(tpath("junk.raw"), IMGFMT_OPEN_RDWR);
+	CHECK(!imgfmt_is_fresh(dst));
+	CHECK(imgfmt_copy(src, dst, NULL, NULL, err, sizeof(err)) == 0);
+	imgfmt_close(dst);
+	imgfmt_close(src);
+	read_all(tpath("junk.raw"), got, size);
+	CHECK(imgfmt_is_zero(got, size));
+	free(junk);
+	free(got);
+}
+
+static int failing_read(void *opaque, void *buf, uint64_t len, uint64_t off)
+{
+	int *calls = opaque;
+	(void)buf;
+	(void)len;
+	if (off >= 1024 * 1024)
+		return -EIO;
+	(*calls)++;
+	memset(buf, 0xAB, len);
+	return 0;
+}
+
+static void test_copy_errors(void)
+{
+	const size_t size = 4u * 1024 * 1024;
+	uint8_t *data = pattern(size, 9);
+	volatile sig_atomic_t cancel = 1;
+	struct imgfmt_copy_opts o = { .cancel = &cancel };
+	struct imgfmt_image *src, *dst;
+	struct stat sb;
+	char err[256];
+	int calls = 0;
+
+	write_file(tpath("e.raw"), data, size, size);
+	src = open_raw(tpath("e.raw"), 0);
+	dst = make_dst("e-out.raw", size);
+	CHECK(imgfmt_copy(src, dst, &o, NULL, err, sizeof(err)) == -EINTR);
+	CHECK(strstr(err, "interrupted") != NULL);
+	imgfmt_close(dst);
+	CHECK(stat(tpath("e-out.raw"), &sb) < 0);
+	dst = make_dst("e-out.raw", size);
+	o.cancel = NULL;
+	o.read = failing_read;
+	o.read_opaque = &calls;
+	CHECK(imgfmt_copy(src, dst, &o, NULL, err, sizeof(err)) == -EIO);
+	CHECK(calls > 0);
+	imgfmt_close(dst);
+	CHECK(stat(tpath("e-out.raw"), &sb) < 0);
+	/* target too small */
+	dst = make_dst("small.raw", size - 1);
+	CHECK(imgfmt_copy(src, dst, NULL, NULL, err, sizeof(err)) == -ENOSPC);
+	CHECK(strstr(err, "does not fit") != NULL);
+	imgfmt_close(dst);
+	imgfmt_close(src);
+	free(data);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return perror("mkdtemp"), 1;
+	test_parse_size();
+	test_is_zero();
+	test_crc32c();
+	test_probe_rules();
+	test_requests();
+	test_atomic_create();
+	test_copy_basic();
+	test_copy_extents_map();
+	test_copy_not_fresh();
+	test_copy_errors();
+	{
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not remove %s\n", dir);
+	}
+	UNIT_DONE();
+}
