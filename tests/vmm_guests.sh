@@ -74,8 +74,9 @@ awk -v m="$mips" 'BEGIN { exit !(m > 0) }' || fail "calibration gave $mips"
 
 # 5. virtio-blk driven directly by a C guest (gcc -m16): BAR programming,
 #    ring setup, read, write into the overlay, read back, then a read whose
-#    completion interrupt arrives through PIRQ routing and the in-kernel PIC;
-#    image unchanged.
+#    completion interrupt arrives through PIRQ routing and the in-kernel PIC,
+#    then a descriptor loop (device broken, recovered by a reset); image
+#    unchanged.
 if gcc -m16 -ffreestanding -fno-pic -fno-pie -nostdlib -no-pie -Os -fno-asynchronous-unwind-tables \
 	-Wl,--build-id=none -Wl,-T,"$G/flat16.ld" -o "$TMP/vblk.bin" "$G/vblk_guest.c"; then
 	head -c 4194304 /dev/zero > "$TMP/vdisk.img"
@@ -84,7 +85,9 @@ if gcc -m16 -ffreestanding -fno-pic -fno-pie -nostdlib -no-pie -Os -fno-asynchro
 	run "$TMP/v" -t 20 -m 64 -f "$TMP/vblk.bin" -F raw "$TMP/vdisk.img"
 	grep -qx "VBLK-OK" "$TMP/v" || fail "virtio-blk guest failed"
 	grep -qx "IRQ-OK" "$TMP/v" || fail "virtio-blk completion interrupt (PIRQC -> IRQ 11 -> PIC) not delivered"
-	grep -q "reads=3 writes=1 " "$TMP/v.sum" || fail "expected 3 reads and 1 write"
+	grep -qx "RECOVER-OK" "$TMP/v" || fail "virtio-blk did not break on a descriptor loop, or did not recover"
+	grep -q "device broken: virtio-blk: descriptor chain" "$TMP/v.sum" || fail "no DEVICE_BROKEN event"
+	grep -q "reads=4 writes=1 " "$TMP/v.sum" || fail "expected 4 reads and 1 write"
 	[ "$(sha256sum < "$TMP/vdisk.img")" = "$before" ] || fail "overlay write reached the image"
 	run "$TMP/v2" -t 20 -m 64 -w -f "$TMP/vblk.bin" -F raw "$TMP/vdisk.img"
 	grep -qx "VBLK-OK" "$TMP/v2" || fail "virtio-blk guest failed (writable)"

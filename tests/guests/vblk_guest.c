@@ -127,6 +127,31 @@ static int irq_test(void)
 	return irq_count == 1 && (inb(IO + 19) & 1) == 0 ? 0 : -1;
 }
 
+/* A descriptor loop must mark the device broken (NEEDS_RESET) without
+ * completing anything; after a reset the device works again. */
+static int hostile_test(void)
+{
+	u16 used_before = USED[1];
+
+	DESC[0].addr = 0x5000; DESC[0].len = 16; DESC[0].flags = 1; DESC[0].next = 1;
+	DESC[1].addr = 0x6000; DESC[1].len = 512; DESC[1].flags = 3; DESC[1].next = 0;
+	AVAIL[2 + avail_idx % QNUM] = 0;
+	avail_idx++;
+	AVAIL[1] = avail_idx;
+	outw(IO + 16, 0);
+	if (USED[1] != used_before || !(inb(IO + 18) & 0x40))
+		return -1;
+	outb(IO + 18, 0);                      /* reset, then set up again */
+	for (int i = 0; i < 0x2000; i++)
+		((volatile u8 *)RING)[i] = 0;
+	avail_idx = 0;
+	outb(IO + 18, 3);
+	outl(IO + 8, RING >> 12);
+	outb(IO + 18, 7);
+	BUF[0] = 0;
+	return request(0, 1, 1, 1) == 0 && BUF[0] == 1 ? 0 : -1;
+}
+
 int main(void)
 {
 	outl(0xcf8, PCI_ADDR(0));
@@ -156,6 +181,9 @@ int main(void)
 	if (irq_test() < 0)
 		return fail("irq"), 0;
 	puts_com1("IRQ-OK\n");
+	if (hostile_test() < 0)
+		return fail("hostile"), 0;
+	puts_com1("RECOVER-OK\n");
 	outb(0x501, 1);
 	return 0;
 }
