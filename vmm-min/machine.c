@@ -116,6 +116,7 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	uint16_t ncpu = (uint16_t)cpus, zero16 = 0;
 	uint8_t irq0_override = 0; /* KVM's default routing: GSI 0 is IOAPIC pin 0 */
 	uint32_t boot_fail_wait_ms = 0; /* "No bootable device": reboot at once */
+	uint64_t sercon_port = 0x3f8;   /* BIOS text screen mirrored to COM1 */
 	int ret = 0;
 
 	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_RAM_SIZE, &ram, sizeof(ram));
@@ -126,13 +127,14 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
+	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
 	return ret ? -ENOMEM : 0;
 }
 
 static int machine_bus(struct vmm_machine *m)
 {
 	struct vmm_bus *b = &m->bus;
-	int ret = 0;
+	int ret = 0, pm_idx;
 
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x3f8, 8, vmm_uart_io, &m->uart, "com1");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x70, 2, vmm_rtc_io, &m->rtc, "rtc");
@@ -143,7 +145,14 @@ static int machine_bus(struct vmm_machine *m)
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x80, 1, vmm_post_io, &m->dbg, "post");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, &m->dbg, "port92");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, &m->dbg, "debug-exit");
-	return ret < 0 ? -ENOSPC : 0;
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, &m->pm, "apm");
+	pm_idx = vmm_bus_add(b, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &m->pm, "acpi-pm");
+	if (ret < 0 || pm_idx < 0)
+		return -ENOSPC;
+	vmm_pm_init(&m->pm, b, pm_idx, &m->ctl);
+	vmm_pm_update(&m->pm);
+	m->pci.slot1_fn3 = &m->pm.pci;
+	return 0;
 }
 
 static int machine_disk(struct vmm_machine *m, const struct vmm_config *cfg, char *err,

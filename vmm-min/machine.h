@@ -22,6 +22,7 @@ struct vmm_machine {
 	struct vmm_fwcfg fwcfg;
 	struct vmm_pci pci;
 	struct vmm_i8042 i8042;
+	struct vmm_pm pm;
 	struct vmm_debugport dbg;
 	struct vmm_disk *disk;
 	struct vmm_vblk vblk;
