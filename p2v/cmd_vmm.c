@@ -31,6 +31,7 @@ struct boot_opts {
 	const char *expect;
 	const char *transcript;
 	bool json;
+	bool console;                /* echo the guest console on stderr */
 	double settle_s;
 };
 
@@ -79,7 +80,7 @@ static int parse_seconds(const char *opt, const char *s, double *out)
 
 enum {
 	OPT_TIMEOUT = 256, OPT_EXPECT, OPT_JSON, OPT_ENGINE, OPT_MEM, OPT_FWLOG, OPT_TRANSCRIPT,
-	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_HELP,
+	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_CONSOLE, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -91,6 +92,7 @@ static const struct option long_opts[] = {
 	{ "firmware-log", required_argument, NULL, OPT_FWLOG },
 	{ "transcript", required_argument, NULL, OPT_TRANSCRIPT },
 	{ "settle", required_argument, NULL, OPT_SETTLE },
+	{ "console", no_argument, NULL, OPT_CONSOLE },
 	{ "writable", no_argument, NULL, OPT_WRITABLE },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -105,9 +107,10 @@ static void usage(const char *cmd, FILE *f)
 	if (!strcmp(cmd, "verify"))
 		fprintf(f, "usage: p2v verify IMG [-f FMT] [--timeout S] [--expect REGEX] [--json]\n"
 			   "         [--engine auto|vmm|qemu] [--mem M] [--firmware-log FILE]\n"
-			   "         [--transcript FILE] [--settle S]\n"
+			   "         [--transcript FILE] [--settle S] [--console]\n"
 			   "Boots IMG read-only and says whether it reaches userspace (exit 0),\n"
-			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n");
+			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n"
+			   "--console shows the guest's console on stderr as it boots.\n");
 	else
 		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--mem M] [--writable]\n"
 			   "         [--kernel K [--initrd I] [--append A]] [--firmware-log FILE]\n"
@@ -132,6 +135,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_SETTLE: r = parse_seconds("--settle", optarg, &o->settle_s); break;
 		case OPT_EXPECT: o->expect = optarg; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_CONSOLE: o->console = true; break;
 		case OPT_ENGINE: r = parse_engine(optarg, &o->engine); break;
 		case OPT_MEM: r = parse_mem(optarg, &o->cfg.mem_bytes); break;
 		case OPT_FWLOG: o->cfg.firmware_log_path = optarg; break;
@@ -288,7 +292,7 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 		.engine_detail = !booted ? "decided from the image before booting"
 			: use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
-		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = use_vmm && booted,
+		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = booted,
 	};
 
 	if (o->json)
@@ -319,12 +323,30 @@ static int verify_run(struct boot_opts *o, struct p2v_watch *w, bool use_vmm, do
 	return -1;
 }
 
+/* The watcher with its outputs; false (with a message) on bad options. */
+static bool watch_setup(struct p2v_watch *w, const struct boot_opts *o)
+{
+	char err[256];
+
+	if (p2v_watch_init(w, o->expect, o->settle_s, err, sizeof(err)) < 0) {
+		p2v_err("%s", err);
+		return false;
+	}
+	if (o->transcript && !(w->transcript = fopen(o->transcript, "we"))) {
+		p2v_err("%s: %s", o->transcript, strerror(errno));
+		p2v_watch_free(w);
+		return false;
+	}
+	if (o->console)
+		w->echo = stderr;
+	return true;
+}
+
 int p2v_cmd_verify(int argc, char **argv)
 {
 	struct boot_opts o;
 	struct image_facts facts;
 	struct p2v_watch w;
-	char err[256];
 	const char *nocode;
 	double elapsed_s = 0;
 	bool use_vmm;
@@ -335,23 +357,14 @@ int p2v_cmd_verify(int argc, char **argv)
 	rc = prepare(&o, &facts, &use_vmm);
 	if (rc >= 0)
 		return rc;
-	if (p2v_watch_init(&w, o.expect, o.settle_s, err, sizeof(err)) < 0) {
-		p2v_err("%s", err);
+	if (!watch_setup(&w, &o))
 		return P2V_EXIT_ERROR;
-	}
-	if (o.transcript && !(w.transcript = fopen(o.transcript, "we"))) {
-		p2v_err("%s: %s", o.transcript, strerror(errno));
-		p2v_watch_free(&w);
-		return P2V_EXIT_ERROR;
-	}
 	p2v_install_signal_handlers();
 	nocode = mbr_without_code(&facts);
-	if (nocode) {
-		w.verdict = P2V_VERDICT_FAIL;
-		snprintf(w.reason, sizeof(w.reason), "%s", nocode);
-	} else {
+	if (nocode)
+		p2v_watch_fail(&w, 0, nocode);
+	else
 		rc = verify_run(&o, &w, use_vmm, &elapsed_s);
-	}
 	if (rc < 0)
 		rc = verify_report(&o, &w, use_vmm, !nocode, facts.format, elapsed_s);
 	if (w.transcript)
@@ -412,49 +425,77 @@ static int run_console(struct boot_opts *o, bool use_vmm, int in_fd)
 	return r;
 }
 
+/* The terminal in raw mode (keys go to the guest) while the console runs. */
+struct term_state {
+	bool raw;
+	struct termios saved;
+};
+
+static void term_raw(struct term_state *t)
+{
+	struct termios raw;
+
+	t->raw = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t->saved) == 0;
+	if (!t->raw)
+		return;
+	raw = t->saved;
+	cfmakeraw(&raw);
+	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+static void term_restore(const struct term_state *t)
+{
+	if (t->raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+}
+
+/* Terminal -> guest in a thread, guest -> stdout by the engine. */
+static int console_session(struct boot_opts *o, bool use_vmm)
+{
+	struct console_proxy proxy = { .stop = &p2v_interrupted };
+	struct term_state term;
+	pthread_t input;
+	int pipefd[2], r;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		int e = errno;
+
+		p2v_err("pipe: %s", strerror(e));
+		return -e;
+	}
+	proxy.to_guest_fd = pipefd[1];
+	term_raw(&term);
+	if (pthread_create(&input, NULL, console_input, &proxy) != 0) {
+		p2v_err("cannot start the console thread");
+		r = -EAGAIN;
+	} else {
+		r = run_console(o, use_vmm, pipefd[0]);
+		proxy.done = 1;
+		pthread_join(input, NULL);
+	}
+	term_restore(&term);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return r;
+}
+
 int p2v_cmd_boot(int argc, char **argv)
 {
 	struct boot_opts o;
 	struct image_facts facts;
-	struct console_proxy proxy = { .stop = &p2v_interrupted };
-	struct termios saved, raw;
-	bool use_vmm, tty = isatty(STDIN_FILENO);
-	pthread_t input;
-	int pipefd[2], r, rc = parse_args(argc, argv, &o, false);
+	bool use_vmm;
+	int r, rc = parse_args(argc, argv, &o, false);
 
 	if (rc >= 0)
 		return rc;
 	rc = prepare(&o, &facts, &use_vmm);
 	if (rc >= 0)
 		return rc;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		p2v_err("pipe: %s", strerror(errno));
-		return P2V_EXIT_ERROR;
-	}
 	p2v_install_signal_handlers();
 	fprintf(stderr, "p2v: booting %s with %s%s; Ctrl-] then q quits\r\n",
 		o.image ? o.image : o.cfg.kernel_path, use_vmm ? "vmm-min" : "QEMU TCG",
 		o.cfg.writable ? " (writable)" : " (guest writes discarded)");
-	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
-		raw = saved;
-		cfmakeraw(&raw);
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	} else {
-		tty = false;
-	}
-	proxy.to_guest_fd = pipefd[1];
-	if (pthread_create(&input, NULL, console_input, &proxy) != 0) {
-		p2v_err("cannot start the console thread");
-		r = -EAGAIN;
-	} else {
-		r = run_console(&o, use_vmm, pipefd[0]);
-		proxy.done = 1;
-		pthread_join(input, NULL);
-	}
-	if (tty)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-	close(pipefd[0]);
-	close(pipefd[1]);
+	r = console_session(&o, use_vmm);
 	fprintf(stderr, "\np2v: console closed\n");
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }

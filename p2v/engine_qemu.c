@@ -18,10 +18,11 @@
 #include "p2v.h"
 
 #define QEMU_MAX_ARGS 64
-#define QEMU_ARG_STORE_BYTES 8192
+#define QEMU_ARG_STORE_BYTES 16384
 #define QEMU_FWLOG_MAX_BYTES (16u << 20) /* a looping BIOS must not fill the disk */
 #define QEMU_POLL_MS 100
 #define QEMU_TERM_GRACE_S 3.0
+#define QEMU_STATS_PERIOD_S 1.0
 
 struct qemu_argv {
 	char *argv[QEMU_MAX_ARGS + 1];
@@ -95,41 +96,29 @@ bool p2v_qemu_available(const struct p2v_engine_config *cfg)
 }
 
 /* The machine every run uses: PC, no default devices, COM1 on stdio. */
-static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+/* An option value holding a path: QEMU splits options at commas, so a
+ * comma in the path is doubled. */
+static void arg_path(struct qemu_argv *a, const char *prefix, const char *path, const char *suffix)
 {
-	uint64_t mem_mib = (cfg->mem_bytes ? cfg->mem_bytes : 512ull << 20) >> 20;
+	char esc[4096];
+	size_t o = 0;
 
-	arg(a, "%s", p2v_qemu_binary(cfg));
-	arg(a, "-accel");
-	arg(a, "tcg");
-	arg(a, "-machine");
-	arg(a, "pc");
-	arg(a, "-nodefaults");
-	arg(a, "-vga");
-	arg(a, "none");
-	arg(a, "-display");
-	arg(a, "none");
-	arg(a, "-no-reboot");
-	arg(a, "-m");
-	arg(a, "%lluM", (unsigned long long)(mem_mib ? mem_mib : 1));
-	arg(a, "-chardev");
-	arg(a, "stdio,id=p2vcom1,signal=off");
-	arg(a, "-serial");
-	arg(a, "chardev:p2vcom1");
-	if (cfg->disk_path) {
-		/* QEMU splits -drive options at commas; a comma in a path is doubled. */
-		char path[2048];
-		size_t o = 0;
-		for (const char *s = cfg->disk_path; *s && o + 2 < sizeof(path); s++) {
-			path[o++] = *s;
-			if (*s == ',')
-				path[o++] = ',';
+	for (const char *s = path; *s; s++) {
+		if (o + 3 > sizeof(esc)) {
+			a->overflow = true;
+			return;
 		}
-		path[o] = '\0';
-		arg(a, "-drive");
-		arg(a, "file=%s,if=virtio,format=%s%s", path, p2v_qemu_format(cfg->disk_format),
-		    cfg->writable ? "" : ",snapshot=on");
+		esc[o++] = *s;
+		if (*s == ',')
+			esc[o++] = ',';
 	}
+	esc[o] = '\0';
+	arg(a, "%s%s%s", prefix, esc, suffix);
+}
+
+/* Direct Linux boot, for p2v boot --kernel. */
+static void kernel_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+{
 	if (cfg->kernel_path) {
 		arg(a, "-kernel");
 		arg(a, "%s", cfg->kernel_path);
@@ -142,6 +131,31 @@ static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg
 		arg(a, "-append");
 		arg(a, "%s", cfg->append);
 	}
+}
+
+/* The machine every run uses: PC, no default devices, COM1 on stdio, the
+ * disk on virtio-blk (a throw-away overlay unless writable). */
+static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+{
+	static const char *const fixed[] = {
+		"-accel", "tcg", "-machine", "pc", "-nodefaults", "-vga", "none", "-display", "none",
+		"-no-reboot", "-chardev", "stdio,id=p2vcom1,signal=off", "-serial", "chardev:p2vcom1",
+	};
+	uint64_t mem_mib = (cfg->mem_bytes ? cfg->mem_bytes : 512ull << 20) >> 20;
+
+	arg(a, "%s", p2v_qemu_binary(cfg));
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		arg(a, "%s", fixed[i]);
+	arg(a, "-m");
+	arg(a, "%lluM", (unsigned long long)(mem_mib ? mem_mib : 1));
+	if (cfg->disk_path) {
+		char suffix[64];
+		snprintf(suffix, sizeof(suffix), ",if=virtio,format=%s%s",
+			 p2v_qemu_format(cfg->disk_format), cfg->writable ? "" : ",snapshot=on");
+		arg(a, "-drive");
+		arg_path(a, "file=", cfg->disk_path, suffix);
+	}
+	kernel_args(a, cfg);
 }
 
 /* The channels QEMU talks back on (our ends). */
@@ -161,10 +175,13 @@ struct qemu_child {
 	int wait_status;
 	char stderr_text[512];
 	size_t stderr_bytes;
-	char line[2][1024];           /* QMP and log lines being assembled */
+	char line[2][8192];           /* QMP and log lines being assembled */
 	size_t line_bytes[2];
 	char shutdown_reason[64];
 	bool triple_fault;
+	bool stats_fresh;             /* a query-blockstats answer to hand on */
+	uint64_t disk_reads, disk_writes, wr_highest_offset;
+	double stats_asked_s;
 	FILE *fwlog;
 	uint64_t fwlog_bytes;
 };
@@ -231,17 +248,22 @@ static int fork_verify(struct qemu_child *c, struct qemu_argv *a, int p[QCH_COUN
 	int keep[] = { p[QCH_FW][1], p[QCH_QMP][1], p[QCH_LOG][1] };
 
 	if (devnull < 0) {
-		snprintf(err, err_bytes, "/dev/null: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, err_bytes, "/dev/null: %s", strerror(e));
+		return -e;
 	}
 	c->pid = fork();
 	if (c->pid == 0)
 		child_exec(a->argv, devnull, p[QCH_SERIAL][1], p[QCH_STDERR][1], keep, 3);
-	close(devnull);
 	if (c->pid < 0) {
-		snprintf(err, err_bytes, "fork: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		close(devnull);
+		snprintf(err, err_bytes, "fork: %s", strerror(e));
+		return -e;
 	}
+	close(devnull);
 	for (unsigned ch = 0; ch < QCH_COUNT; ch++) {
 		c->fd[ch] = p[ch][0];
 		p[ch][0] = -1;
@@ -278,11 +300,45 @@ out_close:
 	return r;
 }
 
-/* One QMP line: remember why the guest stopped. */
+/* The number after "key": in text, 0 when absent. */
+static uint64_t json_u64_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* The answer to query-blockstats: the device's own "stats" object is the
+ * first one that is not its parent node's. */
+static void blockstats_line(struct qemu_child *c, const char *line)
+{
+	static const char parent[] = "\"parent\": {";
+	const size_t parent_len = sizeof(parent) - 1;
+	const char *p = line;
+
+	while ((p = strstr(p, "\"stats\": {")) != NULL) {
+		if ((size_t)(p - line) < parent_len || strncmp(p - parent_len, parent, parent_len) != 0)
+			break;
+		p++;
+	}
+	if (!p)
+		return;
+	c->disk_reads = json_u64_after(p, "\"rd_operations\": ");
+	c->disk_writes = json_u64_after(p, "\"wr_operations\": ");
+	c->wr_highest_offset = json_u64_after(p, "\"wr_highest_offset\": ");
+	c->stats_fresh = true;
+}
+
+/* One QMP line: block statistics, or why the guest stopped. */
 static void qmp_line(struct qemu_child *c, const char *line)
 {
+	static const char answer[] = "{\"return\": [{\"device\": ";
 	const char *r;
 
+	if (!strncmp(line, answer, sizeof(answer) - 1)) {
+		blockstats_line(c, line);
+		return;
+	}
 	if (!strstr(line, "\"SHUTDOWN\"") || c->shutdown_reason[0])
 		return;
 	r = strstr(line, "\"reason\": \"");
@@ -361,6 +417,9 @@ static void pump(struct qemu_child *c, enum qemu_chan ch, struct p2v_watch *w, d
 		break;
 	case QCH_QMP:
 		line_bytes(c, 0, buf, (size_t)n);
+		if (c->stats_fresh)
+			p2v_watch_disk_stats(w, t_s, c->disk_reads, c->disk_writes, c->wr_highest_offset);
+		c->stats_fresh = false;
 		break;
 	case QCH_LOG:
 		line_bytes(c, 1, buf, (size_t)n);
@@ -474,6 +533,18 @@ static void child_init(struct qemu_child *c)
 		c->fd[ch] = -1;
 }
 
+/* Disk activity, once a second, over QMP. */
+static void ask_blockstats(struct qemu_child *c, double t_s)
+{
+	static const char q[] = "{\"execute\":\"query-blockstats\"}\n";
+
+	if (c->fd[QCH_QMP] < 0 || t_s - c->stats_asked_s < QEMU_STATS_PERIOD_S)
+		return;
+	c->stats_asked_s = t_s;
+	if (write(c->fd[QCH_QMP], q, sizeof(q) - 1) < 0 && errno != EAGAIN)
+		close_fd(&c->fd[QCH_QMP]);
+}
+
 /* The poll loop; returns when the run ended one way or another. */
 static int run_loop(struct qemu_child *c, const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		    volatile sig_atomic_t *stop, double start_s, char *err, size_t err_bytes)
@@ -494,6 +565,7 @@ static int run_loop(struct qemu_child *c, const struct p2v_engine_config *cfg, s
 			p2v_watch_end(w, P2V_END_TIMEOUT, t_s, NULL);
 			return 0;
 		}
+		ask_blockstats(c, t_s);
 		reap(c, false);
 		if (c->exited && !outputs_open(c))
 			return child_exited(c, w, t_s, err, err_bytes);
@@ -517,8 +589,10 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 	if (cfg->firmware_log_path) {
 		c.fwlog = fopen(cfg->firmware_log_path, "we");
 		if (!c.fwlog) {
-			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(errno));
-			return -errno;
+			int e = errno;
+
+			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(e));
+			return -e;
 		}
 	}
 	r = spawn_verify(&c, cfg, err, err_bytes);
@@ -551,17 +625,30 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		return -ENOTSUP;
 	}
 	common_args(a, cfg);
+	if (cfg->firmware_log_path) {
+		arg(a, "-chardev");
+		arg_path(a, "file,id=p2vfw,path=", cfg->firmware_log_path, "");
+		arg(a, "-device");
+		arg(a, "isa-debugcon,iobase=0x402,chardev=p2vfw");
+	}
 	c.pid = a->overflow ? -1 : fork();
 	if (c.pid == 0)
 		child_exec(a->argv, console_in_fd, console_out_fd, STDERR_FILENO, NULL, 0);
-	free(a);
 	if (c.pid < 0) {
-		snprintf(err, err_bytes, "cannot start QEMU: %s", strerror(errno));
+		snprintf(err, err_bytes, "cannot start QEMU: %s",
+			 a->overflow ? "command line too long" : strerror(errno));
+		free(a);
 		return -EIO;
 	}
+	free(a);
 	while (!c.exited && !(stop && *stop)) {
 		usleep(QEMU_POLL_MS * 1000);
 		reap(&c, false);
+	}
+	if (c.exited && !(WIFEXITED(c.wait_status) && WEXITSTATUS(c.wait_status) == 0)) {
+		snprintf(err, err_bytes, "QEMU failed (status 0x%x; its message is above)",
+			 (unsigned)c.wait_status);
+		return -EIO;
 	}
 	stop_child(&c);
 	return 0;

@@ -199,15 +199,19 @@ static int glue_fw_open(struct vmm_glue *g, const struct p2v_engine_config *cfg,
 	int p[2];
 
 	if (cfg->firmware_log_path && !(g->fwlog = fopen(cfg->firmware_log_path, "we"))) {
-		snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(e));
+		return -e;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, err_bytes, "pipe: %s", strerror(errno));
+		int e = errno;
+
+		snprintf(err, err_bytes, "pipe: %s", strerror(e));
 		if (g->fwlog)
 			fclose(g->fwlog);
 		g->fwlog = NULL;
-		return -errno;
+		return -e;
 	}
 	g->fw_fd = p[0];
 	g->fw_write_fd = p[1];

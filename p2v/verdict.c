@@ -200,10 +200,21 @@ static bool is_marker(struct p2v_watch *w, const char *line)
 }
 
 /* Look at a line (complete, or the prompt being typed when partial). */
+/* The kernel runs: its banner was seen, or (a quiet kernel prints none)
+ * an earlier line in the shape of kernel or systemd output: "[    1.23] ...",
+ * "[  OK  ] ...". */
+static bool os_running(const struct p2v_watch *w)
+{
+	return w->os_output || w->ms_t_s[P2V_MS_KERNEL] >= 0;
+}
+
 static void classify(struct p2v_watch *w, double t_s, const char *line)
 {
-	bool kernel = w->ms_t_s[P2V_MS_KERNEL] >= 0;
+	bool kernel = os_running(w);
 	const struct pattern *p;
+
+	if (line[0] == '[' && strchr(line, ']'))
+		w->os_output = true;
 
 	p = find_pattern(milestone_patterns, sizeof(milestone_patterns) / sizeof(milestone_patterns[0]),
 			 line, kernel);
@@ -278,7 +289,7 @@ static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
 	w->cur[ch][w->cur_len[ch]] = '\0';
 	w->cur_t_s[ch] = t_s;
 	for (size_t i = 0; i < sizeof(prompt_fails) / sizeof(prompt_fails[0]); i++)
-		if (pattern_matches(&prompt_fails[i], line, w->ms_t_s[P2V_MS_KERNEL] >= 0))
+		if (pattern_matches(&prompt_fails[i], line, os_running(w)))
 			decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", prompt_fails[i].what, line);
 	if (w->verdict == P2V_VERDICT_PENDING && is_marker(w, line)) {
 		set_milestone(w, P2V_MS_MARKER, t_s, line);
@@ -291,7 +302,7 @@ static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
  * the machine hangs: a partial line that stalls before the kernel counts. */
 static void stalled_lines(struct p2v_watch *w, double t_s)
 {
-	if (w->ms_t_s[P2V_MS_KERNEL] >= 0)
+	if (os_running(w))
 		return;
 	for (unsigned ch = 0; ch < P2V_CH_COUNT; ch++) {
 		const struct pattern *p;
@@ -312,6 +323,10 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		return;
 	if (ch == P2V_CH_CONSOLE && w->transcript && len)
 		fwrite(buf, 1, len, w->transcript);
+	if (ch == P2V_CH_CONSOLE && w->echo && len) {
+		fwrite(buf, 1, len, w->echo);
+		fflush(w->echo);
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] == '\n') {
 			end_line(w, ch, t_s);
@@ -323,21 +338,42 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		partial_line(w, ch, t_s);
 }
 
+/* Writes into a partition: the OS at work on its root fs, once the kernel
+ * runs or, with a silent console, once there are more than a boot loader
+ * saving its environment would do. */
+static void partition_writes(struct p2v_watch *w, double t_s)
+{
+	bool kernel = os_running(w);
+
+	if (w->root_write_seen || (!kernel && w->partition_writes < P2V_WATCH_ROOT_WRITES_QUIET))
+		return;
+	w->root_write_seen = true;
+	w->root_write_t_s = t_s;
+	set_milestone(w, P2V_MS_ROOT, t_s, "(disk write into a partition)");
+	success_signal(w, t_s);
+}
+
 static void disk_write(struct p2v_watch *w, const struct vmm_event *ev)
 {
-	bool kernel = w->ms_t_s[P2V_MS_KERNEL] >= 0;
-
 	w->disk_writes++;
 	if (ev->offset_bytes < P2V_WATCH_ROOT_WRITE_MIN_BYTES)
 		return;
 	w->partition_writes++;
-	/* A boot loader may save its environment; the OS writes far more. */
-	if (w->root_write_seen || (!kernel && w->partition_writes < P2V_WATCH_ROOT_WRITES_QUIET))
+	partition_writes(w, ev->t_s);
+}
+
+void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint64_t writes,
+			  uint64_t highest_write_end_bytes)
+{
+	if (reads > 0)
+		set_milestone(w, P2V_MS_DISK_READ, t_s, "(virtio-blk read)");
+	w->disk_reads = reads;
+	w->disk_writes = writes;
+	if (writes == 0 || highest_write_end_bytes <= P2V_WATCH_ROOT_WRITE_MIN_BYTES)
 		return;
-	w->root_write_seen = true;
-	w->root_write_t_s = ev->t_s;
-	set_milestone(w, P2V_MS_ROOT, ev->t_s, "(disk write into a partition)");
-	success_signal(w, ev->t_s);
+	/* Only counts are known: every write may be a partition write. */
+	w->partition_writes = writes;
+	partition_writes(w, t_s);
 }
 
 void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev)
@@ -370,6 +406,11 @@ void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev)
 		       ev->detail ? ev->detail : "(no detail)");
 		break;
 	}
+}
+
+void p2v_watch_fail(struct p2v_watch *w, double t_s, const char *reason)
+{
+	decide(w, P2V_VERDICT_FAIL, t_s, "%s", reason);
 }
 
 static const char *success_what(const struct p2v_watch *w)

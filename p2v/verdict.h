@@ -60,6 +60,7 @@ struct p2v_watch {
 	bool has_expect;
 	double settle_s;             /* seconds without panic after a success signal */
 	FILE *transcript;            /* raw console bytes, or NULL */
+	FILE *echo;                  /* the console live (p2v verify --console), or NULL */
 
 	enum p2v_verdict verdict;
 	char reason[P2V_WATCH_REASON_BYTES];
@@ -70,6 +71,7 @@ struct p2v_watch {
 
 	double success_t_s;          /* first success signal, < 0: none */
 	bool marker_seen, root_write_seen;
+	bool os_output;              /* kernel/systemd-shaped lines seen (quiet kernels) */
 	double root_write_t_s;
 	uint64_t disk_reads, disk_writes, partition_writes;
 
@@ -89,8 +91,14 @@ void p2v_watch_free(struct p2v_watch *w);
 void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		     const uint8_t *buf, size_t len);
 void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev);
+/* Engines that only count (QEMU's block statistics): operations so far and
+ * the end of the highest write. */
+void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint64_t writes,
+			  uint64_t highest_write_end_bytes);
 /* Time passes: a success signal followed by settle_s quiet seconds passes. */
 void p2v_watch_tick(struct p2v_watch *w, double t_s);
+/* A failure found without booting (e.g. an MBR without boot code). */
+void p2v_watch_fail(struct p2v_watch *w, double t_s, const char *reason);
 /* The run ended; decides a verdict if none was reached. */
 void p2v_watch_end(struct p2v_watch *w, enum p2v_run_end end, double t_s, const char *detail);
 
@@ -113,7 +121,7 @@ struct p2v_report_info {
 	const char *format;
 	double elapsed_s;
 	double timeout_s;
-	bool disk_counters;          /* the engine reports disk reads/writes (vmm) */
+	bool disk_counters;          /* the engine reported disk reads/writes */
 };
 void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);
 void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_info *info, FILE *f);

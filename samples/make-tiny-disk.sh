@@ -1,5 +1,5 @@
 #!/bin/bash
-# make-tiny-disk.sh OUT [--no-virtio] [--marker TEXT] [--size-mib N]
+# make-tiny-disk.sh OUT [--no-virtio] [--write-root] [--getty] [--marker TEXT] [--size-mib N]
 #
 # A tiny bootable BIOS disk, built without mounting anything:
 #   MBR (GRUB boot.img, 440 bytes) | GRUB core.img at sector 1 |
@@ -9,20 +9,27 @@
 # marker on the serial console and powers off.  With --no-virtio the modules
 # are left out, so the init waits for the root device in vain and fails the
 # way initramfs-tools does ("ALERT!  /dev/vda1 does not exist.  Dropping to a
-# shell!").
+# shell!").  With --write-root the init mounts the root read-write, writes a
+# file, prints no marker and stays up: only its disk writes tell that it runs.
+# With --getty it ends like an installed system: busybox getty on ttyS0
+# showing "tiny login: ".
 # Needs: linux-image-amd64, busybox-static, grub-pc-bin, kmod, cpio,
 # e2fsprogs, fdisk.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUT [--no-virtio] [--marker TEXT] [--size-mib N]" >&2; exit 2; }
+usage() { echo "usage: $0 OUT [--no-virtio] [--write-root] [--getty] [--marker TEXT] [--size-mib N]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 OUT=$1; shift
 VIRTIO=1
+WRITE_ROOT=0
+GETTY=0
 MARKER=P2V-TINY-OK
 SIZE_MIB=64
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-virtio) VIRTIO=0 ;;
+	--write-root) WRITE_ROOT=1 ;;
+	--getty) GETTY=1 ;;
 	--marker) [ $# -ge 2 ] || usage; MARKER=$2; shift ;;
 	--size-mib) [ $# -ge 2 ] || usage; SIZE_MIB=$2; shift ;;
 	*) usage ;;
@@ -92,8 +99,21 @@ if [ ! -b "\$ROOT" ]; then
 	PS1='(initramfs) ' exec sh </dev/console >/dev/console 2>&1
 fi
 echo "root device \$ROOT found: \$(cat /sys/class/block/vda/size) sectors on vda"
+if [ $WRITE_ROOT = 1 ]; then
+	mount -t ext4 "\$ROOT" /root || { echo "mount: cannot mount \$ROOT"; exec sh; }
+	date > /root/p2v-was-here
+	sync
+	echo "root filesystem written; staying up"
+	exec sleep 100000
+fi
 mount -t ext4 -o ro "\$ROOT" /root || { echo "mount: cannot mount \$ROOT"; exec sh; }
 [ -f /root/boot/vmlinuz ] && echo "$MARKER"
+if [ $GETTY = 1 ]; then
+	hostname tiny
+	mkdir -p /etc
+	echo "P2V tiny (busybox getty)" > /etc/issue
+	exec getty -L 115200 ttyS0 vt100
+fi
 umount /root
 poweroff -f
 EOF

@@ -51,6 +51,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vmm_vblk_process(&v);
 	ram[0x1000 + 16 * VMM_VBLK_QUEUE_NUM + 2]++;
 	vmm_vblk_process(&v);
-	vmm_vblk_free(&v);
 	return 0;
 }

@@ -159,6 +159,22 @@ static void test_late_error_is_not_grub(void)
 	p2v_watch_free(&w);
 }
 
+/* A quiet kernel prints no banner: systemd-shaped lines mark the OS too. */
+static void test_quiet_kernel(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_CONSOLE, 1, "Loading Linux 6.1.0-56-amd64 ...\nLoading initial ramdisk ...\n");
+	feed(&w, P2V_CH_CONSOLE, 5, "[  OK  ] Started systemd-journald.service.\n");
+	feed(&w, P2V_CH_CONSOLE, 6, "error: a service complained\nRead Error in some log\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	feed(&w, P2V_CH_CONSOLE, 8, "host login: ");
+	p2v_watch_tick(&w, 11.5);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
+	p2v_watch_free(&w);
+}
+
 static void test_expect_regex(void)
 {
 	struct p2v_watch w;
@@ -206,6 +222,33 @@ static void test_root_write_events(void)
 	p2v_watch_tick(&w, 7.5);
 	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
 	CHECK(strstr(w.reason, "root filesystem write") != NULL);
+	p2v_watch_free(&w);
+}
+
+/* Counting engines (QEMU): operations and the end of the highest write. */
+static void test_disk_stats(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	p2v_watch_disk_stats(&w, 0.5, 0, 0, 0);
+	CHECK(w.ms_t_s[P2V_MS_DISK_READ] < 0);
+	p2v_watch_disk_stats(&w, 1, 10, 0, 0);
+	CHECK(w.ms_t_s[P2V_MS_DISK_READ] == 1);
+	p2v_watch_disk_stats(&w, 2, 20, 2, 3 << 20); /* a boot loader's few writes */
+	CHECK(!w.root_write_seen);
+	feed(&w, P2V_CH_CONSOLE, 3, "Linux version 6.1\n");
+	p2v_watch_disk_stats(&w, 4, 30, 2, 3 << 20);
+	CHECK(w.root_write_seen);
+	CHECK(w.root_write_t_s == 4);
+	CHECK_EQ(w.disk_reads, 30);
+	CHECK_EQ(w.disk_writes, 2);
+	p2v_watch_free(&w);
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_CONSOLE, 3, "Linux version 6.1\n");
+	p2v_watch_disk_stats(&w, 4, 30, 5, 4096); /* only the MBR area */
+	CHECK(!w.root_write_seen);
 	p2v_watch_free(&w);
 }
 
@@ -259,8 +302,10 @@ int main(void)
 	test_split_line();
 	test_panic_after_marker();
 	test_late_error_is_not_grub();
+	test_quiet_kernel();
 	test_expect_regex();
 	test_root_write_events();
+	test_disk_stats();
 	test_run_ends();
 	test_tail_and_long_lines();
 	UNIT_DONE();

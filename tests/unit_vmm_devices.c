@@ -276,6 +276,46 @@ static void test_bus_and_ports(void)
 	CHECK_EQ(ctl.request, VMM_REQ_RESET);
 }
 
+static void test_pm(void)
+{
+	struct vmm_control ctl = { 0 };
+	struct vmm_bus bus = { 0 };
+	struct vmm_pci p;
+	struct vmm_pm pm;
+	uint32_t t0, t1;
+	int idx = vmm_bus_add(&bus, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &pm, "pm");
+
+	vmm_pci_init(&p, &bus, &ctl);
+	vmm_pm_init(&pm, &bus, idx, &ctl);
+	vmm_pm_update(&pm);
+	p.slot1_fn3 = &pm.pci;
+	CHECK(!bus.e[idx].enabled);
+	io_out(vmm_pci_io, &p, 0, 4, 0x80000b00);           /* 01.3 */
+	CHECK_EQ(io_in(vmm_pci_io, &p, 4, 4), 0x71138086);
+	io_out(vmm_pci_io, &p, 0, 4, 0x80000a00);           /* 01.2: empty */
+	CHECK_EQ(io_in(vmm_pci_io, &p, 4, 4), 0xffffffff);
+	io_out(vmm_pci_io, &p, 0, 4, 0x80000b58);           /* SMM reported as done */
+	CHECK(io_in(vmm_pci_io, &p, 4, 4) & (1u << 25));
+	io_out(vmm_pci_io, &p, 0, 4, 0x80000b40);
+	io_out(vmm_pci_io, &p, 4, 4, 0xb001);
+	CHECK(!bus.e[idx].enabled);                          /* PMREGMISC still off */
+	io_out(vmm_pci_io, &p, 0, 4, 0x80000b80);
+	io_out(vmm_pci_io, &p, 4, 1, 1);
+	CHECK(bus.e[idx].enabled);
+	CHECK_EQ(bus.e[idx].base, 0xb000);
+	t0 = io_in(vmm_pm_io, &pm, 8, 4);
+	usleep(2000);
+	t1 = io_in(vmm_pm_io, &pm, 8, 4);
+	CHECK(((t1 - t0) & 0xffffff) >= 3579 && ((t1 - t0) & 0xffffff) < 3579545); /* >= 1 ms, < 1 s */
+	CHECK_EQ(io_in(vmm_pm_io, &pm, 4, 2) & 1, 0);
+	io_out(vmm_apm_io, &pm, 0, 1, 0xf1);                 /* ACPI enable */
+	CHECK_EQ(io_in(vmm_pm_io, &pm, 4, 2) & 1, 1);
+	io_out(vmm_pm_io, &pm, 4, 2, 0x0001 | (5 << 10));    /* SLP_TYP without SLP_EN */
+	CHECK_EQ(ctl.request, VMM_REQ_NONE);
+	io_out(vmm_pm_io, &pm, 5, 1, 0x20);                  /* SLP_EN in the high byte */
+	CHECK_EQ(ctl.request, VMM_REQ_SHUTDOWN);
+}
+
 static void test_mem(void)
 {
 	static uint8_t a[4096], b[4096];
@@ -297,6 +337,7 @@ int main(void)
 	test_uart();
 	test_i8042();
 	test_bus_and_ports();
+	test_pm();
 	test_mem();
 	UNIT_DONE();
 }

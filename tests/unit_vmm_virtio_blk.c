@@ -271,7 +271,6 @@ int main(void)
 	reset(&v);
 	test_valid(&v, fd);
 	test_hostile(&v);
-	vmm_vblk_free(&v);
 	vmm_disk_close(disk);
 	close(fd);
 	unlink(path);

@@ -14,10 +14,11 @@ cat "$TMP/report"
 grep -q '^verdict: FAIL: no bootable device' "$TMP/report" || fail "no 'no bootable device' reason"
 [ "$(sha256sum < "$IMG")" = "$before" ] || fail "verify modified the image"
 
-# A blank disk: the firmware itself reports it, within seconds.
-truncate -s 4M "$TMP/blank.raw"
+# A blank disk (a comma in its name, which QEMU needs doubled): the
+# firmware itself reports it, within seconds.
+truncate -s 4M "$TMP/bl,ank.raw"
 rc=0
-"$P2V" verify -f raw "$TMP/blank.raw" --engine auto --json --firmware-log "$TMP/fw.log" \
+"$P2V" verify -f raw "$TMP/bl,ank.raw" --engine auto --json --firmware-log "$TMP/fw.log" \
 	> "$TMP/blank.json" 2> "$TMP/blank.err" || rc=$?
 cat "$TMP/blank.json" "$TMP/blank.err"
 [ "$rc" -eq 1 ] || fail "blank disk: verify exited $rc, expected 1"
@@ -65,7 +66,7 @@ grep -q 'no engine can run' "$TMP/noqemu" || fail "no QEMU: no explanation"
 rc=0; "$P2V" verify "$IMG" --expect '([a' 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "bad regex: exit $rc, expected 2"
 # --engine vmm: refused when vmm-min is not built in, else the same verdict.
-rc=0; "$P2V" verify -f raw "$TMP/blank.raw" --engine vmm --timeout 90 > "$TMP/vmm.out" 2>&1 || rc=$?
+rc=0; "$P2V" verify -f raw "$TMP/bl,ank.raw" --engine vmm --timeout 90 > "$TMP/vmm.out" 2>&1 || rc=$?
 cat "$TMP/vmm.out"
 if grep -q 'not built into' "$TMP/vmm.out"; then
 	[ "$rc" -eq 2 ] || fail "--engine vmm without vmm-min: exit $rc, expected 2"

@@ -6,8 +6,11 @@
 IMG=$(sample_disk tiny-novirtio make-tiny-disk.sh --no-virtio)
 before=$(sha256sum < "$IMG")
 rc=0
-"$P2V" verify "$IMG" --engine qemu --expect 'P2V-TINY-OK' --timeout 180 > "$TMP/report" 2>&1 || rc=$?
+"$P2V" verify "$IMG" --engine qemu --expect 'P2V-TINY-OK' --timeout 180 --console \
+	> "$TMP/report" 2> "$TMP/console" || rc=$?
 cat "$TMP/report"
+grep -q 'Linux version' "$TMP/console" || fail "--console did not show the guest console on stderr"
+! grep -q '^verdict:' "$TMP/console" || fail "the report went to stderr"
 [ "$rc" -eq 1 ] || fail "verify exited $rc, expected 1 (fail)"
 grep -q '^verdict: FAIL: initramfs could not find the root device: ALERT!  /dev/vda1 does not exist' "$TMP/report" \
 	|| fail "the reason is not the missing root device"

@@ -18,7 +18,6 @@ if(TARGET vmmmin)
     get_filename_component(name ${script} NAME_WE)
     get_filename_component(file ${script} NAME)
     p2v_shell_test(${name} ${file} TIMEOUT 300 LABELS vmm)
-    set_property(TEST ${name} APPEND PROPERTY DEPENDS vmm_runner)
   endforeach()
 
   p2v_fuzz_target(fuzz_virtio_blk ${P2V_TEST_DIR}/fuzz_virtio_blk.c ${P2V_TEST_DIR}/guests/vblk-seeds)

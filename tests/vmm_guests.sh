@@ -18,7 +18,7 @@ run() { # run OUT ARGS...: console to OUT, summary to OUT.sum
 }
 head -c 1048576 /dev/zero > "$TMP/disk.img"
 
-# 1. dispatch: COM1, fw_cfg, PCI enumeration, MMIO hole, CMOS, power-off port
+# 1. dispatch: COM1, fw_cfg, PCI enumeration, MMIO hole, CMOS, PIIX4 PM power-off
 build dispatch 0x7c00
 run "$TMP/d" -t 20 -m 64 -f "$TMP/dispatch.bin" -F raw "$TMP/disk.img"
 cat > "$TMP/d.want" <<'WANT'
@@ -29,10 +29,11 @@ pci 01 8086:7000
 pci 02 1af4:1001
 mmio ff
 cmos 0300
+pm 8086:7113
 BYE
 WANT
 diff -u "$TMP/d.want" "$TMP/d" || fail "dispatch guest output differs"
-grep -q "exit=shutdown" "$TMP/d.sum" || fail "port 0x501 did not power off"
+grep -q "exit=shutdown" "$TMP/d.sum" || fail "ACPI SLP_EN did not power off"
 # without a disk there is no virtio-blk in slot 2
 run "$TMP/d2" -t 20 -m 64 -f "$TMP/dispatch.bin"
 ! grep -q "pci 02" "$TMP/d2" || fail "virtio-blk present without a disk"
@@ -72,7 +73,10 @@ awk -v m="$mips" 'BEGIN { exit !(m > 0) }' || fail "calibration gave $mips"
 [ "$ms" -lt 3000 ] || fail "calibration took $ms ms"
 
 # 5. virtio-blk driven directly by a C guest (gcc -m16): BAR programming,
-#    ring setup, read, write into the overlay, read back; image unchanged.
+#    ring setup, read, write into the overlay, read back, then a read whose
+#    completion interrupt arrives through PIRQ routing and the in-kernel PIC,
+#    then a descriptor loop (device broken, recovered by a reset); image
+#    unchanged.
 if gcc -m16 -ffreestanding -fno-pic -fno-pie -nostdlib -no-pie -Os -fno-asynchronous-unwind-tables \
 	-Wl,--build-id=none -Wl,-T,"$G/flat16.ld" -o "$TMP/vblk.bin" "$G/vblk_guest.c"; then
 	head -c 4194304 /dev/zero > "$TMP/vdisk.img"
@@ -80,7 +84,10 @@ if gcc -m16 -ffreestanding -fno-pic -fno-pie -nostdlib -no-pie -Os -fno-asynchro
 	before=$(sha256sum < "$TMP/vdisk.img")
 	run "$TMP/v" -t 20 -m 64 -f "$TMP/vblk.bin" -F raw "$TMP/vdisk.img"
 	grep -qx "VBLK-OK" "$TMP/v" || fail "virtio-blk guest failed"
-	grep -q "reads=2 writes=1 " "$TMP/v.sum" || fail "expected 2 reads and 1 write"
+	grep -qx "IRQ-OK" "$TMP/v" || fail "virtio-blk completion interrupt (PIRQC -> IRQ 11 -> PIC) not delivered"
+	grep -qx "RECOVER-OK" "$TMP/v" || fail "virtio-blk did not break on a descriptor loop, or did not recover"
+	grep -q "device broken: virtio-blk: descriptor chain" "$TMP/v.sum" || fail "no DEVICE_BROKEN event"
+	grep -q "reads=4 writes=1 " "$TMP/v.sum" || fail "expected 4 reads and 1 write"
 	[ "$(sha256sum < "$TMP/vdisk.img")" = "$before" ] || fail "overlay write reached the image"
 	run "$TMP/v2" -t 20 -m 64 -w -f "$TMP/vblk.bin" -F raw "$TMP/vdisk.img"
 	grep -qx "VBLK-OK" "$TMP/v2" || fail "virtio-blk guest failed (writable)"

@@ -23,13 +23,28 @@ grep -q "^PROBE-OK" "$TMP/console" || fail "probe marker missing; firmware log t
 grep -q "exit=halted" "$TMP/summary" || fail "expected a halt after the marker"
 grep -q "writes=1 " "$TMP/summary" || fail "expected exactly one virtio-blk write"
 grep -q "Running on QEMU" "$TMP/fw.log" || fail "SeaBIOS did not see the QEMU platform"
+grep -q "Booting from Hard Disk" "$TMP/console" || fail "the BIOS screen is not mirrored on COM1 (sercon)"
 grep -q "found virtio-blk at 00:02.0" "$TMP/fw.log" || fail "SeaBIOS did not find virtio-blk"
 [ "$(sha256sum < "$TMP/probe.img")" = "$before" ] || fail "the image changed under a read-only run"
 echo "ok: read-only run left the image unchanged"
 
-# Writable: the probe's write reaches the image (sector 2 starts with 0xdeadbeef).
-"$RUNNER" -t 120 -m 128 -w "$TMP/probe.img" > "$TMP/console2" 2>&1 || fail "writable run failed"
+# Writable, with two vCPUs: the probe's write reaches the image (sector 2
+# starts with 0xdeadbeef) and SeaBIOS brings up the second CPU.
+"$RUNNER" -t 120 -m 128 -c 2 -w -l "$TMP/fw2.log" "$TMP/probe.img" > "$TMP/console2" 2>&1 ||
+	fail "writable run failed"
 grep -q "^PROBE-OK" "$TMP/console2" || fail "probe marker missing in the writable run"
+grep -q "Found 2 cpu(s)" "$TMP/fw2.log" || fail "SeaBIOS did not find 2 CPUs: $(grep -i cpu "$TMP/fw2.log")"
 [ "$(od -An -tx4 -j 1024 -N 4 "$TMP/probe.img" | tr -d ' ')" = deadbeef ] ||
 	fail "writable run did not write sector 2"
 echo "ok: writable run wrote through"
+expect_fail "too many vCPUs" "$RUNNER" -t 5 -m 64 -c 99 "$TMP/probe.img"
+
+# An unbootable disk (no boot signature): SeaBIOS gives up and reboots at
+# once (etc/boot-fail-wait is 0), which ends the run as a reset.
+head -c 1048576 /dev/zero > "$TMP/zero.img"
+"$RUNNER" -t 120 -m 64 -F raw -l "$TMP/fw0.log" "$TMP/zero.img" > "$TMP/console0" 2> "$TMP/summary0" ||
+	fail "unbootable run failed: $(cat "$TMP/summary0")"
+cat "$TMP/summary0"
+grep -q "exit=reset" "$TMP/summary0" || fail "an unbootable disk must end in a reset"
+grep -q "No bootable device" "$TMP/fw0.log" || fail "SeaBIOS did not report the unbootable disk"
+grep -q "Boot failed: not a bootable disk" "$TMP/console0" || fail "the boot failure is not on COM1"

@@ -102,6 +102,8 @@ void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 	}
 	if (bars)
 		pci_update_bars(p, d);
+	if (d->written)
+		d->written(d->written_opaque);
 }
 
 void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ctl)
@@ -144,15 +146,18 @@ int vmm_pci_intx_irq(const struct vmm_pci *p, unsigned slot)
 	return (route & 0x80) ? -1 : (route & 0x0f);
 }
 
-/* The device addressed by CF8, or NULL (bus != 0, function != 0 except
- * nothing, disabled). */
+/* The device addressed by CF8, or NULL (bus != 0, an empty function,
+ * disabled). */
 static struct vmm_pci_dev *pci_addressed(struct vmm_pci *p)
 {
 	uint32_t a = p->cf8;
+	unsigned slot = (a >> 11) & 0x1f, fn = (a >> 8) & 7;
 
-	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0 || ((a >> 8) & 7) != 0)
+	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0)
 		return NULL;
-	return p->slot[(a >> 11) & 0x1f];
+	if (fn == 3 && slot == 1)
+		return p->slot1_fn3;
+	return fn == 0 ? p->slot[slot] : NULL;
 }
 
 static void pci_data_io(struct vmm_pci *p, unsigned off, uint8_t *data, unsigned size,

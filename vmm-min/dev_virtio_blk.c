@@ -70,11 +70,6 @@ void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_dis
 	v->pci.cfg[0x3d] = 1; /* INTA# */
 }
 
-void vmm_vblk_free(struct vmm_vblk *v)
-{
-	(void)v;
-}
-
 static void vblk_set_irq(struct vmm_vblk *v, int level)
 {
 	int line = v->pcibus ? vmm_pci_intx_irq(v->pcibus, v->slot) : v->irq_line;
@@ -151,7 +146,7 @@ static int vblk_walk(struct vmm_vblk *v, const struct vblk_rings *r, uint16_t he
 		d->next = le16toh(d->next);
 		if (d->flags & VRING_DESC_F_INDIRECT)
 			return vblk_break(v, "virtio-blk: indirect descriptor %u was not negotiated", i);
-		if (!vmm_mem_ptr(v->mem, d->addr, d->len))
+		if (d->len && !vmm_mem_ptr(v->mem, d->addr, d->len))
 			return vblk_break(v, "virtio-blk: descriptor %u buffer at 0x%llx is outside RAM",
 					  i, (unsigned long long)d->addr);
 		if (!(d->flags & VRING_DESC_F_NEXT)) {

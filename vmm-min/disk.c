@@ -101,6 +101,18 @@ static int overlay_pread(struct vmm_disk *d, uint8_t *buf, uint64_t len, uint64_
 	return 0;
 }
 
+/* Bytes from off (at most len) whose blocks all live in the same place. */
+static uint64_t same_place_run(const struct vmm_disk *d, uint64_t len, uint64_t off)
+{
+	uint64_t block = off / OVERLAY_BLOCK_BYTES;
+	uint64_t n = OVERLAY_BLOCK_BYTES - off % OVERLAY_BLOCK_BYTES;
+	bool first = block_in_overlay(d, block);
+
+	while (n < len && block_in_overlay(d, ++block) == first)
+		n += OVERLAY_BLOCK_BYTES;
+	return n < len ? n : len;
+}
+
 int vmm_disk_read(struct vmm_disk *d, void *buf, uint64_t len_bytes, uint64_t off_bytes)
 {
 	uint8_t *p = buf;
@@ -109,12 +121,11 @@ int vmm_disk_read(struct vmm_disk *d, void *buf, uint64_t len_bytes, uint64_t of
 	if (ret < 0 || d->writable || len_bytes == 0)
 		return ret < 0 ? ret : imgfmt_pread(d->img, buf, len_bytes, off_bytes);
 	while (len_bytes > 0) {
-		uint64_t block = off_bytes / OVERLAY_BLOCK_BYTES;
-		uint64_t in_block = OVERLAY_BLOCK_BYTES - off_bytes % OVERLAY_BLOCK_BYTES;
-		uint64_t n = in_block < len_bytes ? in_block : len_bytes;
+		uint64_t n = same_place_run(d, len_bytes, off_bytes);
 
-		ret = block_in_overlay(d, block) ? overlay_pread(d, p, n, off_bytes)
-						 : imgfmt_pread(d->img, p, n, off_bytes);
+		ret = block_in_overlay(d, off_bytes / OVERLAY_BLOCK_BYTES)
+			      ? overlay_pread(d, p, n, off_bytes)
+			      : imgfmt_pread(d->img, p, n, off_bytes);
 		if (ret < 0)
 			return ret;
 		p += n;

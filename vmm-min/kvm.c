@@ -18,7 +18,7 @@
 int vmm_kvm_open(struct vmm_kvm *k, char *err, size_t err_bytes)
 {
 	memset(k, 0, sizeof(*k));
-	k->kvm_fd = k->vm_fd = k->vcpu_fd = -1;
+	k->kvm_fd = k->vm_fd = -1;
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
 		int e = errno;
@@ -95,7 +95,7 @@ static void cpuid_adjust(struct kvm_cpuid2 *c, unsigned vcpu)
 	}
 }
 
-static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, char *err, size_t err_bytes)
+static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, int fd, char *err, size_t err_bytes)
 {
 	int nent = 128, ret = -ENOMEM;
 	struct kvm_cpuid2 *c = NULL;
@@ -112,7 +112,7 @@ static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, char *err, size_t err_by
 	}
 	if (ret == 0) {
 		cpuid_adjust(c, vcpu);
-		ret = ioctl(k->vcpu_fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+		ret = ioctl(fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	}
 	if (ret < 0)
 		snprintf(err, err_bytes, "CPUID setup: %s", strerror(-ret));
@@ -120,39 +120,55 @@ static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, char *err, size_t err_by
 	return ret;
 }
 
-int vmm_kvm_vcpu(struct vmm_kvm *k, char *err, size_t err_bytes)
+static int kvm_vcpu(struct vmm_kvm *k, unsigned i, char *err, size_t err_bytes)
 {
-	int run_bytes = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, (unsigned long)i), e;
 
-	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
-	if (k->vcpu_fd < 0 || run_bytes <= 0) {
-		int e = errno;
-		snprintf(err, err_bytes, "KVM_CREATE_VCPU: %s", strerror(e));
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, err_bytes, "KVM_CREATE_VCPU %u: %s", i, strerror(e));
 		return -e;
 	}
-	k->run = mmap(NULL, (size_t)run_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
-	if (k->run == MAP_FAILED) {
-		int e = errno;
-		k->run = NULL;
-		snprintf(err, err_bytes, "mmap of the vCPU run area: %s", strerror(e));
+	k->vcpu_fd[i] = fd;
+	k->n_vcpus = i + 1;
+	k->run[i] = mmap(NULL, k->run_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (k->run[i] == MAP_FAILED) {
+		e = errno;
+		k->run[i] = NULL;
+		snprintf(err, err_bytes, "mmap of the vCPU %u run area: %s", i, strerror(e));
 		return -e;
+	}
+	return vcpu_cpuid(k, i, fd, err, err_bytes);
+}
+
+int vmm_kvm_vcpus(struct vmm_kvm *k, unsigned n, char *err, size_t err_bytes)
+{
+	int run_bytes = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0), ret = 0;
+
+	if (run_bytes <= 0 || n == 0 || n > VMM_MAX_CPUS) {
+		snprintf(err, err_bytes, "cannot create %u vCPUs (1 to %d)", n, VMM_MAX_CPUS);
+		return -EINVAL;
 	}
 	k->run_bytes = (size_t)run_bytes;
-	return vcpu_cpuid(k, 0, err, err_bytes);
+	for (unsigned i = 0; i < n && ret == 0; i++)
+		ret = kvm_vcpu(k, i, err, err_bytes);
+	return ret;
 }
 
 void vmm_kvm_close(struct vmm_kvm *k)
 {
-	if (k->run)
-		munmap(k->run, k->run_bytes);
-	if (k->vcpu_fd >= 0)
-		close(k->vcpu_fd);
+	for (unsigned i = 0; i < k->n_vcpus; i++) {
+		if (k->run[i])
+			munmap(k->run[i], k->run_bytes);
+		if (k->vcpu_fd[i] >= 0)
+			close(k->vcpu_fd[i]);
+	}
 	if (k->vm_fd >= 0)
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)
 		close(k->kvm_fd);
-	k->run = NULL;
-	k->kvm_fd = k->vm_fd = k->vcpu_fd = -1;
+	memset(k, 0, sizeof(*k));
+	k->kvm_fd = k->vm_fd = -1;
 }
 
 void vmm_kvm_irq_line(void *opaque, unsigned irq, int level)

@@ -116,6 +116,7 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	uint16_t ncpu = (uint16_t)cpus, zero16 = 0;
 	uint8_t irq0_override = 0; /* KVM's default routing: GSI 0 is IOAPIC pin 0 */
 	uint32_t boot_fail_wait_ms = 0; /* "No bootable device": reboot at once */
+	uint64_t sercon_port = 0x3f8;   /* BIOS text screen mirrored to COM1 */
 	int ret = 0;
 
 	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_RAM_SIZE, &ram, sizeof(ram));
@@ -126,13 +127,14 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
 	ret |= vmm_fwcfg_add_file(&m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
+	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
 	return ret ? -ENOMEM : 0;
 }
 
 static int machine_bus(struct vmm_machine *m)
 {
 	struct vmm_bus *b = &m->bus;
-	int ret = 0;
+	int ret = 0, pm_idx;
 
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x3f8, 8, vmm_uart_io, &m->uart, "com1");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x70, 2, vmm_rtc_io, &m->rtc, "rtc");
@@ -143,7 +145,14 @@ static int machine_bus(struct vmm_machine *m)
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x80, 1, vmm_post_io, &m->dbg, "post");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, &m->dbg, "port92");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, &m->dbg, "debug-exit");
-	return ret < 0 ? -ENOSPC : 0;
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, &m->pm, "apm");
+	pm_idx = vmm_bus_add(b, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &m->pm, "acpi-pm");
+	if (ret < 0 || pm_idx < 0)
+		return -ENOSPC;
+	vmm_pm_init(&m->pm, b, pm_idx, &m->ctl);
+	vmm_pm_update(&m->pm);
+	m->pci.slot1_fn3 = &m->pm.pci;
+	return 0;
 }
 
 static int machine_disk(struct vmm_machine *m, const struct vmm_config *cfg, char *err,
@@ -192,6 +201,8 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 
 	memset(m, 0, sizeof(*m));
 	m->cfg = cfg;
+	m->cpus = cfg->cpus ? cfg->cpus : 1;
+	m->kvm.kvm_fd = m->kvm.vm_fd = -1; /* nothing to close yet */
 	vmm_fwcfg_init(&m->fwcfg);
 	if (mem_bytes < 2 * MIB || mem_bytes > 1024 * GIB || mem_bytes % 4096) {
 		snprintf(err, err_bytes, "guest memory of %llu bytes: need 2 MiB .. 1 TiB in pages",
@@ -207,19 +218,19 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 		ret = machine_firmware(m, cfg->firmware_path ? cfg->firmware_path :
 					  "/usr/share/seabios/bios.bin", err, err_bytes);
 	if (ret == 0)
-		ret = vmm_kvm_vcpu(&m->kvm, err, err_bytes);
+		ret = vmm_kvm_vcpus(&m->kvm, m->cpus, err, err_bytes);
 	if (ret < 0)
 		return ret;
 	m->irq = (struct vmm_irq){ vmm_kvm_irq_line, &m->kvm };
 	m->ev = (struct vmm_events){ cfg->event, cfg->event_opaque, vmm_now_s() };
 	m->dbg.ctl = &m->ctl;
 	vmm_uart_init(&m->uart, 4, &m->irq, cfg->console_out, cfg->console_opaque);
-	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, 1);
+	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
 	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
 	vmm_i8042_init(&m->i8042, &m->irq, &m->ctl);
 	ret = machine_bus(m);
 	if (ret == 0)
-		ret = machine_fwcfg(m, 1);
+		ret = machine_fwcfg(m, m->cpus);
 	if (ret < 0) {
 		snprintf(err, err_bytes, "device setup: %s", strerror(-ret));
 		return ret;

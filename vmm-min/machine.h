@@ -7,6 +7,7 @@
 
 struct vmm_machine {
 	const struct vmm_config *cfg;
+	unsigned cpus;
 	struct vmm_kvm kvm;
 	uint8_t *ram, *rom;
 	uint64_t ram_bytes, below_4g, above_4g;
@@ -21,6 +22,7 @@ struct vmm_machine {
 	struct vmm_fwcfg fwcfg;
 	struct vmm_pci pci;
 	struct vmm_i8042 i8042;
+	struct vmm_pm pm;
 	struct vmm_debugport dbg;
 	struct vmm_disk *disk;
 	struct vmm_vblk vblk;

@@ -1,8 +1,8 @@
 /* vmm_run: assemble the machine, set the vCPU's entry state (firmware reset
  * vector, Linux 32-bit entry or a flat test binary), and run.  The run loop
- * only dispatches exits to the bus; a periodic signal kicks the vCPU out of
- * KVM_RUN so stop requests, the timeout, console input and a dead halt are
- * noticed. */
+ * only dispatches exits to the bus; a periodic signal kicks the bootstrap
+ * vCPU out of KVM_RUN so stop requests, the timeout, console input and a dead
+ * halt are noticed.  Each further vCPU runs in its own thread. */
 #include "machine.h"
 
 #include <errno.h>
@@ -20,15 +20,29 @@
 #define RFLAGS_IF 0x200
 #define GDT_GPA 0x500u
 
-struct vmm_loop {
+/* One run, shared by the vCPU threads.  The lock covers the devices, the
+ * machine's requests and the result. */
+struct vmm_shared {
 	struct vmm_machine *m;
 	struct vmm_result *res;
+	pthread_mutex_t lock;
 	int kick_signo;
+	double start_s;
+	volatile int done;
+	pthread_t thread[VMM_MAX_CPUS];
+	bool started[VMM_MAX_CPUS];
+};
+
+/* One vCPU's loop.  Only the bootstrap processor (cpu 0) has the periodic
+ * kick that checks stop, timeout, console input and a dead halt. */
+struct vmm_loop {
+	struct vmm_shared *sh;
+	unsigned cpu;
+	int fd;
+	struct kvm_run *run;
 	timer_t timer;
 	bool have_timer;
-	sigset_t saved_mask;
-	double start_s;
-	bool done;
+	uint64_t exits;
 };
 
 static void kick_handler(int signo)
@@ -36,31 +50,28 @@ static void kick_handler(int signo)
 	(void)signo;
 }
 
-/* A periodic signal to this thread, blocked except inside KVM_RUN (so it
- * can never be lost between a check and entering the guest). */
-static int loop_kick_setup(struct vmm_loop *l)
+/* The kick signal is blocked in the thread except inside KVM_RUN, so it can
+ * never be lost between a check and entering the guest. */
+static int loop_signal_mask(struct vmm_loop *l)
+{
+	struct kvm_signal_mask *km;
+	uint8_t km_buf[sizeof(*km) + 8];
+	sigset_t cur;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	sigdelset(&cur, l->sh->kick_signo);
+	km = (struct kvm_signal_mask *)km_buf;
+	km->len = 8;
+	memcpy(km->sigset, &cur, 8);
+	return ioctl(l->fd, KVM_SET_SIGNAL_MASK, km) < 0 ? -errno : 0;
+}
+
+static int loop_timer(struct vmm_loop *l)
 {
 	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID };
 	struct itimerspec its = { { 0, TICK_NS }, { 0, TICK_NS } };
-	struct sigaction old, sa = { .sa_handler = kick_handler };
-	sigset_t block, run_mask;
-	struct kvm_signal_mask *km;
-	uint8_t km_buf[sizeof(*km) + 8];
 
-	l->kick_signo = SIGRTMIN + 4;
-	if (sigaction(l->kick_signo, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-		sigaction(l->kick_signo, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, l->kick_signo);
-	pthread_sigmask(SIG_BLOCK, &block, &l->saved_mask);
-	run_mask = l->saved_mask;
-	sigdelset(&run_mask, l->kick_signo);
-	km = (struct kvm_signal_mask *)km_buf;
-	km->len = 8;
-	memcpy(km->sigset, &run_mask, 8);
-	if (ioctl(l->m->kvm.vcpu_fd, KVM_SET_SIGNAL_MASK, km) < 0)
-		return -errno;
-	sev.sigev_signo = l->kick_signo;
+	sev.sigev_signo = l->sh->kick_signo;
 	sev._sigev_un._tid = gettid();
 	if (timer_create(CLOCK_MONOTONIC, &sev, &l->timer) < 0)
 		return -errno;
@@ -68,42 +79,49 @@ static int loop_kick_setup(struct vmm_loop *l)
 	return timer_settime(l->timer, 0, &its, NULL) < 0 ? -errno : 0;
 }
 
-static void loop_kick_teardown(struct vmm_loop *l)
+static void loop_eat_kicks(const struct vmm_shared *sh)
 {
-	sigset_t pending;
+	sigset_t set;
 	struct timespec zero = { 0, 0 };
 
-	if (l->have_timer)
-		timer_delete(l->timer);
-	sigemptyset(&pending);
-	sigaddset(&pending, l->kick_signo);
-	while (sigtimedwait(&pending, NULL, &zero) > 0)
+	sigemptyset(&set);
+	sigaddset(&set, sh->kick_signo);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
 		;
-	pthread_sigmask(SIG_SETMASK, &l->saved_mask, NULL);
 }
 
+/* Record how the run ended (first caller wins) and kick every vCPU out.
+ * Called with the lock held. */
 static void loop_finish(struct vmm_loop *l, enum vmm_exit exit, enum vmm_event_type ev,
 			bool emit, const char *detail)
 {
-	l->res->exit = exit;
-	snprintf(l->res->detail, sizeof(l->res->detail), "%s", detail);
+	struct vmm_shared *sh = l->sh;
+
+	if (sh->done)
+		return;
+	sh->res->exit = exit;
+	snprintf(sh->res->detail, sizeof(sh->res->detail), "%s", detail);
 	if (emit)
-		vmm_emit(&l->m->ev, ev, 0, 0, detail);
-	l->done = true;
+		vmm_emit(&sh->m->ev, ev, 0, 0, detail);
+	sh->done = 1;
+	for (unsigned i = 0; i < sh->m->kvm.n_vcpus; i++)
+		if (sh->started[i] && i != l->cpu)
+			pthread_kill(sh->thread[i], sh->kick_signo);
 }
 
 static void loop_console_in(struct vmm_loop *l)
 {
-	struct pollfd p = { .fd = l->m->cfg->console_in_fd, .events = POLLIN };
+	struct vmm_machine *m = l->sh->m;
+	struct pollfd p = { .fd = m->cfg->console_in_fd, .events = POLLIN };
 	uint8_t buf[64];
-	size_t room = VMM_UART_RX_BYTES - l->m->uart.rx_count;
+	size_t room = VMM_UART_RX_BYTES - m->uart.rx_count;
 	ssize_t n;
 
 	if (p.fd < 0 || room == 0 || poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
 		return;
 	n = read(p.fd, buf, room < sizeof(buf) ? room : sizeof(buf));
 	if (n > 0)
-		vmm_uart_feed(&l->m->uart, buf, (size_t)n);
+		vmm_uart_feed(&m->uart, buf, (size_t)n);
 }
 
 /* Halted with interrupts off: nothing but an NMI can wake it. */
@@ -112,26 +130,32 @@ static bool loop_dead_halt(struct vmm_loop *l)
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
 
-	if (ioctl(l->m->kvm.vcpu_fd, KVM_GET_MP_STATE, &mp) < 0 ||
-	    mp.mp_state != KVM_MP_STATE_HALTED)
+	if (ioctl(l->fd, KVM_GET_MP_STATE, &mp) < 0 || mp.mp_state != KVM_MP_STATE_HALTED)
 		return false;
-	return ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & RFLAGS_IF);
+	return ioctl(l->fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & RFLAGS_IF);
 }
 
+static unsigned long long loop_rip(struct vmm_loop *l)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(l->fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ull;
+	return regs.rip;
+}
+
+/* Periodic checks; on the bootstrap processor only.  Lock held. */
 static void loop_tick(struct vmm_loop *l)
 {
-	const struct vmm_config *cfg = l->m->cfg;
-	sigset_t pending;
-	struct timespec zero = { 0, 0 };
+	const struct vmm_config *cfg = l->sh->m->cfg;
+	char msg[64];
 
-	sigemptyset(&pending);
-	sigaddset(&pending, l->kick_signo);
-	while (sigtimedwait(&pending, NULL, &zero) > 0)
-		;
 	if (cfg->stop && *cfg->stop)
 		return loop_finish(l, VMM_EXIT_STOPPED, 0, false, "stopped");
-	if (cfg->timeout_s > 0 && vmm_now_s() - l->start_s >= cfg->timeout_s)
-		return loop_finish(l, VMM_EXIT_TIMEOUT, 0, false, "timeout");
+	if (cfg->timeout_s > 0 && vmm_now_s() - l->sh->start_s >= cfg->timeout_s) {
+		snprintf(msg, sizeof(msg), "timeout (guest at rip 0x%llx)", loop_rip(l));
+		return loop_finish(l, VMM_EXIT_TIMEOUT, 0, false, msg);
+	}
 	if (loop_dead_halt(l))
 		return loop_finish(l, VMM_EXIT_HALTED, VMM_EV_HALT, true,
 				   "halted with interrupts disabled");
@@ -140,47 +164,40 @@ static void loop_tick(struct vmm_loop *l)
 
 static void loop_io(struct vmm_loop *l)
 {
-	struct kvm_run *run = l->m->kvm.run;
+	struct kvm_run *run = l->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
 
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
-		vmm_bus_dispatch(&l->m->bus, VMM_SPACE_PIO, run->io.port, data, run->io.size,
+		vmm_bus_dispatch(&l->sh->m->bus, VMM_SPACE_PIO, run->io.port, data, run->io.size,
 				 is_write);
 }
 
 static void loop_request(struct vmm_loop *l)
 {
-	int req = l->m->ctl.request;
+	struct vmm_machine *m = l->sh->m;
+	int req = m->ctl.request;
 
-	l->m->ctl.request = VMM_REQ_NONE;
+	m->ctl.request = VMM_REQ_NONE;
 	if (req == VMM_REQ_RESET)
 		loop_finish(l, VMM_EXIT_RESET, VMM_EV_RESET, true, "guest requested a reset");
 	else if (req == VMM_REQ_SHUTDOWN)
 		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "guest powered off");
 }
 
-static unsigned long long loop_rip(struct vmm_loop *l)
-{
-	struct kvm_regs regs;
-
-	if (ioctl(l->m->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
-		return ~0ull;
-	return regs.rip;
-}
-
+/* Dispatch one exit.  Lock held. */
 static void loop_exit(struct vmm_loop *l)
 {
-	struct kvm_run *run = l->m->kvm.run;
+	struct kvm_run *run = l->run;
 	char msg[128];
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: loop_io(l); break;
 	case KVM_EXIT_MMIO:
-		vmm_bus_dispatch(&l->m->bus, VMM_SPACE_MMIO, run->mmio.phys_addr, run->mmio.data,
+		vmm_bus_dispatch(&l->sh->m->bus, VMM_SPACE_MMIO, run->mmio.phys_addr, run->mmio.data,
 				 run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 		break;
-	case KVM_EXIT_INTR: loop_tick(l); break;
+	case KVM_EXIT_INTR: break;
 	case KVM_EXIT_HLT:
 		loop_finish(l, VMM_EXIT_HALTED, VMM_EV_HALT, true, "halted");
 		break;
@@ -194,47 +211,119 @@ static void loop_exit(struct vmm_loop *l)
 			loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "shutdown");
 		break;
 	default:
-		snprintf(msg, sizeof(msg), "unhandled KVM exit %u (suberror %u) at rip 0x%llx",
+		snprintf(msg, sizeof(msg), "unhandled KVM exit %u (suberror %u) on vCPU %u at rip 0x%llx",
 			 run->exit_reason,
 			 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
-			 loop_rip(l));
+			 l->cpu, loop_rip(l));
 		loop_finish(l, VMM_EXIT_INTERNAL_ERROR, 0, false, msg);
 		break;
 	}
-	if (!l->done && l->m->ctl.request)
+	if (l->sh->m->ctl.request)
 		loop_request(l);
+}
+
+static void loop_vcpu(struct vmm_loop *l)
+{
+	struct vmm_shared *sh = l->sh;
+	char msg[96];
+
+	while (!sh->done) {
+		int r = ioctl(l->fd, KVM_RUN, 0), e = errno;
+
+		pthread_mutex_lock(&sh->lock);
+		if (r < 0 && e != EINTR && e != EAGAIN) {
+			snprintf(msg, sizeof(msg), "KVM_RUN on vCPU %u: %s", l->cpu, strerror(e));
+			loop_finish(l, VMM_EXIT_INTERNAL_ERROR, 0, false, msg);
+		} else if (r < 0) {
+			loop_eat_kicks(sh);
+			if (l->cpu == 0)
+				loop_tick(l);
+		} else {
+			l->exits++;
+			loop_exit(l);
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
+
+static void *loop_ap_thread(void *opaque)
+{
+	struct vmm_loop *l = opaque;
+
+	loop_vcpu(l);
+	return NULL;
+}
+
+static int loop_start_aps(struct vmm_shared *sh, struct vmm_loop *loops)
+{
+	for (unsigned i = 1; i < sh->m->kvm.n_vcpus; i++) {
+		int ret = loop_signal_mask(&loops[i]);
+		if (ret == 0)
+			ret = -pthread_create(&sh->thread[i], NULL, loop_ap_thread, &loops[i]);
+		if (ret < 0)
+			return ret;
+		sh->started[i] = true;
+	}
+	return 0;
+}
+
+static void loop_stop_aps(struct vmm_shared *sh, struct vmm_loop *loops)
+{
+	pthread_mutex_lock(&sh->lock);
+	sh->done = 1;
+	for (unsigned i = 1; i < sh->m->kvm.n_vcpus; i++)
+		if (sh->started[i])
+			pthread_kill(sh->thread[i], sh->kick_signo);
+	pthread_mutex_unlock(&sh->lock);
+	for (unsigned i = 1; i < sh->m->kvm.n_vcpus; i++) {
+		if (sh->started[i])
+			pthread_join(sh->thread[i], NULL);
+		sh->res->guest_exits += loops[i].exits;
+	}
 }
 
 static int loop_run(struct vmm_machine *m, struct vmm_result *res, char *err, size_t err_bytes)
 {
-	struct vmm_loop l = { .m = m, .res = res };
-	int ret = loop_kick_setup(&l);
+	struct vmm_shared sh = { .m = m, .res = res, .kick_signo = SIGRTMIN + 4 };
+	struct vmm_loop loops[VMM_MAX_CPUS];
+	struct sigaction old, sa = { .sa_handler = kick_handler };
+	sigset_t block, saved;
+	int ret;
 
-	if (ret < 0) {
-		loop_kick_teardown(&l);
-		snprintf(err, err_bytes, "vCPU kick timer: %s", strerror(-ret));
-		return ret;
+	if (sigaction(sh.kick_signo, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+		sigaction(sh.kick_signo, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, sh.kick_signo);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	pthread_mutex_init(&sh.lock, NULL);
+	sh.thread[0] = pthread_self();
+	sh.started[0] = true;
+	for (unsigned i = 0; i < m->kvm.n_vcpus; i++)
+		loops[i] = (struct vmm_loop){ .sh = &sh, .cpu = i, .fd = m->kvm.vcpu_fd[i],
+					      .run = m->kvm.run[i] };
+	sh.start_s = vmm_now_s();
+	ret = loop_signal_mask(&loops[0]);
+	if (ret == 0)
+		ret = loop_timer(&loops[0]);
+	if (ret == 0)
+		ret = loop_start_aps(&sh, loops);
+	if (ret == 0) {
+		vmm_emit(&m->ev, VMM_EV_FIRMWARE_START, 0, 0, NULL);
+		loop_vcpu(&loops[0]);
+	} else {
+		snprintf(err, err_bytes, "vCPU threads and kick timer: %s", strerror(-ret));
 	}
-	l.start_s = vmm_now_s();
-	vmm_emit(&m->ev, VMM_EV_FIRMWARE_START, 0, 0, NULL);
-	while (!l.done) {
-		if (ioctl(m->kvm.vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno != EINTR && errno != EAGAIN) {
-				snprintf(res->detail, sizeof(res->detail), "KVM_RUN: %s", strerror(errno));
-				res->exit = VMM_EXIT_INTERNAL_ERROR;
-				break;
-			}
-			loop_tick(&l);
-			continue;
-		}
-		res->guest_exits++;
-		loop_exit(&l);
-	}
-	res->elapsed_s = vmm_now_s() - l.start_s;
+	loop_stop_aps(&sh, loops);
+	res->elapsed_s = vmm_now_s() - sh.start_s;
+	res->guest_exits += loops[0].exits;
 	res->disk_reads = m->vblk.reads;
 	res->disk_writes = m->vblk.writes;
-	loop_kick_teardown(&l);
-	return 0;
+	if (loops[0].have_timer)
+		timer_delete(loops[0].timer);
+	loop_eat_kicks(&sh);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	pthread_mutex_destroy(&sh.lock);
+	return ret;
 }
 
 /* ---- entry states ----------------------------------------------------------- */
@@ -244,13 +333,13 @@ static int set_real_mode_entry(struct vmm_machine *m, uint32_t ip)
 	struct kvm_sregs s;
 	struct kvm_regs r = { .rip = ip, .rflags = 2, .rsp = 0x7000 };
 
-	if (ioctl(m->kvm.vcpu_fd, KVM_GET_SREGS, &s) < 0)
+	if (ioctl(m->kvm.vcpu_fd[0], KVM_GET_SREGS, &s) < 0)
 		return -errno;
 	s.cs.base = 0;
 	s.cs.selector = 0;
 	s.ds = s.es = s.ss = s.fs = s.gs = s.cs;
 	s.ds.type = s.es.type = s.ss.type = s.fs.type = s.gs.type = 3;
-	if (ioctl(m->kvm.vcpu_fd, KVM_SET_SREGS, &s) < 0 || ioctl(m->kvm.vcpu_fd, KVM_SET_REGS, &r) < 0)
+	if (ioctl(m->kvm.vcpu_fd[0], KVM_SET_SREGS, &s) < 0 || ioctl(m->kvm.vcpu_fd[0], KVM_SET_REGS, &r) < 0)
 		return -errno;
 	return 0;
 }
@@ -270,7 +359,7 @@ static int set_linux_entry(struct vmm_machine *m, const struct vmm_linux_entry *
 	struct kvm_sregs s;
 	struct kvm_regs r = { .rip = e->entry_gpa, .rsi = e->boot_params_gpa, .rflags = 2 };
 
-	if (!g || ioctl(m->kvm.vcpu_fd, KVM_GET_SREGS, &s) < 0)
+	if (!g || ioctl(m->kvm.vcpu_fd[0], KVM_GET_SREGS, &s) < 0)
 		return -EIO;
 	memcpy(g, gdt, sizeof(gdt));
 	s.gdt.base = GDT_GPA;
@@ -279,7 +368,7 @@ static int set_linux_entry(struct vmm_machine *m, const struct vmm_linux_entry *
 	flat_segment(&s.ds, 0x18, 0x3);
 	s.es = s.ss = s.fs = s.gs = s.ds;
 	s.cr0 = (s.cr0 | 1) & ~(1ull << 31);
-	if (ioctl(m->kvm.vcpu_fd, KVM_SET_SREGS, &s) < 0 || ioctl(m->kvm.vcpu_fd, KVM_SET_REGS, &r) < 0)
+	if (ioctl(m->kvm.vcpu_fd[0], KVM_SET_SREGS, &s) < 0 || ioctl(m->kvm.vcpu_fd[0], KVM_SET_REGS, &r) < 0)
 		return -errno;
 	return 0;
 }
@@ -326,7 +415,7 @@ static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat
 		ret = loop_run(&m, res, err, err_bytes);
 	if (ret == 0 && flat) {
 		struct kvm_regs r;
-		if (ioctl(m.kvm.vcpu_fd, KVM_GET_REGS, &r) == 0)
+		if (ioctl(m.kvm.vcpu_fd[0], KVM_GET_REGS, &r) == 0)
 			flat->rcx_out = r.rcx;
 	}
 	vmm_machine_close(&m);

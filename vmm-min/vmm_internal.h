@@ -182,10 +182,13 @@ struct vmm_pci_dev {
 	uint8_t wmask[256];          /* writable bits */
 	uint32_t bar_bytes[VMM_PCI_BARS]; /* 0: no BAR */
 	int bar_bus_idx[VMM_PCI_BARS];
+	void (*written)(void *opaque);   /* optional: after any config write */
+	void *written_opaque;
 };
 struct vmm_pci {
 	uint32_t cf8;
 	struct vmm_pci_dev *slot[VMM_PCI_SLOTS];
+	struct vmm_pci_dev *slot1_fn3;   /* PIIX4 power management, or NULL */
 	struct vmm_pci_dev host, isa;
 	struct vmm_bus *bus;
 	struct vmm_control *ctl;
@@ -197,12 +200,33 @@ void vmm_pci_dev_init(struct vmm_pci_dev *d, uint16_t vendor, uint16_t device,
 void vmm_pci_dev_bar(struct vmm_pci_dev *d, unsigned bar, uint32_t bytes, bool is_io,
 		     int bus_idx);
 int vmm_pci_plug(struct vmm_pci *p, unsigned slot, struct vmm_pci_dev *d);
+
 void vmm_pci_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 /* ISA IRQ the PIIX3 PIRQ router gives INTA# of slot, or -1 when unrouted. */
 int vmm_pci_intx_irq(const struct vmm_pci *p, unsigned slot);
 uint32_t vmm_pci_cfg_read(struct vmm_pci_dev *d, unsigned reg, unsigned size);
 void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 		       unsigned size, uint32_t val);
+
+/* PIIX4 power management (PCI 01.3): PM1 event/control registers and the
+ * ACPI PM timer at PMBASE, the APM control port 0xB2 for ACPI enable, and
+ * power-off when the guest writes SLP_EN.  SMM is reported as already set
+ * up, so the firmware does not try to relocate SMBASE. */
+#define VMM_PM_IO_BYTES 64u
+struct vmm_pm {
+	struct vmm_pci_dev pci;
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint8_t apm_cnt, apm_sts;
+	int bus_idx;
+	double t0_s;                 /* PM timer epoch */
+	struct vmm_bus *bus;
+	struct vmm_control *ctl;
+};
+void vmm_pm_init(struct vmm_pm *pm, struct vmm_bus *bus, int bus_idx, struct vmm_control *ctl);
+/* After a config write: place the PM I/O block where PMBASE says. */
+void vmm_pm_update(struct vmm_pm *pm);
+void vmm_pm_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
+void vmm_apm_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 
 /* i8042 keyboard controller (enough for self-test and reset) */
 struct vmm_i8042 {
@@ -260,7 +284,6 @@ struct vmm_vblk {
 };
 void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_disk *disk,
 		   const struct vmm_irq *irq, const struct vmm_events *ev);
-void vmm_vblk_free(struct vmm_vblk *v);
 void vmm_vblk_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 /* Process every available request; 0, or -EIO when the device broke. */
 int vmm_vblk_process(struct vmm_vblk *v);

@@ -1,7 +1,8 @@
 /* Flat real-mode guest (loaded and entered at 0:7C00 by vmm_run_flat):
  * exercises port dispatch (COM1, fw_cfg, CMOS), PCI enumeration through
  * 0xCF8/0xCFC and an MMIO exit (a write/read in the unmapped VGA hole),
- * prints what it finds, then powers off through port 0x501. */
+ * prints what it finds, then checks the PIIX4 PM
+ * function (PM timer, ACPI enable) and powers off through PM1 control. */
 	.code16
 	.intel_syntax noprefix
 	.text
@@ -86,11 +87,60 @@ pci_next:
 	call hex8
 	call newline
 
-	lea si, msg_bye
+	/* PIIX4 PM at 01.3: id, PMBASE = 0xb000, timer advances, ACPI enable */
+	lea si, msg_pm
 	call puts
-	mov dx, 0x501
+	mov eax, 0x80000b00
+	mov dx, 0xcf8
+	out dx, eax
+	mov dx, 0xcfc
+	in eax, dx
+	push eax
+	call hex16
+	mov al, ':'
+	call putc
+	pop eax
+	shr eax, 16
+	call hex16
+	call newline
+	mov eax, 0x80000b40
+	mov dx, 0xcf8
+	out dx, eax
+	mov dx, 0xcfc
+	mov eax, 0xb001
+	out dx, eax
+	mov eax, 0x80000b80
+	mov dx, 0xcf8
+	out dx, eax
+	mov dx, 0xcfc
 	mov al, 1
 	out dx, al
+	mov dx, 0xb008
+	in eax, dx
+	mov ebx, eax
+	mov cx, 2000
+4:	in eax, dx
+	loop 4b
+	cmp eax, ebx
+	mov al, 'T'
+	je pm_bad
+	mov al, 0xf1               /* ACPI enable through the APM port */
+	out 0xb2, al
+	mov dx, 0xb004
+	in ax, dx
+	test al, 1
+	mov al, 'S'
+	jz pm_bad
+	lea si, msg_bye
+	call puts
+	mov dx, 0xb004             /* SLP_TYP 0 | SLP_EN: power off */
+	mov ax, 0x2001
+	out dx, ax
+	cli
+	hlt
+pm_bad:
+	call putc
+	call newline
 	cli
 	hlt
 
@@ -137,4 +187,5 @@ msg_fwcfg: .asciz "fw_cfg "
 msg_pci:   .asciz "pci "
 msg_mmio:  .asciz "mmio "
 msg_cmos:  .asciz "cmos "
+msg_pm:    .asciz "pm "
 msg_bye:   .asciz "BYE\n"

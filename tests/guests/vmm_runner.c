@@ -1,7 +1,7 @@
 /* Test driver for vmm-min: boot a disk through SeaBIOS, a kernel directly,
  * or a flat real-mode binary, with COM1 on stdout and a summary line on
  * stderr ("vmm: exit=halted elapsed=1.23 reads=4 writes=1 exits=999").
- *   vmm_runner [-t SECONDS] [-m MIB] [-w] [-l FWLOG] [-k KERNEL [-i INITRD] [-a APPEND]]
+ *   vmm_runner [-t SECONDS] [-m MIB] [-c CPUS] [-w] [-l FWLOG] [-k KERNEL [-i INITRD] [-a APPEND]]
  *              [-f FLAT.bin] [-F DISKFORMAT] [-b FIRMWARE] [-I] [-C] [DISK]
  * -I feeds stdin to COM1.
  * -C prints the calibrated MIPS.  Exit status 0 when the run happened. */
@@ -64,10 +64,11 @@ int main(int argc, char **argv)
 	uint8_t *code = NULL;
 	int c, ret;
 
-	while ((c = getopt(argc, argv, "t:m:wl:k:i:a:f:F:b:IC")) != -1) {
+	while ((c = getopt(argc, argv, "t:m:c:wl:k:i:a:f:F:b:IC")) != -1) {
 		switch (c) {
 		case 't': cfg.timeout_s = atof(optarg); break;
 		case 'm': cfg.mem_bytes = strtoull(optarg, NULL, 0) << 20; break;
+		case 'c': cfg.cpus = (unsigned)atoi(optarg); break;
 		case 'w': cfg.writable = true; break;
 		case 'l': cfg.firmware_log_path = optarg; break;
 		case 'k': cfg.kernel_path = optarg; break;
