@@ -357,9 +357,10 @@ static int capture_run(struct cap *c, bool any_rw)
 	print_warnings(&c->disk);
 	if (c->o.dry_run)
 		return show_plan(c);
-	if (capture_copy(c) < 0)
-		return P2V_EXIT_ERROR;
-	return capture_report(c);
+	r = capture_copy(c);
+	/* Thaw before writing reports: they may go to a frozen filesystem. */
+	p2v_mounts_thaw(&c->mounts);
+	return r < 0 ? P2V_EXIT_ERROR : capture_report(c);
 }
 
 static void cap_release(struct cap *c)

@@ -47,9 +47,10 @@ echo "ok: --allow-mounted warned: $(head -n 1 "$TMP/live.err")"
 # --freeze: data written just before the capture must be in the image.
 head -c 2M /dev/urandom > "$TMP/files/fresh.bin"
 cp "$TMP/files/fresh.bin" "$TMP/mnt/fresh.bin"   # still in the page cache
-"$P2V" capture "$L" "$TMP/frz.img" --freeze --verify --report "$TMP/frz.json" -q
-grep -q '"verify_mismatch_bytes": 0' "$TMP/frz.json" || fail "verify mismatch under --freeze"
-[ "$(grep -c '"method": "used-blocks"' "$TMP/frz.json")" = 2 ] || fail "frozen ext4 not captured by its bitmap"
+# (The report goes to the frozen filesystem itself: written after the thaw.)
+timeout 120 "$P2V" capture "$L" "$TMP/frz.img" --freeze --verify --report "$TMP/mnt/frz.json" -q
+grep -q '"verify_mismatch_bytes": 0' "$TMP/mnt/frz.json" || fail "verify mismatch under --freeze"
+[ "$(grep -c '"method": "used-blocks"' "$TMP/mnt/frz.json")" = 2 ] || fail "frozen ext4 not captured by its bitmap"
 timeout 20 sh -c "echo after > '$TMP/mnt/after.txt' && sync" || fail "filesystem left frozen"
 echo "ok: thawed after --freeze"
 cap_attach O "$TMP/frz.img" -r
