@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "driver.h"
@@ -239,6 +240,55 @@ static void test_fat16_32(bool fat32)
 	free(d.b);
 }
 
+/* ---- the retrying reader ---- */
+
+static void test_reader(void)
+{
+	char path[] = "/tmp/p2v-unit-reader-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t *data = malloc(1 << 20), *buf = malloc(1 << 20);
+	struct p2v_reader r;
+
+	CHECK(fd >= 0);
+	for (size_t i = 0; i < 1 << 20; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	CHECK_EQ(pwrite(fd, data, 1 << 20, 0), 1 << 20);
+	/* Sectors 100..102 and nothing else fail. */
+	setenv("P2V_TEST_BAD_SECTORS", "100-103", 1);
+	CHECK_EQ(p2v_reader_init(&r, fd, 512, 0), 0);
+	unsetenv("P2V_TEST_BAD_SECTORS");
+	CHECK_EQ(p2v_reader_read(&r, buf, 1 << 20, 0), 0);
+	CHECK(!memcmp(buf, data, 100 * 512));
+	CHECK(imgfmt_is_zero(buf + 100 * 512, 3 * 512));
+	CHECK(!memcmp(buf + 103 * 512, data + 103 * 512, (1 << 20) - 103 * 512));
+	p2v_rangemap_normalize(&r.lost);
+	CHECK_EQ(r.lost.n, 1);
+	CHECK_EQ(r.lost.v[0].off_bytes, 100 * 512);
+	CHECK_EQ(r.lost.v[0].len_bytes, 3 * 512);
+	CHECK_EQ(r.n_errors, 3);
+	/* A read that does not touch them is not affected. */
+	CHECK_EQ(p2v_reader_read(&r, buf, 4096, 200 * 512), 0);
+	CHECK(!memcmp(buf, data + 200 * 512, 4096));
+	/* Not recording (verify): zeroes, nothing counted. */
+	r.record = false;
+	CHECK_EQ(p2v_reader_read(&r, buf, 8192, 96 * 512), 0);
+	CHECK_EQ(r.n_errors, 3);
+	/* More failures than allowed: -EIO. */
+	r.record = true;
+	r.max_errors = 4;
+	CHECK_EQ(p2v_reader_read(&r, buf, 8192, 96 * 512), -EIO);
+	/* Beyond the end of the file: every sector lost, still filled. */
+	r.max_errors = 0;
+	CHECK_EQ(p2v_reader_read(&r, buf, 1024, (1 << 20) - 512), 0);
+	CHECK(!memcmp(buf, data + (1 << 20) - 512, 512));
+	CHECK(imgfmt_is_zero(buf + 512, 512));
+	p2v_reader_destroy(&r);
+	close(fd);
+	unlink(path);
+	free(data);
+	free(buf);
+}
+
 /* ---- SHA-256 ---- */
 
 static void sha_hex(const void *data, size_t len, char out[65])
@@ -284,5 +334,6 @@ int main(void)
 	test_fat16_32(false);
 	test_fat16_32(true);
 	test_sha256();
+	test_reader();
 	UNIT_DONE();
 }
