@@ -158,16 +158,19 @@ static void test_fat12(void)
 	set_fat12(fat, 4, 0xFFF);
 	set_fat12(fat, 10, 0xFF7);  /* bad cluster: kept */
 	set_fat12(fat, 61, 0xFFF);  /* last cluster */
+	memcpy(fat + 512, fat, 512);  /* the second FAT ... */
+	set_fat12(fat + 512, 30, 0xFFF); /* ... also has cluster 30: kept */
 	memset(p + 4 * 512 + 20 * 512, 0xAA, 512); /* garbage in a free cluster */
 	p2v_rangemap_init(&m);
 	CHECK_EQ(run_fat(&d, part_off, 64 * 512, &m, &used), 0);
-	CHECK_EQ(m.n, 3);
+	CHECK_EQ(m.n, 4);
 	CHECK_EQ(m.v[0].off_bytes, part_off);
 	CHECK_EQ(m.v[0].len_bytes, 7 * 512);            /* metadata + clusters 2..4 */
 	CHECK_EQ(m.v[1].off_bytes, part_off + 12 * 512); /* cluster 10 */
 	CHECK_EQ(m.v[1].len_bytes, 512);
-	CHECK_EQ(m.v[2].off_bytes, part_off + 63 * 512); /* cluster 61 */
-	CHECK_EQ(used, 9 * 512);
+	CHECK_EQ(m.v[2].off_bytes, part_off + 32 * 512); /* cluster 30, second FAT */
+	CHECK_EQ(m.v[3].off_bytes, part_off + 63 * 512); /* cluster 61 */
+	CHECK_EQ(used, 9 * 512);                        /* counted from the first FAT */
 	p2v_rangemap_free(&m);
 
 	/* A partition larger than the volume: the tail is copied. */
