@@ -287,8 +287,10 @@ static int capture_copy(struct cap *c)
 				    &c->ext, &c->n_ext);
 	if (r == 0)
 		r = p2v_reader_init(&c->reader, c->disk.fd, c->disk.logical_sector_bytes, c->o.max_errors);
-	if (r < 0)
+	if (r < 0) {
+		p2v_err("preparing the copy: %s", strerror(-r));
 		return r;
+	}
 	c->reader_init = true;
 	r = imgfmt_open(&src, c->disk.path, &oo, c->err, sizeof(c->err));
 	if (r < 0) {
