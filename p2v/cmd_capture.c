@@ -292,6 +292,8 @@ static int capture_copy(struct cap *c)
 		return r;
 	}
 	c->reader_init = true;
+	if (c->disk.is_block_device)
+		p2v_reader_use_direct(&c->reader, c->disk.path);
 	r = imgfmt_open(&src, c->disk.path, &oo, c->err, sizeof(c->err));
 	if (r < 0) {
 		p2v_err("%s", c->err);
