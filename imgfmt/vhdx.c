@@ -22,7 +22,6 @@
 
 #define HEADER_OFF(slot) (VHDX_KIB64 * (1u + (slot)))
 #define REGION_TABLE_OFF(copy) (3u * VHDX_KIB64 + VHDX_KIB64 * (copy))
-#define DEFAULT_BLOCK_BYTES (32u * VHDX_MIB)
 #define DEFAULT_LOG_BYTES VHDX_MIB
 #define CREATOR "p2v imgfmt"
 
@@ -1034,7 +1033,19 @@ static int take_sector_size(struct imgfmt_image *img, struct imgfmt_optlist *o, 
 	return r;
 }
 
-static int take_options(struct imgfmt_image *img, struct vhdx *v, struct imgfmt_optlist *o)
+/* Default block size as qemu-img chooses it (32 MiB, Hyper-V's default, for
+ * disks over 100 GiB; smaller for small disks), so outputs match in size. */
+static uint32_t default_block_bytes(uint64_t size_bytes)
+{
+	if (size_bytes > (32ull << 40))
+		return 64u * VHDX_MIB;
+	if (size_bytes > (100ull << 30))
+		return 32u * VHDX_MIB;
+	return size_bytes > (1ull << 30) ? 16u * VHDX_MIB : 8u * VHDX_MIB;
+}
+
+static int take_options(struct imgfmt_image *img, struct vhdx *v, struct imgfmt_optlist *o,
+			uint64_t size_bytes)
 {
 	const char *sub = imgfmt_opt_take(o, "subformat");
 	uint64_t log_bytes = DEFAULT_LOG_BYTES;
@@ -1043,7 +1054,7 @@ static int take_options(struct imgfmt_image *img, struct vhdx *v, struct imgfmt_
 	if (sub && strcmp(sub, "dynamic") && strcmp(sub, "fixed"))
 		return imgfmt_err(img, -EINVAL, "option subformat: '%s' is neither dynamic nor fixed", sub);
 	v->leave_blocks_allocated = sub && !strcmp(sub, "fixed");
-	v->block_bytes = DEFAULT_BLOCK_BYTES;
+	v->block_bytes = default_block_bytes(size_bytes);
 	v->logical_sector_bytes = 512;
 	v->physical_sector_bytes = 4096;
 	r = take_pow2_size(img, o, "block_size", VHDX_MIN_BLOCK_BYTES, VHDX_MAX_BLOCK_BYTES,
@@ -1168,7 +1179,7 @@ static int vhdx_create(struct imgfmt_image *img, uint64_t size_bytes, struct img
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	img->priv = v;
 	v->bitmap_chunk = UINT64_MAX;
-	r = take_options(img, v, opts);
+	r = take_options(img, v, opts, size_bytes);
 	if (r < 0)
 		return r;
 	size_bytes = imgfmt_div_round_up(size_bytes, v->logical_sector_bytes) * v->logical_sector_bytes;

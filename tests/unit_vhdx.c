@@ -347,6 +347,11 @@ static void fix_region_crc(struct blob *b, unsigned copy)
 	imgfmt_put_le32(t + 4, imgfmt_crc32c(0, t, 64 * 1024));
 }
 
+static unsigned current_header(const struct blob *b)
+{
+	return imgfmt_get_le64(b->p + 128 * 1024 + 8) > imgfmt_get_le64(b->p + 64 * 1024 + 8);
+}
+
 /* Apply f to both region table copies and fix their checksums. */
 static void edit_regions(struct blob *b, void (*f)(uint8_t *t))
 {
@@ -453,6 +458,196 @@ static void hostile_bat(const struct blob *base)
 	free(b.p);
 }
 
+/* ---- differencing ---- */
+
+static const struct vhdx_guid locator_item_guid =
+	VHDX_GUID(0xA8D35F2D, 0xB30B, 0x454D, 0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB, 0x0C);
+static const struct vhdx_guid locator_type_guid =
+	VHDX_GUID(0xB04AEFB7, 0xD19E, 0x4A81, 0xB7, 0x89, 0x25, 0xB8, 0xE9, 0x44, 0x59, 0x13);
+
+/* Append UTF-16LE of s at *at; returns its byte length. */
+static uint16_t put_utf16(uint8_t *base, uint32_t *at, const char *s)
+{
+	uint32_t start = *at;
+
+	for (; *s; s++, *at += 2)
+		imgfmt_put_le16(base + *at, (uint16_t)*s);
+	return (uint16_t)(*at - start);
+}
+
+/* Parent locator item with n key/value pairs, at metadata offset 64K + 4K. */
+static void put_locator(struct blob *b, const char *const *kv, unsigned n)
+{
+	uint8_t *loc = b->p + META_OFF + 64 * 1024 + 4096, *e = meta_entry(b, 5);
+	uint32_t at = 20 + 12 * n;
+
+	memset(loc, 0, 4096);
+	memcpy(loc, &locator_type_guid, 16);
+	imgfmt_put_le16(loc + 18, (uint16_t)n);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *ent = loc + 20 + 12 * i;
+		imgfmt_put_le32(ent, at);
+		imgfmt_put_le16(ent + 8, put_utf16(loc, &at, kv[2 * i]));
+		imgfmt_put_le32(ent + 4, at);
+		imgfmt_put_le16(ent + 10, put_utf16(loc, &at, kv[2 * i + 1]));
+	}
+	memcpy(e, &locator_item_guid, 16);
+	imgfmt_put_le32(e + 16, 64 * 1024 + 4096);
+	imgfmt_put_le32(e + 20, at);
+	imgfmt_put_le32(e + 24, VHDX_META_IS_REQUIRED | VHDX_META_IS_VIRTUAL_DISK);
+	imgfmt_put_le16(b->p + META_OFF + 10, 6);
+}
+
+static void linkage_of(const char *parent, char *out)
+{
+	struct blob p;
+	struct vhdx_guid g;
+	char path[128], s[VHDX_GUID_STR_BYTES];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, parent);
+	if (read_whole(path, &p) < 0)
+		return;
+	memcpy(g.b, p.p + 64 * 1024 * (1 + current_header(&p)) + 32, 16);
+	vhdx_guid_format(&g, s);
+	sprintf(out, "{%s}", s);
+	free(p.p);
+}
+
+/* Child of parent.vhdx: block 0 not present, 1 full, 2 partial (first 512
+ * KiB and sector 1500 of the block here), 3 zero, 4 undefined, rest absent. */
+static void make_child(struct blob *b)
+{
+	uint8_t *bitmap, *bat;
+
+	b->p = realloc(b->p, 7 * MIB);
+	memset(b->p + b->n, 0, 7 * MIB - b->n);
+	b->n = 7 * MIB;
+	bitmap = b->p + 5 * MIB;
+	memset(bitmap + 512, 0xff, 128);
+	bitmap[(4096 + 1500) / 8] |= (uint8_t)(1u << ((4096 + 1500) % 8));
+	pattern(b->p + 6 * MIB, MIB, 22);
+	bat = b->p + BAT_OFF;
+	imgfmt_put_le64(bat + 8 * 2, VHDX_BAT_ENTRY(VHDX_PAYLOAD_PARTIALLY_PRESENT, 6ull * MIB));
+	imgfmt_put_le64(bat + 8 * 3, VHDX_BAT_ENTRY(VHDX_PAYLOAD_ZERO, 0));
+	imgfmt_put_le64(bat + 8 * 4, VHDX_BAT_ENTRY(VHDX_PAYLOAD_UNDEFINED, 0));
+	imgfmt_put_le64(bat + 8 * 4096, VHDX_BAT_ENTRY(VHDX_SB_PRESENT, 5ull * MIB));
+	b->p[META_OFF + 64 * 1024 + 4] |= 2; /* HasParent */
+}
+
+/* Parent pattern 20 in blocks 0-4, child pattern 21 in block 1; block 2
+ * from the child's pattern 22 where its bitmap says so; block 3 zero. */
+static void expected_child(uint8_t *want)
+{
+	uint8_t *child2 = malloc(MIB);
+
+	pattern(want, 5 * MIB, 20);
+	memset(want + 5 * MIB, 0, 3 * MIB);
+	pattern(want + MIB, MIB, 21);
+	pattern(child2, MIB, 22);
+	memcpy(want + 2 * MIB, child2, 512 * 1024);
+	memcpy(want + 2 * MIB + 1500 * 512, child2 + 1500 * 512, 512);
+	memset(want + 3 * MIB, 0, MIB);
+	free(child2);
+}
+
+static int write_child(const struct blob *b, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	return write_whole(path, b);
+}
+
+static void check_child_reads(const char *name)
+{
+	uint8_t *want = malloc(8 * MIB), *buf = malloc(8 * MIB);
+	struct imgfmt_image *img = open_path(name, 0);
+	struct imgfmt_info info;
+
+	expected_child(want);
+	if (img) {
+		CHECK_EQ(imgfmt_pread(img, buf, 8 * MIB, 0), 0);
+		CHECK(memcmp(buf, want, 8 * MIB) == 0);
+		CHECK_EQ(imgfmt_pread(img, buf, 1000, 2 * MIB + 512 * 1024 - 300), 0);
+		CHECK(memcmp(buf, want + 2 * MIB + 512 * 1024 - 300, 1000) == 0);
+		expect_extent(img, 0, MIB, IMGFMT_EXTENT_DATA);
+		expect_extent(img, 3 * MIB, MIB, IMGFMT_EXTENT_ZERO);
+		CHECK_EQ(imgfmt_info(img, &info), 0);
+		CHECK(!strcmp(info.subformat, "differencing"));
+		CHECK(imgfmt_backing(img) != NULL);
+		imgfmt_close(img);
+	}
+	free(want);
+	free(buf);
+}
+
+static void test_differencing(void)
+{
+	struct imgfmt_image *img = create_img("parent.vhdx", 8 * MIB, "block_size=1M");
+	uint8_t *buf = malloc(5 * MIB);
+	char link[64] = "", path[128], err[IMGFMT_ERRMSG_BYTES];
+	struct blob b = { 0 };
+	struct imgfmt_open_opts rw = { .flags = IMGFMT_OPEN_RDWR };
+
+	if (!img)
+		return;
+	pattern(buf, 5 * MIB, 20);
+	CHECK_EQ(imgfmt_pwrite(img, buf, 5 * MIB, 0), 0);
+	CHECK_EQ(imgfmt_commit(img), 0);
+	imgfmt_close(img);
+	img = create_img("childsrc.vhdx", 8 * MIB, "block_size=1M");
+	if (!img)
+		return;
+	pattern(buf, MIB, 21);
+	CHECK_EQ(imgfmt_pwrite(img, buf, MIB, MIB), 0);
+	CHECK_EQ(imgfmt_commit(img), 0);
+	imgfmt_close(img);
+	snprintf(path, sizeof(path), "%s/childsrc.vhdx", tmpdir);
+	CHECK_EQ(read_whole(path, &b), 0);
+	make_child(&b);
+	linkage_of("parent.vhdx", link);
+	{
+		const char *kv[] = { "parent_linkage", link, "relative_path", ".\\parent.vhdx" };
+		put_locator(&b, kv, 2);
+		write_child(&b, "child.vhdx");
+		check_child_reads("child.vhdx");
+	}
+	{ /* relative path wrong: the absolute path's file name beside the child */
+		const char *kv[] = { "relative_path", ".\\gone\\parent.vhdx", "parent_linkage", link,
+				     "absolute_win32_path", "D:\\vms\\parent.vhdx" };
+		put_locator(&b, kv, 3);
+		write_child(&b, "child2.vhdx");
+		check_child_reads("child2.vhdx");
+	}
+	snprintf(path, sizeof(path), "%s/child.vhdx", tmpdir);
+	CHECK(imgfmt_open(&img, path, &rw, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "differencing") != NULL);
+	{
+		char bad[64];
+		snprintf(bad, sizeof(bad), "%s", link);
+		bad[1] = bad[1] == 'A' ? 'B' : 'A';
+		const char *kv[] = { "parent_linkage", bad, "relative_path", "parent.vhdx" };
+		put_locator(&b, kv, 2);
+		write_child(&b, "child3.vhdx");
+		snprintf(path, sizeof(path), "%s/child3.vhdx", tmpdir);
+		CHECK(imgfmt_open(&img, path, NULL, err, sizeof(err)) < 0);
+		CHECK(strstr(err, "parent_linkage") != NULL);
+		printf("refused as expected (wrong parent): %s\n", err);
+	}
+	imgfmt_put_le64(b.p + BAT_OFF + 8 * 4096, 0); /* partial block without a bitmap */
+	write_child(&b, "child4.vhdx");
+	img = open_path("child4.vhdx", IMGFMT_OPEN_NO_BACKING);
+	if (img) {
+		CHECK(imgfmt_pread(img, buf, 4096, 2 * MIB) < 0);
+		CHECK(strstr(imgfmt_errmsg(img), "sector bitmap") != NULL);
+		CHECK_EQ(imgfmt_pread(img, buf, 4096, 0), 0); /* no parent opened: zeroes */
+		CHECK(imgfmt_is_zero(buf, 4096));
+		imgfmt_close(img);
+	}
+	free(b.p);
+	free(buf);
+}
+
 /* ---- the log ---- */
 
 struct log_write {
@@ -462,11 +657,6 @@ struct log_write {
 };
 
 static uint64_t round_mib(uint64_t v) { return (v + MIB - 1) / MIB * MIB; }
-
-static unsigned current_header(const struct blob *b)
-{
-	return imgfmt_get_le64(b->p + 128 * 1024 + 8) > imgfmt_get_le64(b->p + 64 * 1024 + 8);
-}
 
 /* Build one log entry (sequence 10, tail = itself) at the start of the log
  * and set the log GUID in both headers. */
@@ -650,6 +840,7 @@ int main(int argc, char **argv)
 	test_api_fixed();
 	test_bat_layout();
 	test_bad_options();
+	test_differencing();
 	if (make_base(&base) == 0) {
 		hostile_headers(&base);
 		hostile_regions(&base);
