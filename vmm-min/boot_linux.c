@@ -103,7 +103,7 @@ static int linux_header(int fd, uint64_t file_bytes, uint8_t *bp, uint64_t *setu
 static int linux_initrd(const struct vmm_mem *mem, uint64_t below_4g_bytes, uint8_t *bp,
 			uint64_t kernel_end, const char *path, char *err, size_t err_bytes)
 {
-	uint64_t bytes, max = le16(bp + BP_VERSION) >= 0x0203 ? le32(bp + BP_INITRD_ADDR_MAX)
+	uint64_t bytes = 0, max = le16(bp + BP_VERSION) >= 0x0203 ? le32(bp + BP_INITRD_ADDR_MAX)
 								 : 0x37ffffff;
 	uint64_t top = below_4g_bytes < max + 1 ? below_4g_bytes : max + 1, gpa;
 	int fd = open_sized(path, &bytes, err, err_bytes), ret;
@@ -148,7 +148,7 @@ int vmm_linux_load(const struct vmm_mem *mem, uint64_t below_4g_bytes,
 		   char *err, size_t err_bytes)
 {
 	uint8_t *bp = vmm_mem_ptr(mem, VMM_LINUX_BOOT_PARAMS_GPA, 4096);
-	uint64_t file_bytes, setup_bytes, prot_bytes, kernel_end;
+	uint64_t file_bytes = 0, setup_bytes = 0, prot_bytes = 0, kernel_end = 0;
 	int fd = open_sized(kernel_path, &file_bytes, err, err_bytes), ret;
 
 	if (fd < 0)

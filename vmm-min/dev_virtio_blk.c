@@ -206,7 +206,7 @@ static int vblk_check_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to
 static uint8_t vblk_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to_guest,
 		       uint64_t sector, uint32_t *written)
 {
-	uint64_t off, total, moved;
+	uint64_t off = 0, total = 0, moved = 0;
 	int st = vblk_check_rw(v, c, to_guest, sector, &off, &total);
 
 	if (st != VBLK_S_OK)
