@@ -46,6 +46,10 @@ cap_make_files() {
 	cp "$TMP/files/a.bin" "$TMP/files2/a.bin"
 }
 
+# ... | cap_has PATTERN: like grep -q, but reads all its input, so the writer
+# never dies of SIGPIPE (which pipefail would report as a failure).
+cap_has() { grep -e "$1" > /dev/null; }
+
 # cap_md5 FILE
 cap_md5() { md5sum < "$1" | cut -d' ' -f1; }
 
