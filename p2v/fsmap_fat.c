@@ -101,6 +101,24 @@ static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, 
 	return p2v_rangemap_add(ctx->map, off, g->cluster_bytes);
 }
 
+/* FAT16/32 keep "clean shutdown" and "no disk error" flags in the high
+ * bits of entry 1; a volume not cleanly unmounted may have allocations its
+ * FAT does not show yet. */
+static int fat_check_clean(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, const uint8_t *fat)
+{
+	uint32_t e1 = fat_entry(fat, g->bits, 1);
+	uint32_t clean = g->bits == 32 ? 0x08000000u : 0x8000u;
+	uint32_t no_err = g->bits == 32 ? 0x04000000u : 0x4000u;
+
+	if (g->bits == 12)
+		return 0;
+	if (!(e1 & clean))
+		return fat_why(ctx, -EUCLEAN, "volume is marked dirty (not cleanly unmounted), FAT entry 1", e1);
+	if (!(e1 & no_err))
+		return fat_why(ctx, -EUCLEAN, "volume is marked with disk errors, FAT entry 1", e1);
+	return 0;
+}
+
 /* Walks FAT number fat_idx in chunks; chunk sizes are multiples of 4
  * (FAT32) or the whole FAT (FAT12/16, at most 128 KiB), so no entry
  * straddles.  Used bytes are counted from the first FAT only. */
@@ -127,6 +145,8 @@ static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, unsigne
 			snprintf(ctx->why, sizeof(ctx->why), "FAT: reading the FAT failed");
 			break;
 		}
+		if (pos == 0 && fat_idx == 0)
+			r = fat_check_clean(ctx, g, buf);
 		for (uint64_t i = 0; i < count && r == 0; i++) {
 			uint64_t cl = first + i;
 			if (cl >= 2 && cl < g->n_clusters + 2 && fat_entry(buf, g->bits, i))

@@ -224,10 +224,12 @@ static void test_fat16_32(bool fat32)
 	uint8_t *fat = d.b + 512;
 	uint32_t last = clusters + 1;
 	if (fat32) {
+		put32(fat + 4 * 1, 0x0FFFFFFF);       /* clean, no errors */
 		put32(fat + 4 * 2, 0x0FFFFFFF);       /* root directory */
 		put32(fat + 4 * 5000, 0xF0000000);    /* reserved high bits only: free */
 		put32(fat + 4 * (uint64_t)last, 0x0FFFFFF8);
 	} else {
+		put16(fat + 2 * 1, 0xFFFF);
 		put16(fat + 2 * 2, 0xFFFF);
 		put16(fat + 2 * (uint64_t)last, 0xFFF8);
 	}
@@ -239,6 +241,16 @@ static void test_fat16_32(bool fat32)
 	CHECK_EQ(m.v[1].off_bytes, (uint64_t)(total - 1) * 512);
 	CHECK_EQ(m.v[1].len_bytes, 512);
 	CHECK_EQ(used, (uint64_t)(meta + 2) * 512);
+	p2v_rangemap_free(&m);
+	/* Not cleanly unmounted, then disk errors: not trusted. */
+	d.b[512 + (fat32 ? 7 : 3)] &= (uint8_t)~(fat32 ? 0x08 : 0x80);
+	p2v_rangemap_init(&m);
+	CHECK_EQ(run_fat(&d, 0, d.size, &m, &used), -EUCLEAN);
+	p2v_rangemap_free(&m);
+	d.b[512 + (fat32 ? 7 : 3)] |= (uint8_t)(fat32 ? 0x08 : 0x80);
+	d.b[512 + (fat32 ? 7 : 3)] &= (uint8_t)~(fat32 ? 0x04 : 0x40);
+	p2v_rangemap_init(&m);
+	CHECK_EQ(run_fat(&d, 0, d.size, &m, &used), -EUCLEAN);
 	p2v_rangemap_free(&m);
 	free(d.b);
 }
