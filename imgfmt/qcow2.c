@@ -773,13 +773,13 @@ static int qcow2_compress(const struct imgfmt_image *img, const void *in, size_t
 			  void *out, size_t out_cap, size_t *out_bytes)
 {
 	const struct qcow2 *s = img->priv;
-	size_t limit = in_bytes - in_bytes / 16; /* must save something worth the bother */
+	size_t limit = in_bytes > 512 ? in_bytes - 512 : in_bytes; /* save a sector at least */
 	long n;
 
 	if (out_cap < limit)
 		limit = out_cap;
 	n = s->h.compression_type == QCOW2_COMP_ZSTD ? imgfmt_zstd_compress(in, in_bytes, out, limit)
-						      : imgfmt_deflate_raw_4k(in, in_bytes, out, limit);
+						      : imgfmt_deflate_raw_4k(in, in_bytes, out, limit, s->deflate_level);
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n >= limit)
@@ -822,6 +822,20 @@ static int qcow2_pwrite_compressed(struct imgfmt_image *img, const void *buf, si
 }
 
 /* ---- create ---- */
+
+/* compression_level=fast (ISA-L, the default) or 1-9 (zlib, 6 = QEMU's). */
+static int level_option(struct imgfmt_image *img, struct imgfmt_optlist *opts, int *level)
+{
+	const char *v = imgfmt_opt_take(opts, "compression_level");
+
+	*level = 0;
+	if (!v || !strcmp(v, "fast"))
+		return 0;
+	if (v[0] < '1' || v[0] > '9' || v[1])
+		return imgfmt_err(img, -EINVAL, "compression_level '%s' is not 'fast' or 1-9", v);
+	*level = v[0] - '0';
+	return 0;
+}
 
 static int create_options(struct imgfmt_image *img, struct imgfmt_optlist *opts,
 			  uint32_t *cluster_bytes, uint32_t *ref_bits, uint8_t *comp)
@@ -877,11 +891,13 @@ static int qcow2_create(struct imgfmt_image *img, uint64_t size, struct imgfmt_o
 	uint8_t comp;
 	struct qcow2 *s;
 	uint64_t l1_size, rt_clusters, l1_clusters;
-	int r;
+	int r, level;
 
-	if ((r = create_options(img, opts, &cb, &ref_bits, &comp)) < 0 || (r = alloc_state(img)) < 0)
+	if ((r = create_options(img, opts, &cb, &ref_bits, &comp)) < 0 ||
+	    (r = level_option(img, opts, &level)) < 0 || (r = alloc_state(img)) < 0)
 		return r;
 	s = qcow2_state(img);
+	s->deflate_level = level;
 	size = (size + 511) & ~511ull; /* QEMU counts whole sectors */
 	s->h = (struct qcow2_header){
 		.magic = QCOW2_MAGIC, .version = 3, .cluster_bits = (uint32_t)__builtin_ctz(cb),

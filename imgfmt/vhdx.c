@@ -543,15 +543,11 @@ static int check_parent_linkage(struct imgfmt_image *img, struct vhdx *v)
 			  img->path, want, have, img->backing->path);
 }
 
+/* New blocks go after everything: the log, the regions and every block were
+ * checked to lie inside file_bytes. */
 static uint64_t compute_alloc_end(const struct vhdx *v)
 {
-	uint64_t end = v->file_bytes;
-
-	end = end > v->bat_offset_bytes + v->bat_length_bytes ? end
-	      : v->bat_offset_bytes + v->bat_length_bytes;
-	end = end > v->meta_offset_bytes + v->meta_length_bytes ? end
-	      : v->meta_offset_bytes + v->meta_length_bytes;
-	return round_up_mib(end);
+	return round_up_mib(v->file_bytes);
 }
 
 static int open_checks_for_write(struct imgfmt_image *img, struct vhdx *v)
@@ -875,6 +871,24 @@ struct wrun {
 	uint64_t len;
 };
 
+/* Start writeback (without waiting) of data written in runs of at least
+ * KICK_BYTES, so the final fsync has little left to do. */
+#define KICK_BYTES (16u * VHDX_MIB)
+static void kick_writeback(struct imgfmt_image *img, struct vhdx *v, uint64_t off, uint64_t len)
+{
+	if (v->kick_len_bytes && v->kick_off_bytes + v->kick_len_bytes == off) {
+		v->kick_len_bytes += len;
+	} else {
+		v->kick_off_bytes = off;
+		v->kick_len_bytes = len;
+	}
+	if (v->kick_len_bytes < KICK_BYTES)
+		return;
+	sync_file_range(img->fd, (off64_t)v->kick_off_bytes, (off64_t)v->kick_len_bytes,
+			SYNC_FILE_RANGE_WRITE);
+	v->kick_len_bytes = 0;
+}
+
 static int wrun_flush(struct imgfmt_image *img, struct wrun *w)
 {
 	int r = w->len ? imgfmt_fd_pwrite(img->fd, w->buf, w->len, w->host) : 0;
@@ -883,6 +897,8 @@ static int wrun_flush(struct imgfmt_image *img, struct wrun *w)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at file offset %llu: %s", img->path,
 				  (unsigned long long)w->len, (unsigned long long)w->host,
 				  strerror(-r));
+	if (w->len)
+		kick_writeback(img, V(img), w->host, w->len);
 	w->len = 0;
 	return 0;
 }
@@ -996,7 +1012,11 @@ static int vhdx_flush(struct imgfmt_image *img)
 static int vhdx_finish(struct imgfmt_image *img)
 {
 	struct vhdx *v = V(img);
-	int r = extend_file(img, v);
+	int r;
+
+	if (!v->data_written && !v->bat_dirty)
+		return 0; /* opened for writing, never written: leave the file alone */
+	r = extend_file(img, v);
 
 	if (r == 0 && v->bat_dirty)
 		r = write_bat(img, v);
@@ -1232,42 +1252,51 @@ static int vhdx_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Mark MiBs [first, first + n) used; true if one of them already was. */
+static bool mark_mibs(uint8_t *used, uint64_t first, uint64_t n)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	bool clash = false;
 
-	return x < y ? -1 : x > y;
+	for (uint64_t m = first; m < first + n; m++) {
+		clash |= (used[m / 8] >> (m % 8)) & 1u;
+		used[m / 8] |= (uint8_t)(1u << (m % 8));
+	}
+	return clash;
 }
 
-/* Payload blocks referenced twice (or overlapping) are errors. */
+static void report_clash(struct imgfmt_check *res, uint64_t block, uint64_t off)
+{
+	char msg[160];
+
+	res->errors++;
+	if (!res->report)
+		return;
+	snprintf(msg, sizeof(msg), "payload block %llu at file offset %llu overlaps another block",
+		 (unsigned long long)block, (unsigned long long)off);
+	res->report(res->report_opaque, msg);
+}
+
+/* Payload blocks sharing file space are errors.  One bit per file MiB: the
+ * work is bounded by the disk size in MiB, the memory by the file size. */
 static int vhdx_check(struct imgfmt_image *img, struct imgfmt_check *res)
 {
 	struct vhdx *v = V(img);
-	uint64_t *offs = malloc((v->data_blocks ? v->data_blocks : 1) * 8), n = 0;
+	uint64_t mibs = imgfmt_div_round_up(v->alloc_end_bytes, VHDX_MIB);
+	uint8_t *used = calloc(imgfmt_div_round_up(mibs, 8) + 1, 1);
 
-	if (!offs)
+	if (!used)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	res->total_clusters = v->data_blocks;
 	for (uint64_t b = 0; b < v->data_blocks; b++) {
 		uint64_t e = v->bat[bat_index(v, b)];
 		unsigned st = VHDX_BAT_STATE(e);
-		if (st == VHDX_PAYLOAD_FULLY_PRESENT || st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-			offs[n++] = VHDX_BAT_OFFSET_BYTES(e);
-	}
-	res->allocated_clusters = n;
-	qsort(offs, n, 8, cmp_u64);
-	for (uint64_t i = 1; i < n; i++) {
-		if (offs[i] - offs[i - 1] >= v->block_bytes)
+		if (st != VHDX_PAYLOAD_FULLY_PRESENT && st != VHDX_PAYLOAD_PARTIALLY_PRESENT)
 			continue;
-		res->errors++;
-		if (res->report) {
-			char msg[160];
-			snprintf(msg, sizeof(msg), "payload blocks at file offsets %llu and %llu overlap",
-				 (unsigned long long)offs[i - 1], (unsigned long long)offs[i]);
-			res->report(res->report_opaque, msg);
-		}
+		res->allocated_clusters++;
+		if (mark_mibs(used, VHDX_BAT_OFFSET_BYTES(e) / VHDX_MIB, v->block_bytes / VHDX_MIB))
+			report_clash(res, b, VHDX_BAT_OFFSET_BYTES(e));
 	}
-	free(offs);
+	free(used);
 	return 0;
 }
 

@@ -12,7 +12,7 @@
 
 #define LOG_MAX_SCAN_BYTES (64u * VHDX_MIB)
 #define LOG_MAX_WALK_STEPS (1u << 22)
-#define LOG_MAX_FILE_BYTES (1ull << 48)
+#define LOG_MAX_GROWTH_BYTES (1ull << 30) /* how far replay may extend the file */
 
 struct log_entry {
 	bool valid;
@@ -200,7 +200,8 @@ static int replay(struct log_ctx *c, uint32_t head)
 	uint64_t n_desc = 0;
 	int r = 0;
 
-	if (h->last_file_offset > LOG_MAX_FILE_BYTES || h->flushed_file_offset > h->last_file_offset ||
+	if (h->last_file_offset > c->v->file_bytes + LOG_MAX_GROWTH_BYTES ||
+	    h->flushed_file_offset > h->last_file_offset ||
 	    c->v->file_bytes < h->flushed_file_offset)
 		return imgfmt_err(c->img, -EINVAL,
 				  "%s: log entry %llu: flushed file offset %llu / last file offset %llu do not fit the file of %llu bytes",

@@ -4,8 +4,11 @@
  * least 1 MiB long, after a 1 MiB header area), more than a fuzz input may
  * be.  Inputs longer than the 320 KiB header area are therefore "packed":
  *   [0, 320 KiB)           the header area, at file offset 0;
- *   16 bytes               map: piece k goes to file MiB map[k] (0: k + 1);
- *   80 KiB pieces (<= 16)  the first 80 KiB of those MiBs (log, region and
+ *   16 bytes               map: piece k goes to file MiB map[k] (0: k + 1),
+ *                          k < 15; byte 15 bit 7: recompute the CRC-32C of
+ *                          headers, region tables and the first log entry
+ *                          after unpacking, so mutations get past them;
+ *   80 KiB pieces (<= 15)  the first 80 KiB of those MiBs (log, region and
  *                          metadata tables with their items, BAT, block
  *                          starts); everything else reads as zeroes.
  * The file ends after the highest MiB used.  tests/gen_corpus_vhdx.sh packs
@@ -23,6 +26,38 @@
 #define PIECE_BYTES (80u * 1024u)
 #define MIB (1024u * 1024u)
 
+#define FLAG_FIX_CRC 0x80u
+#define LOG_ENTRY_MAX_BYTES (1024u * 1024u)
+
+/* Recompute the CRC-32C at crc_off of the len bytes at off (zero-filled past EOF). */
+static void fix_crc(int fd, uint64_t off, size_t len, size_t crc_off)
+{
+	uint8_t *b = malloc(len);
+
+	if (b && imgfmt_fd_pread_zfill(fd, b, len, off) == 0) {
+		memset(b + crc_off, 0, 4);
+		imgfmt_put_le32(b + crc_off, imgfmt_crc32c(0, b, len));
+		imgfmt_fd_pwrite(fd, b + crc_off, 4, off + crc_off);
+	}
+	free(b);
+}
+
+static void fix_crcs(int fd)
+{
+	uint8_t h[80], e[12];
+
+	for (unsigned i = 0; i < 2; i++) {
+		fix_crc(fd, 64 * 1024 * (1 + i), 4096, 4);
+		fix_crc(fd, 192 * 1024 + 64 * 1024 * i, 64 * 1024, 4);
+	}
+	if (imgfmt_fd_pread_zfill(fd, h, sizeof(h), 64 * 1024) < 0 ||
+	    imgfmt_get_le64(h + 72) > (1ull << 32) ||
+	    imgfmt_fd_pread_zfill(fd, e, sizeof(e), imgfmt_get_le64(h + 72)) < 0)
+		return;
+	if (imgfmt_get_le32(e + 8) >= 4096 && imgfmt_get_le32(e + 8) <= LOG_ENTRY_MAX_BYTES)
+		fix_crc(fd, imgfmt_get_le64(h + 72), imgfmt_get_le32(e + 8), 4);
+}
+
 static int unpack(int fd, const uint8_t *d, size_t n)
 {
 	const uint8_t *map = d + HEAD_BYTES;
@@ -31,14 +66,18 @@ static int unpack(int fd, const uint8_t *d, size_t n)
 
 	if (n < off || imgfmt_fd_pwrite(fd, d, HEAD_BYTES, 0) < 0)
 		return -1;
-	for (unsigned k = 0; k < MAP_BYTES && off < n; k++, off += PIECE_BYTES) {
+	for (unsigned k = 0; k + 1 < MAP_BYTES && off < n; k++, off += PIECE_BYTES) {
 		size_t len = n - off < PIECE_BYTES ? n - off : PIECE_BYTES;
 		unsigned mib = map[k] ? map[k] : k + 1;
 		if (imgfmt_fd_pwrite(fd, d + off, len, (uint64_t)mib * MIB) < 0)
 			return -1;
 		top = mib > top ? mib : top;
 	}
-	return ftruncate(fd, (off_t)(top + 1) * MIB);
+	if (ftruncate(fd, (off_t)(top + 1) * MIB) < 0)
+		return -1;
+	if (map[MAP_BYTES - 1] & FLAG_FIX_CRC)
+		fix_crcs(fd);
+	return 0;
 }
 
 static void exercise_writes(const char *path)

@@ -13,8 +13,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/vhdx-corpus.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
-pack() { # pack IMAGE NAME
-	local img=$1 dst=$out/$2 mib k map="" n=0
+pack() { # pack IMAGE NAME [FLAGBYTE]
+	local img=$1 dst=$out/$2 flag=${3:-'\x00'} mib k map="" n=0
 	mib=$(( $(stat -c %s "$img") / 1048576 ))
 	head -c $((320 * 1024)) "$img" > "$dst"
 	: > "$work/pieces"
@@ -26,8 +26,8 @@ pack() { # pack IMAGE NAME
 		map+=$(printf '\\x%02x' "$k")
 		n=$((n + 1))
 	done
-	for k in $(seq "$n" 15); do map+='\x00'; done
-	printf "$map" >> "$dst"
+	for k in $(seq "$n" 14); do map+='\x00'; done
+	printf "$map$flag" >> "$dst"
 	cat "$work/pieces" >> "$dst"
 }
 
@@ -41,6 +41,8 @@ qemu-img create -q -f vhdx -o block_size=1M "$work/qe.vhdx" 2M
 "$P2V" convert -q -f raw -O vhdx -o subformat=fixed,block_size=1M,logical_sector_size=4096 "$raw" "$work/pf.vhdx"
 "$P2V_BUILD/tests/unit_vhdx" mklog "$work/pd.vhdx" "$work/pl.vhdx" 1048576
 for i in qd qf qe pd pf pl; do pack "$work/$i.vhdx" "$i"; done
+# the same with "recompute checksums" set (see fuzz_vhdx.c), for deeper mutation
+for i in qd pl; do pack "$work/$i.vhdx" "$i-crc" '\x80'; done
 # and two short raw inputs: the header area alone, and a torn first header
 head -c $((320 * 1024)) "$work/qd.vhdx" > "$out/head"
 head -c $((70 * 1024)) "$work/pd.vhdx" > "$out/short"

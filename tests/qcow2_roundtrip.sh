@@ -44,6 +44,10 @@ for cs in 512 64K 2M; do
 	check_one disk.raw s-$cs.qcow2 "zstd cluster_size=$cs" no-qcowinfo
 	qemu-img info s-$cs.qcow2 | grep -q "compression type: zstd" || fail "zstd not recorded"
 done
+# zlib itself at QEMU's level, 4 KiB window: QEMU must read it too
+"$P2V" convert -f raw -O qcow2 -c -o compression_level=6 disk.raw z6.qcow2
+check_one disk.raw z6.qcow2 "zlib level 6"
+expect_fail "bad compression_level" "$P2V" convert -f raw -O qcow2 -c -o compression_level=11 disk.raw bad.qcow2
 # compression must have happened: the text parts shrink
 [ "$(stat -c %s z-64K.qcow2)" -lt "$(stat -c %s p-64K.qcow2)" ] || fail "zlib output not smaller"
 [ "$(stat -c %s s-64K.qcow2)" -lt "$(stat -c %s p-64K.qcow2)" ] || fail "zstd output not smaller"

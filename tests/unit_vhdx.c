@@ -2,12 +2,15 @@
  * write -> read through the API, the BAT interleaving, hostile structures
  * (bytes built in memory, opened through a memfd) and log replay.
  *
- * Also a helper for the shell tests:
- *   unit_vhdx mklog IN OUT BLOCK_BYTES
- * copies VHDX image IN to OUT adding one log entry (see add_log_entry). */
+ * Also helpers for the shell tests:
+ *   unit_vhdx mklog IN OUT BLOCK_BYTES   copy IN to OUT adding a log entry
+ *   unit_vhdx write IMG OFF LEN SEED     write a pattern into an image (RW open)
+ *   unit_vhdx pattern OUT 0 LEN SEED     the same pattern into a plain file
+ *   unit_vhdx mkdiff DIR                 a differencing pair, and what the child reads */
 #include "unit.h"
 #include "vhdx.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,7 +24,7 @@
 #define META_OFF (2u * MIB)   /* layout of images we create with log_size=1M */
 #define BAT_OFF (3u * MIB)
 
-static char tmpdir[64];
+static char tmpdir[160];
 
 struct blob {
 	uint8_t *p;
@@ -135,7 +138,7 @@ static void test_chunk_ratio(void)
 
 static struct imgfmt_image *create_img(const char *name, uint64_t size, const char *opts)
 {
-	char path[128], err[IMGFMT_ERRMSG_BYTES] = "";
+	char path[256], err[IMGFMT_ERRMSG_BYTES] = "";
 	struct imgfmt_image *img = NULL;
 	int r;
 
@@ -150,7 +153,7 @@ static struct imgfmt_image *create_img(const char *name, uint64_t size, const ch
 static struct imgfmt_image *open_path(const char *name, unsigned flags)
 {
 	struct imgfmt_open_opts o = { .flags = flags };
-	char path[128], err[IMGFMT_ERRMSG_BYTES] = "";
+	char path[256], err[IMGFMT_ERRMSG_BYTES] = "";
 	struct imgfmt_image *img = NULL;
 	int r;
 
@@ -292,7 +295,7 @@ static void test_bat_layout(void)
 {
 	struct imgfmt_image *img = create_img("bat.vhdx", 17ull * 256 * MIB, "block_size=256M");
 	uint8_t one = 0x5a, raw[8 * 18];
-	char path[128];
+	char path[256];
 	int fd;
 
 	if (!img)
@@ -317,7 +320,7 @@ static void test_bad_options(void)
 		"block_size=3M", "block_size=512K", "block_size=512M", "subformat=diff",
 		"logical_sector_size=1024", "physical_sector_size=8192", "log_size=1000", "nope=1",
 	};
-	char path[128], err[IMGFMT_ERRMSG_BYTES];
+	char path[256], err[IMGFMT_ERRMSG_BYTES];
 	struct imgfmt_image *img;
 
 	snprintf(path, sizeof(path), "%s/bad.vhdx", tmpdir);
@@ -455,6 +458,20 @@ static void hostile_bat(const struct blob *base)
 	memcpy(b.p, base->p, b.n);
 	imgfmt_put_le64(b.p + BAT_OFF + 8, VHDX_BAT_ENTRY(VHDX_PAYLOAD_PARTIALLY_PRESENT, 4ull * MIB));
 	expect_refused(&b, 0, "invalid payload state 7", "partially present without parent");
+	/* two blocks sharing one place in the file: opens, check finds it */
+	imgfmt_put_le64(b.p + BAT_OFF + 8, VHDX_BAT_ENTRY(VHDX_PAYLOAD_FULLY_PRESENT, 4ull * MIB));
+	{
+		char err[IMGFMT_ERRMSG_BYTES];
+		struct imgfmt_check chk = { 0 };
+		struct imgfmt_image *img = NULL;
+		CHECK_EQ(open_blob(&b, 0, &img, err), 0);
+		if (img) {
+			CHECK_EQ(imgfmt_check(img, &chk), 0);
+			CHECK_EQ(chk.errors, 1);
+			CHECK_EQ(chk.allocated_clusters, 2);
+			imgfmt_close(img);
+		}
+	}
 	free(b.p);
 }
 
@@ -502,19 +519,25 @@ static void linkage_of(const char *parent, char *out)
 {
 	struct blob p;
 	struct vhdx_guid g;
-	char path[128], s[VHDX_GUID_STR_BYTES];
+	char path[256], s[VHDX_GUID_STR_BYTES];
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, parent);
 	if (read_whole(path, &p) < 0)
 		return;
 	memcpy(g.b, p.p + 64 * 1024 * (1 + current_header(&p)) + 32, 16);
 	vhdx_guid_format(&g, s);
+	for (char *c = s; *c; c++) /* lower case, as libvhdi wants it */
+		*c = (char)tolower((unsigned char)*c);
 	sprintf(out, "{%s}", s);
 	free(p.p);
 }
 
 /* Child of parent.vhdx: block 0 not present, 1 full, 2 partial (first 512
- * KiB and sector 1500 of the block here), 3 zero, 4 undefined, rest absent. */
+ * KiB and sector 1500 of the block here), 3 zero (or not present with
+ * block3_absent: libvhdi reads zero blocks of a child from the parent, where
+ * MS-VHDX says zeroes), 4 undefined, rest absent. */
+static bool block3_absent;
+
 static void make_child(struct blob *b)
 {
 	uint8_t *bitmap, *bat;
@@ -528,7 +551,8 @@ static void make_child(struct blob *b)
 	pattern(b->p + 6 * MIB, MIB, 22);
 	bat = b->p + BAT_OFF;
 	imgfmt_put_le64(bat + 8 * 2, VHDX_BAT_ENTRY(VHDX_PAYLOAD_PARTIALLY_PRESENT, 6ull * MIB));
-	imgfmt_put_le64(bat + 8 * 3, VHDX_BAT_ENTRY(VHDX_PAYLOAD_ZERO, 0));
+	if (!block3_absent)
+		imgfmt_put_le64(bat + 8 * 3, VHDX_BAT_ENTRY(VHDX_PAYLOAD_ZERO, 0));
 	imgfmt_put_le64(bat + 8 * 4, VHDX_BAT_ENTRY(VHDX_PAYLOAD_UNDEFINED, 0));
 	imgfmt_put_le64(bat + 8 * 4096, VHDX_BAT_ENTRY(VHDX_SB_PRESENT, 5ull * MIB));
 	b->p[META_OFF + 64 * 1024 + 4] |= 2; /* HasParent */
@@ -546,13 +570,14 @@ static void expected_child(uint8_t *want)
 	pattern(child2, MIB, 22);
 	memcpy(want + 2 * MIB, child2, 512 * 1024);
 	memcpy(want + 2 * MIB + 1500 * 512, child2 + 1500 * 512, 512);
-	memset(want + 3 * MIB, 0, MIB);
+	if (!block3_absent)
+		memset(want + 3 * MIB, 0, MIB);
 	free(child2);
 }
 
 static int write_child(const struct blob *b, const char *name)
 {
-	char path[128];
+	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
 	return write_whole(path, b);
@@ -581,31 +606,49 @@ static void check_child_reads(const char *name)
 	free(buf);
 }
 
-static void test_differencing(void)
+/* parent.vhdx in tmpdir, and in b the bytes of a child without its parent
+ * locator; link gets the parent's data write GUID as "{...}". */
+static int build_diff_pair(struct blob *b, char *link)
 {
 	struct imgfmt_image *img = create_img("parent.vhdx", 8 * MIB, "block_size=1M");
 	uint8_t *buf = malloc(5 * MIB);
-	char link[64] = "", path[128], err[IMGFMT_ERRMSG_BYTES];
-	struct blob b = { 0 };
-	struct imgfmt_open_opts rw = { .flags = IMGFMT_OPEN_RDWR };
+	char path[256];
+	int r = -1;
 
 	if (!img)
-		return;
+		goto out;
 	pattern(buf, 5 * MIB, 20);
 	CHECK_EQ(imgfmt_pwrite(img, buf, 5 * MIB, 0), 0);
 	CHECK_EQ(imgfmt_commit(img), 0);
 	imgfmt_close(img);
 	img = create_img("childsrc.vhdx", 8 * MIB, "block_size=1M");
 	if (!img)
-		return;
+		goto out;
 	pattern(buf, MIB, 21);
 	CHECK_EQ(imgfmt_pwrite(img, buf, MIB, MIB), 0);
 	CHECK_EQ(imgfmt_commit(img), 0);
 	imgfmt_close(img);
 	snprintf(path, sizeof(path), "%s/childsrc.vhdx", tmpdir);
-	CHECK_EQ(read_whole(path, &b), 0);
-	make_child(&b);
-	linkage_of("parent.vhdx", link);
+	r = read_whole(path, b);
+	if (r == 0) {
+		make_child(b);
+		linkage_of("parent.vhdx", link);
+	}
+out:
+	free(buf);
+	return r;
+}
+
+static void test_differencing(void)
+{
+	char link[64] = "", path[256], err[IMGFMT_ERRMSG_BYTES];
+	struct imgfmt_open_opts rw = { .flags = IMGFMT_OPEN_RDWR };
+	struct imgfmt_image *img;
+	uint8_t buf[4096];
+	struct blob b = { 0 };
+
+	if (build_diff_pair(&b, link) < 0)
+		return;
 	{
 		const char *kv[] = { "parent_linkage", link, "relative_path", ".\\parent.vhdx" };
 		put_locator(&b, kv, 2);
@@ -645,7 +688,30 @@ static void test_differencing(void)
 		imgfmt_close(img);
 	}
 	free(b.p);
-	free(buf);
+}
+
+/* mkdiff DIR: parent.vhdx, child.vhdx and child.raw (what the child reads as). */
+static int mkdiff(const char *dir)
+{
+	char link[64] = "", path[256];
+	struct blob b = { 0 }, want = { malloc(8 * MIB), 8 * MIB };
+	const char *kv[] = { "parent_linkage", link, "relative_path", ".\\parent.vhdx",
+			     "absolute_win32_path", "C:\\vms\\parent.vhdx" };
+	int r;
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s", dir);
+	block3_absent = true;
+	if (build_diff_pair(&b, link) < 0)
+		return 2;
+	put_locator(&b, kv, 3);
+	expected_child(want.p);
+	snprintf(path, sizeof(path), "%s/child.raw", tmpdir);
+	r = write_child(&b, "child.vhdx") < 0 || write_whole(path, &want) < 0;
+	snprintf(path, sizeof(path), "%s/childsrc.vhdx", tmpdir);
+	unlink(path);
+	free(b.p);
+	free(want.p);
+	return r || unit_failures ? 2 : 0;
 }
 
 /* ---- the log ---- */
@@ -787,7 +853,7 @@ static int make_base(struct blob *b)
 {
 	struct imgfmt_image *img = create_img("base.vhdx", 8 * MIB, "block_size=1M");
 	uint8_t *buf = malloc(MIB);
-	char path[128];
+	char path[256];
 
 	if (!img)
 		return -1;
@@ -824,12 +890,48 @@ static int mklog(const char *in, const char *out, const char *block)
 	return r;
 }
 
+/* write IMG OFF LEN SEED: open an existing image read-write, write pattern
+ * SEED there, close.  pattern LEN SEED OUT: the same bytes into a file. */
+static int helper_write(char **argv)
+{
+	struct imgfmt_open_opts o = { .flags = IMGFMT_OPEN_RDWR };
+	char err[IMGFMT_ERRMSG_BYTES];
+	uint64_t off = strtoull(argv[3], NULL, 0), len = strtoull(argv[4], NULL, 0);
+	uint8_t *buf = malloc(len ? len : 1);
+	struct imgfmt_image *img;
+	int r;
+
+	pattern(buf, len, (unsigned)strtoul(argv[5], NULL, 0));
+	if (!strcmp(argv[1], "pattern")) {
+		struct blob b = { buf, len };
+		r = write_whole(argv[2], &b);
+		free(buf);
+		return r < 0 ? 2 : 0;
+	}
+	r = imgfmt_open(&img, argv[2], &o, err, sizeof(err));
+	if (r == 0) {
+		r = imgfmt_pwrite(img, buf, len, off);
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", imgfmt_errmsg(img));
+		int rc = imgfmt_close(img);
+		r = r < 0 ? r : rc;
+	}
+	free(buf);
+	if (r < 0)
+		fprintf(stderr, "%s\n", err);
+	return r < 0 ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct blob base;
 
 	if (argc == 5 && !strcmp(argv[1], "mklog"))
 		return mklog(argv[2], argv[3], argv[4]);
+	if (argc == 3 && !strcmp(argv[1], "mkdiff"))
+		return mkdiff(argv[2]);
+	if (argc == 6 && (!strcmp(argv[1], "write") || !strcmp(argv[1], "pattern")))
+		return helper_write(argv);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/unit_vhdx.XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return perror("mkdtemp"), 1;
@@ -851,7 +953,7 @@ int main(int argc, char **argv)
 		free(base.p);
 	}
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	snprintf(cmd, sizeof(cmd), "rm -rf %.100s", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 	UNIT_DONE();

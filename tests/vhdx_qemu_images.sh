@@ -51,4 +51,20 @@ map=$("$P2V" map "$TMP/e.vhdx")
 if grep -q "data" <<<"$map"; then
 	grep -q "subformat: fixed" <<<"$("$P2V" info "$TMP/e.vhdx")" || fail "empty dynamic image maps data: $map"
 fi
-echo "all qemu-made images read correctly"
+
+
+# Writing into a qemu-made image (read-write open of an existing file): qemu
+# must find it clean and read what we wrote; the untouched data stays.
+helper=$P2V_BUILD/tests/unit_vhdx
+rm -f "$TMP/w.vhdx" "$TMP/want.raw"
+qemu-img convert -f raw -O vhdx -o block_size=1M "$raw" "$TMP/w.vhdx"
+off=$((5 * 1048576 + 100)) len=$((2 * 1048576 + 3))
+"$helper" write "$TMP/w.vhdx" $off $len 7 || fail "write into a qemu-made image"
+"$helper" pattern "$TMP/pat" 0 $len 7
+cp "$raw" "$TMP/want.raw"
+dd if="$TMP/pat" of="$TMP/want.raw" bs=64K oflag=seek_bytes seek=$off conv=notrunc status=none
+qemu-img check -q -f vhdx "$TMP/w.vhdx" || fail "qemu-img check after our write"
+qemu-img compare -q -f raw -F vhdx "$TMP/want.raw" "$TMP/w.vhdx" || fail "qemu reads something else than we wrote"
+"$P2V" compare -F raw "$TMP/w.vhdx" "$TMP/want.raw" >/dev/null || fail "p2v reads something else than we wrote"
+echo "ok: write into a qemu-made image"
+echo "all qemu-made images read (and written) correctly"
