@@ -121,6 +121,8 @@ int p2v_fsmap_swap(struct p2v_fsmap_ctx *ctx);
 
 struct p2v_reader {
 	int fd;
+	int direct_fd;                /* O_DIRECT fd for single-sector reads, or -1 */
+	void *bounce;                 /* sector-aligned buffer for direct_fd */
 	uint32_t sector_bytes;        /* bisect down to this */
 	unsigned retries;
 	uint64_t max_errors;          /* 0 = unlimited */
@@ -132,6 +134,10 @@ struct p2v_reader {
 };
 
 int p2v_reader_init(struct p2v_reader *r, int fd, uint32_t sector_bytes, uint64_t max_errors);
+/* Single-sector retries through an O_DIRECT descriptor on path, so that a bad
+ * sector does not take the rest of its page-cache page with it.  Optional:
+ * without it (or where O_DIRECT is refused) they go through fd. */
+void p2v_reader_use_direct(struct p2v_reader *r, const char *path);
 void p2v_reader_destroy(struct p2v_reader *r);
 /* imgfmt_read_fn: fills buf; unreadable sectors become zeroes and are
  * recorded; -EIO once more than max_errors failures were seen. */

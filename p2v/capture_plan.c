@@ -102,9 +102,9 @@ static int plan_part(struct p2v_disk *d, struct p2v_part *p, bool all_blocks,
 	if (!p->fs_type[0])
 		return plan_all(p, used, false, "no filesystem recognized: every sector, zeroes detected");
 	if (!fsmap_for(p->fs_type)) {
-		snprintf(why, sizeof(why),
-			 "filesystem '%s' has no used-block reader here: every sector, zeroes detected",
-			 p->fs_type);
+		snprintf(why, sizeof(why), "%s '%s' has no used-block reader here: every sector, zeroes detected",
+			 strcmp(p->fs_type, "swsuspend") ? "filesystem" :
+			 "swap holding a hibernation image", p->fs_type);
 		return plan_all(p, used, false, why);
 	}
 	return plan_fs(d, p, used);

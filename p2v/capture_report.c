@@ -23,6 +23,7 @@ static void plan_part_human(FILE *f, const struct p2v_part *p)
 void p2v_report_plan_human(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes)
 {
 	char a[32], b[32];
+	uint64_t parts_bytes = 0;
 
 	fprintf(f, "source: %s, %s (%llu bytes), sectors %u/%u bytes", d->path,
 		p2v_human_bytes(d->size_bytes, a, sizeof(a)), (unsigned long long)d->size_bytes,
@@ -31,9 +32,12 @@ void p2v_report_plan_human(FILE *f, const struct p2v_disk *d, uint64_t copy_byte
 		fprintf(f, ", model '%s' serial '%s'", d->model, d->serial);
 	fprintf(f, "\npartition table: %s%s%s\n", d->table_type[0] ? d->table_type : "none",
 		d->table_id[0] ? " id " : "", d->table_id);
-	for (unsigned i = 0; i < d->n_parts; i++)
+	for (unsigned i = 0; i < d->n_parts; i++) {
 		plan_part_human(f, &d->parts[i]);
-	fprintf(f, "always copied: partition tables, boot sectors and gaps, space between and after partitions\n");
+		parts_bytes += d->parts[i].copy_bytes;
+	}
+	fprintf(f, "always copied: partition tables, boot code, gaps between and after partitions: %s\n",
+		p2v_human_bytes(copy_bytes > parts_bytes ? copy_bytes - parts_bytes : 0, a, sizeof(a)));
 	fprintf(f, "to copy: %s of %s (%.1f%%); expected output size at most %s (all-zero blocks become holes)\n",
 		p2v_human_bytes(copy_bytes, a, sizeof(a)), p2v_human_bytes(d->size_bytes, b, sizeof(b)),
 		d->size_bytes ? 100.0 * (double)copy_bytes / (double)d->size_bytes : 0.0, a);

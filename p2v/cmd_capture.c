@@ -287,9 +287,13 @@ static int capture_copy(struct cap *c)
 				    &c->ext, &c->n_ext);
 	if (r == 0)
 		r = p2v_reader_init(&c->reader, c->disk.fd, c->disk.logical_sector_bytes, c->o.max_errors);
-	if (r < 0)
+	if (r < 0) {
+		p2v_err("preparing the copy: %s", strerror(-r));
 		return r;
+	}
 	c->reader_init = true;
+	if (c->disk.is_block_device)
+		p2v_reader_use_direct(&c->reader, c->disk.path);
 	r = imgfmt_open(&src, c->disk.path, &oo, c->err, sizeof(c->err));
 	if (r < 0) {
 		p2v_err("%s", c->err);
@@ -357,9 +361,10 @@ static int capture_run(struct cap *c, bool any_rw)
 	print_warnings(&c->disk);
 	if (c->o.dry_run)
 		return show_plan(c);
-	if (capture_copy(c) < 0)
-		return P2V_EXIT_ERROR;
-	return capture_report(c);
+	r = capture_copy(c);
+	/* Thaw before writing reports: they may go to a frozen filesystem. */
+	p2v_mounts_thaw(&c->mounts);
+	return r < 0 ? P2V_EXIT_ERROR : capture_report(c);
 }
 
 static void cap_release(struct cap *c)

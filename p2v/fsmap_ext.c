@@ -1,7 +1,8 @@
 /* ext2/3/4 used blocks from the block bitmaps, through libext2fs opened on
  * the whole disk at the partition's offset (unix_io "offset=" option).
- * The bitmap is not trusted when the journal needs recovery or when a
- * group's free count disagrees with its bitmap. */
+ * The bitmap is not trusted when the journal needs recovery, the
+ * filesystem is marked with errors or not clean, or a group's free count
+ * disagrees with its bitmap. */
 #include "capture.h"
 
 #include <errno.h>
@@ -80,6 +81,10 @@ static int ext_map(struct p2v_fsmap_ctx *ctx, ext2_filsys fs)
 
 	if (ext2fs_has_feature_journal_needs_recovery(fs->super))
 		return ext_why(ctx, -EUCLEAN, "ext: journal needs recovery (needs_recovery set)");
+	if (fs->super->s_state & EXT2_ERROR_FS)
+		return ext_why(ctx, -EUCLEAN, "ext: filesystem is marked as having errors (run e2fsck)");
+	if (!(fs->super->s_state & EXT2_VALID_FS))
+		return ext_why(ctx, -EUCLEAN, "ext: filesystem was not cleanly unmounted (state not clean)");
 	if (__builtin_mul_overflow((uint64_t)ext2fs_blocks_count(fs->super), (uint64_t)fs->blocksize, &fs_bytes) ||
 	    fs_bytes > ctx->part_bytes)
 		return ext_why(ctx, -EINVAL, "ext: %lld blocks of %lld bytes exceed the partition",

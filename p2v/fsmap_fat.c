@@ -1,8 +1,9 @@
 /* FAT12/16/32 used clusters, from our own reader of the boot sector (BPB)
  * and the first FAT.  Reserved sectors, the FATs and the FAT12/16 root
- * directory are always copied; a data cluster is copied when its FAT entry
- * is non-zero (allocated, end of chain or marked bad).  Every BPB field is
- * range-checked against the partition before use. */
+ * directory are always copied; a data cluster is copied when its entry is
+ * non-zero (allocated, end of chain or marked bad) in any of the FAT copies
+ * (they should agree; if they do not, the union loses nothing).  Every BPB
+ * field is range-checked against the partition before use. */
 #include "capture.h"
 
 #include <errno.h>
@@ -90,19 +91,41 @@ static uint32_t fat_entry(const uint8_t *fat, unsigned bits, uint64_t idx)
 	return (idx & 1) ? v >> 4 : v & 0xFFF;
 }
 
-static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, uint64_t cl)
+static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, uint64_t cl,
+			   bool count)
 {
 	uint64_t off = ctx->part_off_bytes + g->data_start_bytes + (cl - 2) * g->cluster_bytes;
 
-	ctx->used_bytes += g->cluster_bytes;
+	if (count)
+		ctx->used_bytes += g->cluster_bytes;
 	return p2v_rangemap_add(ctx->map, off, g->cluster_bytes);
 }
 
-/* Walks the first FAT in chunks; chunk sizes are multiples of 4 (FAT32)
- * or the whole FAT (FAT12/16, at most 128 KiB), so no entry straddles. */
-static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g)
+/* FAT16/32 keep "clean shutdown" and "no disk error" flags in the high
+ * bits of entry 1; a volume not cleanly unmounted may have allocations its
+ * FAT does not show yet. */
+static int fat_check_clean(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, const uint8_t *fat)
 {
-	uint64_t fat_off = ctx->part_off_bytes + g->reserved_sectors * g->sector_bytes;
+	uint32_t e1 = fat_entry(fat, g->bits, 1);
+	uint32_t clean = g->bits == 32 ? 0x08000000u : 0x8000u;
+	uint32_t no_err = g->bits == 32 ? 0x04000000u : 0x4000u;
+
+	if (g->bits == 12)
+		return 0;
+	if (!(e1 & clean))
+		return fat_why(ctx, -EUCLEAN, "volume is marked dirty (not cleanly unmounted), FAT entry 1", e1);
+	if (!(e1 & no_err))
+		return fat_why(ctx, -EUCLEAN, "volume is marked with disk errors, FAT entry 1", e1);
+	return 0;
+}
+
+/* Walks FAT number fat_idx in chunks; chunk sizes are multiples of 4
+ * (FAT32) or the whole FAT (FAT12/16, at most 128 KiB), so no entry
+ * straddles.  Used bytes are counted from the first FAT only. */
+static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, unsigned fat_idx)
+{
+	uint64_t fat_off = ctx->part_off_bytes +
+			   (g->reserved_sectors + fat_idx * g->fat_sectors) * g->sector_bytes;
 	uint64_t entry_bytes = g->bits == 32 ? 4 : 0;
 	uint64_t fat_bytes = g->bits == 32 ? (g->n_clusters + 2) * 4 : (g->n_clusters + 2) * g->bits / 8 + 2;
 	uint64_t chunk = g->bits == 32 ? FAT_CHUNK_BYTES : fat_bytes;
@@ -122,10 +145,12 @@ static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g)
 			snprintf(ctx->why, sizeof(ctx->why), "FAT: reading the FAT failed");
 			break;
 		}
+		if (pos == 0 && fat_idx == 0)
+			r = fat_check_clean(ctx, g, buf);
 		for (uint64_t i = 0; i < count && r == 0; i++) {
 			uint64_t cl = first + i;
 			if (cl >= 2 && cl < g->n_clusters + 2 && fat_entry(buf, g->bits, i))
-				r = fat_add_cluster(ctx, g, cl);
+				r = fat_add_cluster(ctx, g, cl, fat_idx == 0);
 		}
 	}
 	free(buf);
@@ -150,8 +175,8 @@ int p2v_fsmap_fat(struct p2v_fsmap_ctx *ctx)
 	/* Boot, reserved sectors (FSInfo, backup boot), FATs and root directory. */
 	ctx->used_bytes = g.data_start_bytes;
 	r = p2v_rangemap_add(ctx->map, ctx->part_off_bytes, g.data_start_bytes);
-	if (r == 0)
-		r = fat_scan(ctx, &g);
+	for (unsigned i = 0; i < g.n_fats && r == 0; i++)
+		r = fat_scan(ctx, &g, i);
 	if (r < 0)
 		return r;
 	/* Sectors after the last whole cluster and after the volume: not ours to judge. */

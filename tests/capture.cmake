@@ -4,6 +4,7 @@
 set(P2V_CAPTURE_UNIT_SOURCES
   ${PROJECT_SOURCE_DIR}/p2v/capture_rangemap.c
   ${PROJECT_SOURCE_DIR}/p2v/capture_sha256.c
+  ${PROJECT_SOURCE_DIR}/p2v/capture_reader.c
   ${PROJECT_SOURCE_DIR}/p2v/fsmap_fat.c)
 
 p2v_unit_test(unit_capture ${P2V_TEST_DIR}/unit_capture.c ${P2V_CAPTURE_UNIT_SOURCES})

@@ -50,6 +50,26 @@ cmp -i $((size - 33 * 512)) "$L" "$O" || fail "backup GPT differs"
 sfdisk --verify "$TMP/out.img" > /dev/null 2>&1 || fail "sfdisk --verify on the output"
 cap_detach "$O"
 
+# Into other formats (by extension and by -O), checked by qemu-img against
+# the raw capture.
+"$P2V" capture "$L" "$TMP/out.qcow2" -q > /dev/null
+qemu-img check -q "$TMP/out.qcow2" || fail "qemu-img check: qcow2 capture"
+qemu-img compare -q "$TMP/out.qcow2" "$TMP/out.img" || fail "qcow2 capture differs from the raw one"
+[ "$(stat -c %s "$TMP/out.qcow2")" -lt $((50 * 1048576)) ] || fail "qcow2 capture not sparse"
+"$P2V" capture "$L" "$TMP/outc.qcow2" -c -q > /dev/null
+qemu-img check -q "$TMP/outc.qcow2" || fail "qemu-img check: compressed qcow2 capture"
+qemu-img compare -q "$TMP/outc.qcow2" "$TMP/out.img" || fail "compressed qcow2 capture differs"
+"$P2V" capture "$L" "$TMP/out.vmdk" -q > /dev/null
+qemu-img check -q "$TMP/out.vmdk" || fail "qemu-img check: vmdk capture"
+qemu-img compare -q "$TMP/out.vmdk" "$TMP/out.img" || fail "vmdk capture differs from the raw one"
+"$P2V" capture "$L" "$TMP/out.stream" -O vmdk -o subformat=streamOptimized -c -q > /dev/null
+qemu-img compare -q -f vmdk -F raw "$TMP/out.stream" "$TMP/out.img" || fail "compressed vmdk capture differs"
+"$P2V" capture "$L" "$TMP/out.vhdx" -q > /dev/null
+qemu-img check -q "$TMP/out.vhdx" || fail "qemu-img check: vhdx capture"
+qemu-img compare -q "$TMP/out.vhdx" "$TMP/out.img" || fail "vhdx capture differs from the raw one"
+[ "$(cap_alloc_bytes "$TMP/out.vhdx")" -lt $((60 * 1048576)) ] || fail "vhdx capture not sparse"
+echo "ok: qcow2 (plain and -c), vmdk, streamOptimized vmdk (-c) and vhdx captures equal the raw one"
+
 # --all-blocks, converted through qemu-img to qcow2 and compared.
 "$P2V" capture "$L" "$TMP/all.img" --all-blocks -q > /dev/null
 cmp "$L" "$TMP/all.img" || fail "--all-blocks differs"

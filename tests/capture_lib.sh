@@ -21,18 +21,29 @@ trap cap_cleanup EXIT
 # cap_attach VAR FILE [-r]: attach FILE, partitions scanned; VAR = the device.
 # (Not through $(...): the cleanup list must be updated in this shell.)
 cap_attach() {
-	local dev
+	local dev want have
 	dev=$(losetup -f --show ${3:-} "$2")
 	CAP_LOOPS+=("$dev")
-	partx -a "$dev" 2>/dev/null || true
-	udevadm settle 2>/dev/null || true
+	want=$(partx -g -o NR "$dev" 2>/dev/null | wc -l)
+	# partx can lose a race with a concurrent probe of the new device: retry
+	# until every partition of the table has its node.
+	for _ in $(seq 20); do
+		partx -a "$dev" 2>/dev/null || partx -u "$dev" 2>/dev/null || true
+		have=$(ls "$dev"p* 2>/dev/null | wc -l)
+		[ "$have" -lt "$want" ] || break
+		sleep 0.2
+	done
+	[ "$have" -ge "$want" ] || fail "partx: $have of $want partitions of $dev appeared"
 	printf -v "$1" '%s' "$dev"
 }
 
-# cap_detach DEV
+# cap_detach DEV (and forget it, so the exit trap never touches a reused number)
 cap_detach() {
+	local keep=() l
 	partx -d "$1" 2>/dev/null || true
 	losetup -d "$1"
+	for l in "${CAP_LOOPS[@]}"; do [ "$l" = "$1" ] || keep+=("$l"); done
+	CAP_LOOPS=("${keep[@]}")
 }
 
 # Files to put on the filesystems: random content, a sub-directory, and one
@@ -45,6 +56,10 @@ cap_make_files() {
 	head -c 4M /dev/urandom > "$TMP/files/deleted.bin"
 	cp "$TMP/files/a.bin" "$TMP/files2/a.bin"
 }
+
+# ... | cap_has PATTERN: like grep -q, but reads all its input, so the writer
+# never dies of SIGPIPE (which pipefail would report as a failure).
+cap_has() { grep -e "$1" > /dev/null; }
 
 # cap_md5 FILE
 cap_md5() { md5sum < "$1" | cut -d' ' -f1; }

@@ -59,15 +59,15 @@ sha=$(grep -m1 '"sha256"' "$TMP/rep.json" | sed 's/.*: "\(.*\)".*/\1/')
 # The captured filesystems.
 cap_attach O "$TMP/out.img" -r
 cap_ext_check "${O}p1" a.bin dir/b.bin c.odd
-debugfs -R 'stat /deleted.bin' "${O}p1" 2>&1 | grep -q "not found" || fail "deleted file came back"
+debugfs -R 'stat /deleted.bin' "${O}p1" 2>&1 | cap_has "not found" || fail "deleted file came back"
 fsck.vfat -n "${O}p2" > "$TMP/fsck.log" 2>&1 || { cat "$TMP/fsck.log"; fail "fsck.vfat -n"; }
 for f in a.bin c.odd dir/b.bin; do
 	mcopy -n -i "${O}p2" "::/$f" "$TMP/fat.out"
 	[ "$(cap_md5 "$TMP/fat.out")" = "$(cap_md5 "$TMP/files/$f")" ] || fail "FAT: $f differs"
 done
 echo "ok: FAT32 clean, files identical"
-[ "$(blkid -o value -s UUID "${O}p3")" = "$(blkid -o value -s UUID "${L}p3")" ] || fail "swap UUID lost"
-[ "$(blkid -o value -s TYPE "${O}p3")" = swap ] || fail "swap header lost"
+[ "$(blkid -p -o value -s UUID "${O}p3")" = "$(blkid -p -o value -s UUID "${L}p3")" ] || fail "swap UUID lost"
+[ "$(blkid -p -o value -s TYPE "${O}p3")" = swap ] || fail "swap header lost"
 e2fsck -fn "${O}p5" > /dev/null 2>&1 || fail "logical ext2 not clean"
 debugfs -R "dump /a.bin $TMP/l.out" "${O}p5" 2>/dev/null
 [ "$(cap_md5 "$TMP/l.out")" = "$(cap_md5 "$TMP/files/a.bin")" ] || fail "logical ext2: a.bin differs"

@@ -24,14 +24,14 @@ mount "${L}p1" "$TMP/mnt"
 CAP_MOUNTS+=("$TMP/mnt")
 
 out=$("$P2V" capture "$L" "$TMP/x.img" 2>&1) && fail "capture of a mounted disk succeeded"
-echo "$out" | grep -q "$TMP/mnt" || fail "refusal does not name the mount: $out"
+echo "$out" | cap_has "$TMP/mnt" || fail "refusal does not name the mount: $out"
 echo "ok (refused): $out"
 [ ! -e "$TMP/x.img" ] || fail "refused capture left an output"
 # The mounted partition itself as the source.
 out=$("$P2V" capture "${L}p1" "$TMP/x.img" 2>&1) && fail "capture of a mounted partition succeeded"
-echo "$out" | grep -q "$TMP/mnt" || fail "partition refusal does not name the mount: $out"
+echo "$out" | cap_has "$TMP/mnt" || fail "partition refusal does not name the mount: $out"
 # inspect works on a mounted disk and says so.
-"$P2V" inspect "$L" 2>&1 >/dev/null | grep -q "mounted read-write: ${L}p1 on $TMP/mnt" || fail "inspect does not mention the mount"
+"$P2V" inspect "$L" 2>&1 >/dev/null | cap_has "mounted read-write: ${L}p1 on $TMP/mnt" || fail "inspect does not mention the mount"
 
 # Output on the source disk itself.
 expect_fail "output on the source disk" "$P2V" capture "$L" "$TMP/mnt/x.img" --allow-mounted
@@ -47,9 +47,10 @@ echo "ok: --allow-mounted warned: $(head -n 1 "$TMP/live.err")"
 # --freeze: data written just before the capture must be in the image.
 head -c 2M /dev/urandom > "$TMP/files/fresh.bin"
 cp "$TMP/files/fresh.bin" "$TMP/mnt/fresh.bin"   # still in the page cache
-"$P2V" capture "$L" "$TMP/frz.img" --freeze --verify --report "$TMP/frz.json" -q
-grep -q '"verify_mismatch_bytes": 0' "$TMP/frz.json" || fail "verify mismatch under --freeze"
-[ "$(grep -c '"method": "used-blocks"' "$TMP/frz.json")" = 2 ] || fail "frozen ext4 not captured by its bitmap"
+# (The report goes to the frozen filesystem itself: written after the thaw.)
+timeout 120 "$P2V" capture "$L" "$TMP/frz.img" --freeze --verify --report "$TMP/mnt/frz.json" -q
+grep -q '"verify_mismatch_bytes": 0' "$TMP/mnt/frz.json" || fail "verify mismatch under --freeze"
+[ "$(grep -c '"method": "used-blocks"' "$TMP/mnt/frz.json")" = 2 ] || fail "frozen ext4 not captured by its bitmap"
 timeout 20 sh -c "echo after > '$TMP/mnt/after.txt' && sync" || fail "filesystem left frozen"
 echo "ok: thawed after --freeze"
 cap_attach O "$TMP/frz.img" -r
@@ -60,8 +61,8 @@ cap_detach "$O"
 # file, the filesystem thawed.
 "$P2V" capture "$L" "$TMP/int.img" --freeze --all-blocks --verify -q > /dev/null 2> "$TMP/int.err" &
 pid=$!
-for _ in $(seq 200); do ls -a "$TMP" | grep -q '^\.int\.img\.p2v-tmp' && break; sleep 0.05; done
-ls -a "$TMP" | grep -q '^\.int\.img\.p2v-tmp' || fail "capture did not start its output"
+for _ in $(seq 200); do ls -a "$TMP" | cap_has '^\.int\.img\.p2v-tmp' && break; sleep 0.05; done
+ls -a "$TMP" | cap_has '^\.int\.img\.p2v-tmp' || fail "capture did not start its output"
 sleep 0.2
 kill -TERM "$pid"
 rc=0
@@ -69,7 +70,7 @@ wait "$pid" || rc=$?
 cat "$TMP/int.err"
 [ "$rc" = 2 ] || fail "interrupted capture: exit $rc, expected 2"
 grep -q "interrupted" "$TMP/int.err" || fail "no interruption message"
-ls -a "$TMP" | grep -q "int\.img" && fail "interrupted capture left a file"
+ls -a "$TMP" | cap_has "int\.img" && fail "interrupted capture left a file"
 timeout 20 sh -c "echo after2 > '$TMP/mnt/after2.txt' && sync" || fail "filesystem left frozen after SIGTERM"
 echo "ok: SIGTERM: output removed, filesystem thawed"
 umount "$TMP/mnt"

@@ -40,8 +40,8 @@ rc=0
 cat "$TMP/out.txt"
 [ "$rc" = 1 ] || fail "capture with lost sectors: exit $rc, expected 1"
 grep -q "LOST.*bytes $((BAD_START * 512))\.\.$(((BAD_START + BAD_N) * 512 - 1))" "$TMP/out.txt" || fail "lost range not reported"
-grep -A3 '"lost_ranges"' "$TMP/rep.json" | grep -q "\"offset_bytes\": $((BAD_START * 512))" || fail "report: lost offset"
-grep -A4 '"lost_ranges"' "$TMP/rep.json" | grep -q "\"length_bytes\": $((BAD_N * 512))" || fail "report: lost length"
+grep -A3 '"lost_ranges"' "$TMP/rep.json" | cap_has "\"offset_bytes\": $((BAD_START * 512))" || fail "report: lost offset"
+grep -A4 '"lost_ranges"' "$TMP/rep.json" | cap_has "\"length_bytes\": $((BAD_N * 512))" || fail "report: lost length"
 # Everything else captured: identical outside the lost range, zeroes inside.
 cmp -n $((BAD_START * 512)) "$L" "$TMP/out.img" || fail "differs before the lost range"
 cmp -n $((BAD_N * 512)) -i $((BAD_START * 512)) /dev/zero "$TMP/out.img" || fail "lost range not zero"
@@ -53,7 +53,7 @@ cap_detach "$O"
 # --max-read-errors: more unreadable sectors than allowed stops the capture.
 expect_fail "--max-read-errors 4" "$P2V" capture "$SRC" "$TMP/stop.img" --max-read-errors 4 -q
 [ ! -e "$TMP/stop.img" ] || fail "stopped capture left its output"
-ls "$TMP" | grep -q "stop.img" && fail "stopped capture left a temporary file"
+ls "$TMP" | cap_has "stop.img" && fail "stopped capture left a temporary file"
 rc=0
 "$P2V" capture "$SRC" "$TMP/ok.img" --max-read-errors 16 -q > /dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "--max-read-errors 16 with 16 bad sectors: exit $rc"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "driver.h"
@@ -157,16 +158,19 @@ static void test_fat12(void)
 	set_fat12(fat, 4, 0xFFF);
 	set_fat12(fat, 10, 0xFF7);  /* bad cluster: kept */
 	set_fat12(fat, 61, 0xFFF);  /* last cluster */
+	memcpy(fat + 512, fat, 512);  /* the second FAT ... */
+	set_fat12(fat + 512, 30, 0xFFF); /* ... also has cluster 30: kept */
 	memset(p + 4 * 512 + 20 * 512, 0xAA, 512); /* garbage in a free cluster */
 	p2v_rangemap_init(&m);
 	CHECK_EQ(run_fat(&d, part_off, 64 * 512, &m, &used), 0);
-	CHECK_EQ(m.n, 3);
+	CHECK_EQ(m.n, 4);
 	CHECK_EQ(m.v[0].off_bytes, part_off);
 	CHECK_EQ(m.v[0].len_bytes, 7 * 512);            /* metadata + clusters 2..4 */
 	CHECK_EQ(m.v[1].off_bytes, part_off + 12 * 512); /* cluster 10 */
 	CHECK_EQ(m.v[1].len_bytes, 512);
-	CHECK_EQ(m.v[2].off_bytes, part_off + 63 * 512); /* cluster 61 */
-	CHECK_EQ(used, 9 * 512);
+	CHECK_EQ(m.v[2].off_bytes, part_off + 32 * 512); /* cluster 30, second FAT */
+	CHECK_EQ(m.v[3].off_bytes, part_off + 63 * 512); /* cluster 61 */
+	CHECK_EQ(used, 9 * 512);                        /* counted from the first FAT */
 	p2v_rangemap_free(&m);
 
 	/* A partition larger than the volume: the tail is copied. */
@@ -220,10 +224,12 @@ static void test_fat16_32(bool fat32)
 	uint8_t *fat = d.b + 512;
 	uint32_t last = clusters + 1;
 	if (fat32) {
+		put32(fat + 4 * 1, 0x0FFFFFFF);       /* clean, no errors */
 		put32(fat + 4 * 2, 0x0FFFFFFF);       /* root directory */
 		put32(fat + 4 * 5000, 0xF0000000);    /* reserved high bits only: free */
 		put32(fat + 4 * (uint64_t)last, 0x0FFFFFF8);
 	} else {
+		put16(fat + 2 * 1, 0xFFFF);
 		put16(fat + 2 * 2, 0xFFFF);
 		put16(fat + 2 * (uint64_t)last, 0xFFF8);
 	}
@@ -236,7 +242,67 @@ static void test_fat16_32(bool fat32)
 	CHECK_EQ(m.v[1].len_bytes, 512);
 	CHECK_EQ(used, (uint64_t)(meta + 2) * 512);
 	p2v_rangemap_free(&m);
+	/* Not cleanly unmounted, then disk errors: not trusted. */
+	d.b[512 + (fat32 ? 7 : 3)] &= (uint8_t)~(fat32 ? 0x08 : 0x80);
+	p2v_rangemap_init(&m);
+	CHECK_EQ(run_fat(&d, 0, d.size, &m, &used), -EUCLEAN);
+	p2v_rangemap_free(&m);
+	d.b[512 + (fat32 ? 7 : 3)] |= (uint8_t)(fat32 ? 0x08 : 0x80);
+	d.b[512 + (fat32 ? 7 : 3)] &= (uint8_t)~(fat32 ? 0x04 : 0x40);
+	p2v_rangemap_init(&m);
+	CHECK_EQ(run_fat(&d, 0, d.size, &m, &used), -EUCLEAN);
+	p2v_rangemap_free(&m);
 	free(d.b);
+}
+
+/* ---- the retrying reader ---- */
+
+static void test_reader(void)
+{
+	char path[] = "/tmp/p2v-unit-reader-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t *data = malloc(1 << 20), *buf = malloc(1 << 20);
+	struct p2v_reader r;
+
+	CHECK(fd >= 0);
+	for (size_t i = 0; i < 1 << 20; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	CHECK_EQ(pwrite(fd, data, 1 << 20, 0), 1 << 20);
+	/* Sectors 100..102 and nothing else fail. */
+	setenv("P2V_TEST_BAD_SECTORS", "100-103", 1);
+	CHECK_EQ(p2v_reader_init(&r, fd, 512, 0), 0);
+	unsetenv("P2V_TEST_BAD_SECTORS");
+	p2v_reader_use_direct(&r, path);  /* single-sector retries via O_DIRECT where allowed */
+	CHECK_EQ(p2v_reader_read(&r, buf, 1 << 20, 0), 0);
+	CHECK(!memcmp(buf, data, 100 * 512));
+	CHECK(imgfmt_is_zero(buf + 100 * 512, 3 * 512));
+	CHECK(!memcmp(buf + 103 * 512, data + 103 * 512, (1 << 20) - 103 * 512));
+	p2v_rangemap_normalize(&r.lost);
+	CHECK_EQ(r.lost.n, 1);
+	CHECK_EQ(r.lost.v[0].off_bytes, 100 * 512);
+	CHECK_EQ(r.lost.v[0].len_bytes, 3 * 512);
+	CHECK_EQ(r.n_errors, 3);
+	/* A read that does not touch them is not affected. */
+	CHECK_EQ(p2v_reader_read(&r, buf, 4096, 200 * 512), 0);
+	CHECK(!memcmp(buf, data + 200 * 512, 4096));
+	/* Not recording (verify): zeroes, nothing counted. */
+	r.record = false;
+	CHECK_EQ(p2v_reader_read(&r, buf, 8192, 96 * 512), 0);
+	CHECK_EQ(r.n_errors, 3);
+	/* More failures than allowed: -EIO. */
+	r.record = true;
+	r.max_errors = 4;
+	CHECK_EQ(p2v_reader_read(&r, buf, 8192, 96 * 512), -EIO);
+	/* Beyond the end of the file: every sector lost, still filled. */
+	r.max_errors = 0;
+	CHECK_EQ(p2v_reader_read(&r, buf, 1024, (1 << 20) - 512), 0);
+	CHECK(!memcmp(buf, data + (1 << 20) - 512, 512));
+	CHECK(imgfmt_is_zero(buf + 512, 512));
+	p2v_reader_destroy(&r);
+	close(fd);
+	unlink(path);
+	free(data);
+	free(buf);
 }
 
 /* ---- SHA-256 ---- */
@@ -284,5 +350,6 @@ int main(void)
 	test_fat16_32(false);
 	test_fat16_32(true);
 	test_sha256();
+	test_reader();
 	UNIT_DONE();
 }
