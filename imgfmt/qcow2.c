@@ -106,19 +106,20 @@ static int check_features(struct imgfmt_image *img, const struct qcow2_header *h
 		return imgfmt_err(img, -ENOTSUP, "%s: the dirty bit is set (refcounts may be stale); run 'qemu-img check -r all' first",
 				  img->path);
 	if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
-		return imgfmt_err(img, -EIO, "%s: the image is marked corrupt", img->path);
+		return imgfmt_err(img, -EIO, "%s: the image is marked corrupt (corrupt bit set)", img->path);
 	if (h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE)
 		return imgfmt_err(img, -ENOTSUP, "%s: images with an external data file are not supported", img->path);
 	if (h->incompatible_features & QCOW2_INCOMPAT_EXTL2)
 		return imgfmt_err(img, -ENOTSUP, "%s: extended L2 entries (subclusters) are not supported", img->path);
 	if (h->incompatible_features & ~known)
-		return imgfmt_err(img, -ENOTSUP, "%s: unknown incompatible features 0x%llx", img->path,
-				  (unsigned long long)(h->incompatible_features & ~known));
+		return imgfmt_err(img, -ENOTSUP, "%s: unknown incompatible feature bit %d (features 0x%llx)",
+				  img->path, __builtin_ctzll(h->incompatible_features & ~known),
+				  (unsigned long long)h->incompatible_features);
 	if (h->compression_type > QCOW2_COMP_ZSTD)
 		return imgfmt_err(img, -ENOTSUP, "%s: unknown compression type %u", img->path,
 				  h->compression_type);
-	if (h->compression_type && !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
-		return imgfmt_err(img, -EINVAL, "%s: compression type %u without its feature bit",
+	if (!h->compression_type != !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
+		return imgfmt_err(img, -EINVAL, "%s: compression_type %u disagrees with the compression feature bit",
 				  img->path, h->compression_type);
 	return 0;
 }
@@ -230,6 +231,19 @@ static int read_backing_name(struct imgfmt_image *img, const uint8_t *c0)
 
 /* ---- open ---- */
 
+/* Internal snapshots are not read, but their table must be sane. */
+static int check_snapshots(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	if (!s->h.nb_snapshots)
+		return 0;
+	if (s->h.nb_snapshots > 65536)
+		return imgfmt_err(img, -EINVAL, "%s: nb_snapshots %u exceeds 65536", img->path,
+				  s->h.nb_snapshots);
+	return check_table(img, "snapshot table", s->h.snapshots_offset, (uint64_t)s->h.nb_snapshots * 40);
+}
+
 static int load_tables(struct imgfmt_image *img)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -240,7 +254,8 @@ static int load_tables(struct imgfmt_image *img)
 	    !s->h.refcount_table_clusters)
 		return imgfmt_err(img, -EINVAL, "%s: refcount table of %u clusters is invalid", img->path,
 				  s->h.refcount_table_clusters);
-	if ((r = check_table(img, "L1 table", s->h.l1_table_offset, (uint64_t)s->h.l1_size * 8)) < 0 ||
+	if ((r = check_snapshots(img)) < 0 ||
+	    (r = check_table(img, "L1 table", s->h.l1_table_offset, (uint64_t)s->h.l1_size * 8)) < 0 ||
 	    (r = check_table(img, "refcount table", s->h.refcount_table_offset, rt_bytes)) < 0)
 		return r;
 	s->l1_size = s->h.l1_size;
@@ -377,7 +392,7 @@ static int check_data_offset(struct imgfmt_image *img, uint64_t e, uint64_t gues
 	if (host & (s->cluster_bytes - 1) || host + s->cluster_bytes > s->next_host)
 		return imgfmt_err(img, -EIO, "%s: L2 entry for guest offset %llu points to %llu, %s",
 				  img->path, (unsigned long long)guest_off, (unsigned long long)host,
-				  host & (s->cluster_bytes - 1) ? "not cluster-aligned" : "past the end of the file");
+				  host & (s->cluster_bytes - 1) ? "misaligned" : "past the end of the file");
 	return 0;
 }
 

@@ -366,6 +366,61 @@ static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint
 	}
 }
 
+/* The L2 tables and data of one L1 table (active or a snapshot's). */
+static int count_l1(struct imgfmt_image *img, struct qcow2_refs *rf, const uint64_t *l1,
+		    uint32_t l1_size, uint8_t *l2, uint64_t *allocated)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	for (uint32_t i = 0; i < l1_size; i++) {
+		uint64_t off = l1[i] & QCOW2_OFFSET_MASK;
+		int r;
+		if (!off)
+			continue;
+		count(rf, off, s->cluster_bytes, s->cluster_bits);
+		if ((r = imgfmt_fd_pread_zfill(img->fd, l2, s->cluster_bytes, off)) < 0)
+			return r;
+		count_l2(img, rf, l2, allocated);
+	}
+	return 0;
+}
+
+/* Internal snapshots: the table itself, each snapshot's L1 table and what
+ * it references.  Entries: 40 fixed bytes, extra data, id, name, padded to 8. */
+static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint8_t *l2)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t off = s->h.snapshots_offset, ignored = 0;
+	uint8_t e[40];
+	int r = 0;
+
+	for (uint32_t i = 0; i < s->h.nb_snapshots && r == 0; i++) {
+		uint64_t l1_off, len;
+		uint32_t l1_size;
+		uint64_t *l1;
+		if ((r = imgfmt_fd_pread(img->fd, e, sizeof(e), off)) < 0)
+			return r;
+		l1_off = imgfmt_get_be64(e);
+		l1_size = imgfmt_get_be32(e + 8);
+		len = 40 + (uint64_t)imgfmt_get_be32(e + 36) + imgfmt_get_be16(e + 12) + imgfmt_get_be16(e + 14);
+		off += (len + 7) & ~7ull;
+		if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES || l1_off + (uint64_t)l1_size * 8 > s->next_host)
+			return -EINVAL;
+		count(rf, l1_off, (uint64_t)l1_size * 8, s->cluster_bits);
+		if (!(l1 = malloc((uint64_t)l1_size * 8 + 8)))
+			return -ENOMEM;
+		r = imgfmt_fd_pread(img->fd, l1, (uint64_t)l1_size * 8, l1_off);
+		for (uint32_t k = 0; r == 0 && k < l1_size; k++)
+			l1[k] = be64toh(l1[k]);
+		if (r == 0)
+			r = count_l1(img, rf, l1, l1_size, l2, &ignored);
+		free(l1);
+	}
+	if (s->h.nb_snapshots) /* the table itself, once */
+		count(rf, s->h.snapshots_offset, off - s->h.snapshots_offset, s->cluster_bits);
+	return r;
+}
+
 static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t *allocated)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -381,15 +436,9 @@ static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_
 	for (uint64_t i = 0; i < s->reftable_entries; i++)
 		if (s->reftable[i])
 			count(rf, s->reftable[i], s->cluster_bytes, s->cluster_bits);
-	for (uint32_t i = 0; i < s->l1_size && r == 0; i++) {
-		uint64_t off = s->l1[i] & QCOW2_OFFSET_MASK;
-		if (!off)
-			continue;
-		count(rf, off, s->cluster_bytes, s->cluster_bits);
-		r = imgfmt_fd_pread_zfill(img->fd, l2, s->cluster_bytes, off);
-		if (r == 0)
-			count_l2(img, rf, l2, allocated);
-	}
+	r = count_l1(img, rf, s->l1, s->l1_size, l2, allocated);
+	if (r == 0)
+		r = count_snapshots(img, rf, l2);
 	free(l2);
 	return r;
 }
@@ -401,12 +450,12 @@ static int compare_refcounts(struct imgfmt_image *img, struct qcow2_refs *rf)
 		int r = qcow2_refcount_get(img, c, &stored);
 		if (r < 0)
 			return r;
-		if (stored && !rf->n[c]) {
+		if (stored > rf->n[c]) { /* as qemu-img check: more counted than used leaks */
 			rf->res->leaks++;
 			if (rf->res->report) {
 				char msg[120];
-				snprintf(msg, sizeof(msg), "Leaked cluster %llu refcount=%llu reference=0",
-					 (unsigned long long)c, (unsigned long long)stored);
+				snprintf(msg, sizeof(msg), "Leaked cluster %llu refcount=%llu reference=%u",
+					 (unsigned long long)c, (unsigned long long)stored, rf->n[c]);
 				rf->res->report(rf->res->report_opaque, msg);
 			}
 		} else if (stored != rf->n[c]) {
@@ -424,9 +473,6 @@ int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res)
 	uint64_t allocated = 0;
 	int r;
 
-	if (s->h.nb_snapshots)
-		return imgfmt_err(img, -ENOTSUP, "%s: checking images with internal snapshots is not supported",
-				  img->path);
 	if (img->writable && (r = qcow2_flush_meta(img)) < 0)
 		return r;
 	rf.clusters = imgfmt_div_round_up(s->file_bytes > s->next_host ? s->file_bytes : s->next_host,

@@ -57,7 +57,7 @@ patch good.qcow2 dirty.qcow2 72 Q 1;             refuse "dirty bit" dirty.qcow2 
 patch good.qcow2 corrupt.qcow2 72 Q 2;           refuse "corrupt bit" corrupt.qcow2 "corrupt"
 patch good.qcow2 df.qcow2 72 Q 4;                refuse "external data file" df.qcow2 "external data"
 patch good.qcow2 el2.qcow2 72 Q 16;              refuse "extended L2" el2.qcow2 "extended L2"
-patch good.qcow2 unk.qcow2 72 Q 0x100;           refuse "unknown feature" unk.qcow2 "unknown incompatible"
+patch good.qcow2 unk.qcow2 72 Q 0x100;           refuse "unknown feature" unk.qcow2 "unknown incompatible feature bit 8"
 patch good.qcow2 hl.qcow2 100 I 13;              refuse "header_length" hl.qcow2 "header_length"
 patch good.qcow2 l2.qcow2 $l2_off Q 0x80000000fff00000; refuse "L2 entry past the end" l2.qcow2 "past the end"
 patch comp.qcow2 c.qcow2 $cl2_off Q $(python3 -c "print(hex((1<<62) | (255 << 54) | 0x7ff000))")
