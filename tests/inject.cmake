@@ -1,0 +1,8 @@
+# drivers-inject: pure rewriting and registry functions, then the physical
+# Debian sample made to boot on virtio end to end.
+if(TARGET drvinject)
+  p2v_unit_test(unit_inject ${P2V_TEST_DIR}/unit_inject.c)
+  target_link_libraries(unit_inject PRIVATE drvinject)
+  p2v_shell_test(inject_cli inject_cli.sh TIMEOUT 300)
+  p2v_shell_test(inject_debian inject_debian.sh TIMEOUT 1500 LABELS slow)
+endif()
