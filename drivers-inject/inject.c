@@ -220,6 +220,11 @@ static int open_image(struct inj *c, const char *path)
 		if (guestfs_set_backend_setting(c->g, "force_tcg", "1") < 0)
 			return inj_gfail(c, "setting force_tcg");
 	}
+	/* Two vCPUs: grub-mkconfig and the initramfs rebuild are CPU-bound
+	 * in the appliance (multi-threaded TCG uses both host cores). */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus >= 2 && guestfs_set_smp(c->g, 2) < 0)
+		return inj_gfail(c, "setting the appliance's vCPUs");
 	if (guestfs_add_drive_opts(c->g, path, GUESTFS_ADD_DRIVE_OPTS_READONLY, c->o->dry_run,
 				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, c->o->format ? c->o->format : "raw",
 				   -1) < 0)
@@ -231,19 +236,23 @@ static int open_image(struct inj *c, const char *path)
 	return 0;
 }
 
+/* Refusals come before mounting: a refused image stays byte-identical. */
 static int convert_guest(struct inj *c)
 {
 	int r = inspect(c);
-	if (!r)
-		r = mount_guest(c);
 	if (r)
 		return r;
-	if (!strcmp(c->res->os_type, "linux"))
-		return drvinject_linux(c);
-	if (!strcmp(c->res->os_type, "windows"))
-		return drvinject_windows(c);
-	return inj_fail(c, -ENOTSUP, "%s guests are not supported (only Linux and Windows)",
-			c->res->os_type);
+	bool linux_guest = !strcmp(c->res->os_type, "linux");
+	bool windows_guest = !strcmp(c->res->os_type, "windows");
+	if (!linux_guest && !windows_guest)
+		return inj_fail(c, -ENOTSUP, "%s guests are not supported (only Linux and Windows)",
+				c->res->os_type);
+	if (windows_guest && (r = drvinject_windows_precheck(c)))
+		return r;
+	r = mount_guest(c);
+	if (r)
+		return r;
+	return linux_guest ? drvinject_linux(c) : drvinject_windows(c);
 }
 
 int drvinject_run(const char *path, const struct drvinject_opts *opts,

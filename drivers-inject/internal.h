@@ -32,6 +32,7 @@ int inj_replace_file(struct inj *c, const char *path, const char *old_text, cons
 char *inj_read_text(struct inj *c, const char *path, bool *missing);
 
 int drvinject_linux(struct inj *c);
+int drvinject_windows_precheck(struct inj *c);
 int drvinject_windows(struct inj *c);
 
 #endif

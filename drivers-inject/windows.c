@@ -124,7 +124,8 @@ out_unlink:
 	return r;
 }
 
-int drvinject_windows(struct inj *c)
+/* Before anything is mounted read-write: is there all it takes? */
+int drvinject_windows_precheck(struct inj *c)
 {
 	struct drvinject_result *res = c->res;
 	if (!c->o->virtio_win_dir)
@@ -132,18 +133,25 @@ int drvinject_windows(struct inj *c)
 				"--virtio-win DIR, a virtio-win driver tree (viostor/<os>/<arch>/viostor.sys, "
 				"as on virtio-win.iso), to install the virtio storage driver",
 				res->major_version, res->minor_version, res->arch);
+	if (strcmp(res->arch, "x86_64") && strcmp(res->arch, "i386"))
+		return inj_fail(c, -ENOTSUP, "Windows on %s: virtio-win has amd64 and x86 only",
+				res->arch);
+	if (!drvinject_win_dir_name(res->major_version, res->minor_version, false, NULL))
+		return inj_fail(c, -ENOTSUP, "Windows NT %d.%d is not a version p2v knows "
+				"(XP 5.1 to 11 10.0)", res->major_version, res->minor_version);
+	return 0;
+}
+
+int drvinject_windows(struct inj *c)
+{
+	struct drvinject_result *res = c->res;
 	char *variant = guestfs_inspect_get_product_variant(c->g, c->root);
 	char *product = guestfs_inspect_get_product_name(c->g, c->root);
 	const char *os_dir = drvinject_win_dir_name(res->major_version, res->minor_version,
 						    variant && !strcmp(variant, "Server"), product);
 	free(variant);
 	free(product);
-	if (!os_dir)
-		return inj_fail(c, -ENOTSUP, "Windows NT %d.%d is not a version p2v knows",
-				res->major_version, res->minor_version);
-	const char *arch = !strcmp(res->arch, "x86_64") ? "amd64" : !strcmp(res->arch, "i386") ? "x86" : NULL;
-	if (!arch)
-		return inj_fail(c, -ENOTSUP, "Windows on %s: virtio-win has amd64 and x86 only", res->arch);
+	const char *arch = !strcmp(res->arch, "x86_64") ? "amd64" : "x86";
 	char *sysroot = guestfs_inspect_get_windows_systemroot(c->g, c->root);
 	if (!sysroot)
 		return inj_gfail(c, "finding the Windows system root");
