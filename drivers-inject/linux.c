@@ -82,6 +82,22 @@ static char *guest_sh(struct inj *c, const char *cmd)
 	return out;
 }
 
+/* Is `word` alone on a line of text (surrounding blanks allowed)? */
+static bool has_line(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+	const char *line = text;
+	while (line) {
+		line += strspn(line, " \t");
+		if (!strncmp(line, word, n) && strchr(" \t\n", line[n]))
+			return true;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return false;
+}
+
 /* Appends the missing virtio modules, one per line, to a module list file. */
 static int add_module_lines(struct inj *c, const char *path)
 {
@@ -89,29 +105,23 @@ static int add_module_lines(struct inj *c, const char *path)
 	char *old = inj_read_text(c, path, &missing);
 	if (!old && !missing)
 		return -EIO;
-	size_t cap = (old ? strlen(old) : 0) + sizeof(virtio_list) + 64;
+	const char *base = old ? old : "";
+	size_t len = strlen(base), cap = len + sizeof(virtio_list) + 8;
 	char *text = malloc(cap);
 	if (!text) {
 		free(old);
 		return inj_fail(c, -ENOMEM, "out of memory");
 	}
-	snprintf(text, cap, "%s", old ? old : "");
-	if (text[0] && text[strlen(text) - 1] != '\n')
+	memcpy(text, base, len + 1);
+	if (len && text[len - 1] != '\n')
 		strcat(text, "\n");
 	for (size_t i = 0; i < NR_VIRTIO_MODULES; i++) {
-		char want[40];
-		snprintf(want, sizeof(want), "\n%s\n", virtio_modules[i]);
-		char *with_nl = NULL;
-		if (asprintf(&with_nl, "\n%s", text) < 0)
-			break;
-		bool present = strstr(with_nl, want) != NULL;
-		free(with_nl);
-		if (!present) {
-			strcat(text, virtio_modules[i]);
-			strcat(text, "\n");
-		}
+		if (has_line(base, virtio_modules[i]))
+			continue;
+		strcat(text, virtio_modules[i]);
+		strcat(text, "\n");
 	}
-	int r = inj_replace_file(c, path, old ? old : "", text);
+	int r = inj_replace_file(c, path, base, text);
 	free(old);
 	free(text);
 	return r;
