@@ -201,6 +201,19 @@ struct copy_worker {
 	bool *zero;                  /* per unit: all zero */
 };
 
+/* Zero what the job's reads will not fill, up to fill_len bytes. */
+static void zero_gaps(uint8_t *buf, const struct copy_job *j, uint64_t fill_len)
+{
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < j->n_reads; i++) {
+		uint64_t start = j->reads[i].off - j->off;
+		memset(buf + at, 0, start - at);
+		at = start + j->reads[i].len;
+	}
+	memset(buf + at, 0, fill_len - at);
+}
+
 static int read_job(struct copy_worker *w)
 {
 	struct copy *c = w->c;
@@ -208,7 +221,7 @@ static int read_job(struct copy_worker *w)
 	uint64_t done = 0;
 	int r = 0;
 
-	memset(w->buf, 0, align_up(j->len, c->unit));
+	zero_gaps(w->buf, j, align_up(j->len, c->unit));
 	pthread_mutex_lock(&c->src_lock);
 	for (size_t i = 0; i < j->n_reads && r == 0; i++) {
 		uint8_t *dst = w->buf + (j->reads[i].off - j->off);

@@ -181,6 +181,21 @@ static void set_err(char *err, size_t err_bytes, const char *msg, int r)
 		snprintf(err, err_bytes, "%s", strerror(-r));
 }
 
+/* After a driver's open/create: hand the image out, or report and free it. */
+static int hand_out(struct imgfmt_image **out, struct imgfmt_image *img, int r,
+		    char *err, size_t err_bytes)
+{
+	if (r < 0) {
+		if (!img->err[0])
+			snprintf(img->err, sizeof(img->err), "%s: %s", img->path, strerror(-r));
+		set_err(err, err_bytes, img->err, r);
+		image_free(img);
+		return r;
+	}
+	*out = img;
+	return 0;
+}
+
 static int open_depth(struct imgfmt_image **out, const char *path,
 		      const struct imgfmt_open_opts *opts, unsigned depth,
 		      char *err, size_t err_bytes)
@@ -242,16 +257,7 @@ static int open_depth(struct imgfmt_image **out, const char *path,
 	img->log_opaque = opts->log_opaque;
 	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
 	img->finished = !img->writable;
-	r = drv->open(img);
-	if (r < 0) {
-		if (!img->err[0])
-			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
-		set_err(err, err_bytes, img->err, r);
-		image_free(img);
-		return r;
-	}
-	*out = img;
-	return 0;
+	return hand_out(out, img, drv->open(img), err, err_bytes);
 
 close_fd:
 	close(fd);
@@ -419,15 +425,7 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	if (r == 0 && unused)
 		r = imgfmt_err(img, -EINVAL, "format %s has no option '%s'", drv->name, unused);
 	imgfmt_optlist_free(&opts);
-	if (r < 0) {
-		if (!img->err[0])
-			snprintf(img->err, sizeof(img->err), "%s: %s", path, strerror(-r));
-		set_err(err, err_bytes, img->err, r);
-		image_free(img);
-		return r;
-	}
-	*out = img;
-	return 0;
+	return hand_out(out, img, r, err, err_bytes);
 }
 
 static int finish(struct imgfmt_image *img)

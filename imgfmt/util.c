@@ -13,27 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off)
+/* Read len bytes at off; at end of file fail (-EIO) or zero-fill. */
+static int fd_pread_full(int fd, void *buf, size_t len, uint64_t off, bool zfill)
 {
 	uint8_t *p = buf;
 
@@ -45,6 +26,8 @@ int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off)
 			return -errno;
 		}
 		if (n == 0) {
+			if (!zfill)
+				return -EIO;
 			memset(p, 0, len);
 			return 0;
 		}
@@ -53,6 +36,16 @@ int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	return fd_pread_full(fd, buf, len, off, false);
+}
+
+int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off)
+{
+	return fd_pread_full(fd, buf, len, off, true);
 }
 
 int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off)

@@ -93,6 +93,23 @@ static bool operands(int argc, int first, int want, const char *cmd, const char 
 	return false;
 }
 
+/* --help, options and operand count: the first operand's index, 0 after
+ * --help, -1 on a usage error. */
+static int start(int argc, char **argv, const char *usage, int n_operands, struct img_args *a)
+{
+	int first;
+
+	if (want_help(argc, argv, usage))
+		return 0;
+	first = parse_args(argc, argv, a, usage);
+	return operands(argc, first, n_operands, argv[0], usage) ? first : -1;
+}
+
+#define START(n) \
+	int first = start(argc, argv, usage, (n), &a); \
+	if (first <= 0) \
+		return first ? P2V_EXIT_ERROR : P2V_EXIT_OK
+
 /* ---- info ---- */
 
 static void print_info_human(struct imgfmt_image *img, const struct imgfmt_info *in)
@@ -152,13 +169,9 @@ int p2v_cmd_info(int argc, char **argv)
 	struct imgfmt_info *in;
 	struct img_args a;
 	struct p2v_json j;
-	int first, r = 0;
+	int r = 0;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 1, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(1);
 	if (open_image(&top, argv[first], a.src_fmt,
 		       (a.backing_chain ? 0 : IMGFMT_OPEN_NO_BACKING) |
 		       (a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0)) < 0)
@@ -276,13 +289,9 @@ int p2v_cmd_convert(int argc, char **argv)
 		"p2v convert [-f FMT] [-O FMT] [-o OPTIONS] [-c] [-p] [-q] [-U] [--force] [--json] [-t THREADS] INPUT OUTPUT";
 	struct imgfmt_image *src;
 	struct img_args a;
-	int first, r;
+	int r;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 2, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(2);
 	if (open_image(&src, argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
 		return P2V_EXIT_ERROR;
 	p2v_install_signal_handlers();
@@ -301,13 +310,9 @@ int p2v_cmd_create(int argc, char **argv)
 	struct img_args a;
 	uint64_t size;
 	const char *fmt;
-	int first, r;
+	int r;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 2, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(2);
 	if (imgfmt_parse_size(argv[first + 1], &size) < 0) {
 		p2v_err("create: '%s' is not a size (e.g. 10G, 512M)", argv[first + 1]);
 		return P2V_EXIT_ERROR;
@@ -428,13 +433,9 @@ int p2v_cmd_compare(int argc, char **argv)
 	struct cmp_state s = { 0 };
 	uint64_t sz[2];
 	struct img_args a;
-	int first, r = -ENOMEM;
+	int r = -ENOMEM;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 2, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(2);
 	p2v_install_signal_handlers();
 	if (open_image(&s.img[0], argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
 		return P2V_EXIT_ERROR;
@@ -495,13 +496,9 @@ int p2v_cmd_check(int argc, char **argv)
 	struct imgfmt_check res = { 0 };
 	struct imgfmt_image *img;
 	struct img_args a;
-	int first, r;
+	int r;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 1, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(1);
 	if (open_image(&img, argv[first], a.src_fmt,
 		       IMGFMT_OPEN_NO_BACKING | (a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0)) < 0)
 		return P2V_EXIT_ERROR;
@@ -573,13 +570,9 @@ int p2v_cmd_map(int argc, char **argv)
 	struct img_args a;
 	struct p2v_json j;
 	uint64_t off = 0, size;
-	int first, r = 0;
+	int r = 0;
 
-	if (want_help(argc, argv, usage))
-		return P2V_EXIT_OK;
-	first = parse_args(argc, argv, &a, usage);
-	if (!operands(argc, first, 1, argv[0], usage))
-		return P2V_EXIT_ERROR;
+	START(1);
 	if (open_image(&img, argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
 		return P2V_EXIT_ERROR;
 	size = imgfmt_size_bytes(img);

@@ -59,10 +59,12 @@ expect_fail "output disk full" "$P2V" convert -f raw -O raw big.raw full/out.raw
 umount full
 
 # Ctrl-C: interrupted conversion leaves nothing under the target name.
-head -c 200M /dev/urandom > huge.raw
+head -c 1G < <(yes p2v-interrupt-test) > huge.raw
 printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q huge.raw
 "$P2V" convert -f raw -O raw huge.raw int.raw & pid=$!
-sleep 0.2; kill -INT $pid; rc=0; wait $pid || rc=$?
+sleep 0.3; kill -INT $pid 2>/dev/null || true; rc=0; wait $pid || rc=$?
+echo "interrupted convert: rc=$rc"
+rm -f huge.raw
 if [ "$rc" -ne 0 ]; then
 	[ ! -e int.raw ] || fail "interrupted convert left the target"
 	[ -z "$(ls -A . | grep p2v-tmp)" ] || fail "interrupted convert left a temporary file"

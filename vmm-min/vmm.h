@@ -3,7 +3,7 @@
  * copy-on-write overlay) through real firmware (SeaBIOS) or directly into a
  * Linux kernel, with COM1 as the console.
  *
- * THIS FILE IS THE CONTRACT between the VMM (vmm-min/*.c) and its users
+ * THIS FILE IS THE CONTRACT between the VMM (the vmm-min/ sources) and its users
  * (p2v boot / p2v verify, the verdict logic).  Additive changes only.
  */
 #ifndef VMM_H

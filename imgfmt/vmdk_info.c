@@ -1,0 +1,181 @@
+/* VMDK description (info) and metadata consistency check. */
+#include "vmdk_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define INFO_MAX_EXTENT_LINES 12u
+
+static const char *kind_name(enum vmdk_extent_kind k)
+{
+	return k == VMDK_EXTENT_SPARSE ? "SPARSE" : k == VMDK_EXTENT_FLAT ? "FLAT" : "ZERO";
+}
+
+static const char *subformat(const struct vmdk_state *st)
+{
+	if (st->desc.create_type[0])
+		return st->desc.create_type;
+	if (st->ext[0].sp && st->ext[0].sp->compressed)
+		return "streamOptimized";
+	return "monolithicSparse";
+}
+
+static void add_extents(const struct vmdk_state *st, struct imgfmt_info *info)
+{
+	imgfmt_info_add(info, "extents", true, "%u", st->n_ext);
+	for (unsigned i = 0; i < st->n_ext && i < INFO_MAX_EXTENT_LINES; i++) {
+		const struct vmdk_extent *e = &st->ext[i];
+		const char *file = st->embedded ? e->name : st->desc.ext[i].file;
+		char key[32];
+		snprintf(key, sizeof(key), "extent%u", i);
+		imgfmt_info_add(info, key, false, "%llu %s \"%s\"", (unsigned long long)e->sectors,
+				kind_name(e->kind), file ? file : "");
+	}
+}
+
+int vmdk_info(struct imgfmt_image *img, struct imgfmt_info *info)
+{
+	const struct vmdk_state *st = img->priv;
+	const struct vmdk_sparse *sp = st->ext[0].sp;
+	struct stat s;
+
+	snprintf(info->subformat, sizeof(info->subformat), "%.31s", subformat(st));
+	for (unsigned i = 0; i < st->n_ext; i++)
+		if (st->ext[i].own_fd && fstat(st->ext[i].fd, &s) == 0)
+			info->file_size_bytes += (uint64_t)s.st_blocks * 512u;
+	if (sp) {
+		imgfmt_info_add(info, "grain_size", true, "%u", sp->grain_sectors * IMGFMT_SECTOR_BYTES);
+		imgfmt_info_add(info, "version", true, "%u", sp->hdr.version);
+		imgfmt_info_add(info, "compressed", true, "%s", sp->compressed ? "true" : "false");
+	}
+	if (st->desc.n_ext) {
+		imgfmt_info_add(info, "adapter_type", false, "%s", st->desc.adapter_type);
+		imgfmt_info_add(info, "hw_version", false, "%s", st->desc.hw_version);
+		imgfmt_info_add(info, "cid", false, "%08x", st->desc.cid);
+		imgfmt_info_add(info, "parent_cid", false, "%08x", st->desc.parent_cid);
+		if (st->desc.parent_hint)
+			snprintf(info->backing_file, sizeof(info->backing_file), "%s", st->desc.parent_hint);
+	}
+	add_extents(st, info);
+	return 0;
+}
+
+/* ---- check ---- */
+
+static void report(struct imgfmt_check *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void report(struct imgfmt_check *res, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	res->errors++;
+	if (!res->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	res->report(res->report_opaque, msg);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Allocated grains of the extent into used (NULL: count only). */
+static uint64_t collect_grains(const struct vmdk_extent *e, uint64_t grains, uint32_t *used)
+{
+	const struct vmdk_sparse *sp = e->sp;
+	uint64_t k = 0;
+
+	for (uint32_t i = 0; i < sp->n_gts; i++) {
+		for (uint32_t j = 0; sp->gt[i] && j < VMDK_GTES_PER_GT; j++) {
+			uint64_t g = (uint64_t)i * VMDK_GTES_PER_GT + j;
+			if (g >= grains || sp->gt[i][j] <= VMDK_GTE_ZERO)
+				continue;
+			if (used)
+				used[k] = sp->gt[i][j];
+			k++;
+		}
+	}
+	return k;
+}
+
+/* Every allocated grain inside the file; no grain used twice. */
+static int check_grains(const struct vmdk_extent *e, struct imgfmt_check *res)
+{
+	const struct vmdk_sparse *sp = e->sp;
+	uint64_t grains = imgfmt_div_round_up(e->sectors, sp->grain_sectors);
+	uint64_t k = collect_grains(e, grains, NULL);
+	uint32_t *used = malloc((size_t)k * 4u + 4u);
+	uint64_t need = sp->compressed ? 1 : sp->grain_sectors;
+
+	if (!used)
+		return -ENOMEM;
+	collect_grains(e, grains, used);
+	res->total_clusters += grains;
+	res->allocated_clusters += k;
+	qsort(used, k, 4, cmp_u32);
+	for (uint64_t i = 0; i < k; i++) {
+		if (i > 0 && used[i] == used[i - 1])
+			report(res, "%s: sector %u is used by two grains", e->name, used[i]);
+		if ((uint64_t)used[i] + need > sp->file_sectors)
+			report(res, "%s: a grain at sector %u is past the end of the file (%llu sectors)",
+			       e->name, used[i], (unsigned long long)sp->file_sectors);
+	}
+	free(used);
+	return 0;
+}
+
+/* The redundant grain tables must equal the primary ones. */
+static int check_rgd(struct imgfmt_image *img, const struct vmdk_extent *e, struct imgfmt_check *res)
+{
+	const struct vmdk_sparse *sp = e->sp;
+	uint64_t gd_bytes = (uint64_t)sp->n_gts * 4u;
+	uint32_t *rgd = malloc(gd_bytes + 4), rgt[VMDK_GTES_PER_GT];
+	int r = rgd ? imgfmt_fd_pread(e->fd, rgd, gd_bytes, sp->hdr.rgd_sector * 512u) : -ENOMEM;
+
+	for (uint32_t i = 0; r == 0 && i < sp->n_gts; i++) {
+		uint32_t s = le32toh(rgd[i]);
+		if (!sp->gt[i] || !s)
+			continue;
+		if (s > sp->file_sectors - VMDK_GT_SECTORS ||
+		    imgfmt_fd_pread(e->fd, rgt, sizeof(rgt), (uint64_t)s * 512u) < 0) {
+			report(res, "%s: redundant grain table %u at sector %u is unreadable", e->name, i, s);
+			continue;
+		}
+		for (unsigned j = 0; j < VMDK_GTES_PER_GT; j++)
+			if (le32toh(rgt[j]) != sp->gt[i][j]) {
+				report(res, "%s: redundant grain table %u differs at entry %u", e->name, i, j);
+				break;
+			}
+	}
+	free(rgd);
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: reading the redundant grain directory: %s", e->name,
+				  strerror(-r));
+	return 0;
+}
+
+int vmdk_check(struct imgfmt_image *img, struct imgfmt_check *res)
+{
+	const struct vmdk_state *st = img->priv;
+	int r = 0;
+
+	for (unsigned i = 0; i < st->n_ext && r == 0; i++) {
+		const struct vmdk_extent *e = &st->ext[i];
+		if (!e->sp)
+			continue;
+		r = check_grains(e, res);
+		if (r == 0 && !img->writable && (e->sp->hdr.flags & VMDK_FLAG_RGD) && e->sp->hdr.rgd_sector)
+			r = check_rgd(img, e, res);
+	}
+	return r == -ENOMEM ? imgfmt_err(img, r, "out of memory") : r;
+}

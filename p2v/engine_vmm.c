@@ -1,0 +1,311 @@
+/* The vmm-min engine: vmm_run() with its console and events fed to the
+ * watcher.  The callbacks come from the vCPU thread and a ticker thread
+ * advances the watcher's clock, so the watcher is behind a mutex.  Built
+ * only when the vmmmin library is linked (P2V_HAVE_VMM). */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "p2v.h"
+
+#ifndef P2V_HAVE_VMM
+
+bool p2v_vmm_built(void)
+{
+	return false;
+}
+
+double p2v_vmm_mips(char *err, size_t err_bytes)
+{
+	snprintf(err, err_bytes, "the vmm-min engine is not built into this p2v");
+	return -ENOSYS;
+}
+
+int p2v_vmm_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
+		   volatile sig_atomic_t *stop, struct p2v_engine_result *res,
+		   char *err, size_t err_bytes)
+{
+	(void)cfg, (void)w, (void)stop, (void)res;
+	snprintf(err, err_bytes, "the vmm-min engine is not built into this p2v");
+	return -ENOSYS;
+}
+
+int p2v_vmm_console(const struct p2v_engine_config *cfg, int console_in_fd, int console_out_fd,
+		    volatile sig_atomic_t *stop, char *err, size_t err_bytes)
+{
+	(void)cfg, (void)console_in_fd, (void)console_out_fd, (void)stop;
+	snprintf(err, err_bytes, "the vmm-min engine is not built into this p2v");
+	return -ENOSYS;
+}
+
+#else
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define VMM_TICK_MS 100
+#define VMM_FWLOG_MAX_BYTES (16u << 20) /* a looping BIOS must not fill the disk */
+
+struct vmm_glue {
+	pthread_mutex_t lock;
+	struct p2v_watch *w;
+	volatile sig_atomic_t stop_vm;      /* what vmm_run polls */
+	volatile sig_atomic_t *user_stop;   /* Ctrl-C / escape key */
+	volatile sig_atomic_t ticker_done;
+	double start_s;
+	int out_fd;                         /* console mode: where COM1 goes */
+	int fw_fd;                          /* read end of the firmware log pipe, or -1 */
+	int fw_write_fd;
+	FILE *fwlog;                        /* the user's --firmware-log copy, or NULL */
+	uint64_t fwlog_bytes;
+};
+
+bool p2v_vmm_built(void)
+{
+	return true;
+}
+
+double p2v_vmm_mips(char *err, size_t err_bytes)
+{
+	return vmm_calibrate_mips(err, err_bytes);
+}
+
+static void vmm_fill(struct vmm_config *vc, const struct p2v_engine_config *cfg)
+{
+	memset(vc, 0, sizeof(*vc));
+	vc->disk_path = cfg->disk_path;
+	vc->disk_format = cfg->disk_format;
+	vc->writable = cfg->writable;
+	vc->mem_bytes = cfg->mem_bytes;
+	vc->kernel_path = cfg->kernel_path;
+	vc->initrd_path = cfg->initrd_path;
+	vc->append = cfg->append;
+	vc->firmware_log_path = cfg->firmware_log_path;
+	vc->timeout_s = cfg->timeout_s;
+	vc->console_in_fd = -1;
+}
+
+static void glue_console(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_glue *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	p2v_watch_bytes(g->w, P2V_CH_CONSOLE, p2v_now_s() - g->start_s, buf, len);
+	if (p2v_watch_decided(g->w))
+		g->stop_vm = 1;
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void glue_event(void *opaque, const struct vmm_event *ev)
+{
+	struct vmm_glue *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	p2v_watch_event(g->w, ev);
+	if (p2v_watch_decided(g->w))
+		g->stop_vm = 1;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Firmware log bytes: to the watcher and the user's copy.  False at EOF. */
+static bool glue_fw_read(struct vmm_glue *g)
+{
+	uint8_t buf[4096];
+	ssize_t n = read(g->fw_fd, buf, sizeof(buf));
+
+	if (n <= 0)
+		return n < 0 && errno == EINTR;
+	if (g->fwlog && g->fwlog_bytes < VMM_FWLOG_MAX_BYTES) {
+		size_t take = (size_t)n < VMM_FWLOG_MAX_BYTES - g->fwlog_bytes
+				      ? (size_t)n : VMM_FWLOG_MAX_BYTES - g->fwlog_bytes;
+		fwrite(buf, 1, take, g->fwlog);
+		g->fwlog_bytes += take;
+	}
+	pthread_mutex_lock(&g->lock);
+	if (g->w)
+		p2v_watch_bytes(g->w, P2V_CH_FIRMWARE, p2v_now_s() - g->start_s, buf, (size_t)n);
+	pthread_mutex_unlock(&g->lock);
+	return true;
+}
+
+/* Waits up to one tick for firmware log bytes. */
+static void glue_wait(struct vmm_glue *g)
+{
+	struct pollfd pfd = { .fd = g->fw_fd, .events = POLLIN };
+
+	if (g->fw_fd < 0) {
+		usleep(VMM_TICK_MS * 1000);
+		return;
+	}
+	if (poll(&pfd, 1, VMM_TICK_MS) > 0)
+		glue_fw_read(g);
+}
+
+static void *glue_ticker(void *opaque)
+{
+	struct vmm_glue *g = opaque;
+
+	while (!g->ticker_done) {
+		glue_wait(g);
+		pthread_mutex_lock(&g->lock);
+		if (g->w)
+			p2v_watch_tick(g->w, p2v_now_s() - g->start_s);
+		if ((g->w && p2v_watch_decided(g->w)) || (g->user_stop && *g->user_stop))
+			g->stop_vm = 1;
+		pthread_mutex_unlock(&g->lock);
+	}
+	return NULL;
+}
+
+static enum p2v_run_end end_of(enum vmm_exit e)
+{
+	switch (e) {
+	case VMM_EXIT_SHUTDOWN: return P2V_END_SHUTDOWN;
+	case VMM_EXIT_RESET: return P2V_END_RESET;
+	case VMM_EXIT_TIMEOUT: return P2V_END_TIMEOUT;
+	case VMM_EXIT_TRIPLE_FAULT: return P2V_END_TRIPLE_FAULT;
+	case VMM_EXIT_HALTED: return P2V_END_HALTED;
+	default: return P2V_END_STOPPED;
+	}
+}
+
+/* Runs the VM with a ticker thread beside it. */
+static int glue_run(struct vmm_glue *g, struct vmm_config *vc, struct vmm_result *vr,
+		    char *err, size_t err_bytes)
+{
+	pthread_t ticker;
+	int r;
+
+	vc->stop = &g->stop_vm;
+	g->start_s = p2v_now_s();
+	if (pthread_create(&ticker, NULL, glue_ticker, g) != 0) {
+		snprintf(err, err_bytes, "cannot start the ticker thread");
+		return -EAGAIN;
+	}
+	r = vmm_run(vc, vr, err, err_bytes);
+	g->ticker_done = 1;
+	pthread_join(ticker, NULL);
+	return r;
+}
+
+/* The VMM writes the debug port to a pipe we read (its path /dev/fd/N). */
+static int glue_fw_open(struct vmm_glue *g, const struct p2v_engine_config *cfg,
+			char *path, size_t path_bytes, char *err, size_t err_bytes)
+{
+	int p[2];
+
+	if (cfg->firmware_log_path && !(g->fwlog = fopen(cfg->firmware_log_path, "we"))) {
+		snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(errno));
+		return -errno;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, err_bytes, "pipe: %s", strerror(errno));
+		if (g->fwlog)
+			fclose(g->fwlog);
+		g->fwlog = NULL;
+		return -errno;
+	}
+	g->fw_fd = p[0];
+	g->fw_write_fd = p[1];
+	snprintf(path, path_bytes, "/dev/fd/%d", p[1]);
+	return 0;
+}
+
+/* After the run: the rest of the log, then the pipe. */
+static void glue_fw_close(struct vmm_glue *g)
+{
+	close(g->fw_write_fd);
+	while (g->fw_fd >= 0 && glue_fw_read(g))
+		;
+	if (g->fw_fd >= 0)
+		close(g->fw_fd);
+	g->fw_fd = -1;
+	if (g->fwlog)
+		fclose(g->fwlog);
+	g->fwlog = NULL;
+}
+
+int p2v_vmm_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
+		   volatile sig_atomic_t *stop, struct p2v_engine_result *res,
+		   char *err, size_t err_bytes)
+{
+	struct vmm_glue g = { .lock = PTHREAD_MUTEX_INITIALIZER, .w = w, .user_stop = stop,
+			      .fw_fd = -1 };
+	char fw_path[64];
+	struct vmm_config vc;
+	struct vmm_result vr;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	memset(&vr, 0, sizeof(vr));
+	vmm_fill(&vc, cfg);
+	vc.console_out = glue_console;
+	vc.console_opaque = &g;
+	vc.event = glue_event;
+	vc.event_opaque = &g;
+	r = glue_fw_open(&g, cfg, fw_path, sizeof(fw_path), err, err_bytes);
+	if (r < 0)
+		return r;
+	vc.firmware_log_path = fw_path;
+	r = glue_run(&g, &vc, &vr, err, err_bytes);
+	glue_fw_close(&g);
+	res->elapsed_s = vr.elapsed_s;
+	snprintf(res->detail, sizeof(res->detail), "%llu VM exits, %llu disk reads, %llu writes; %.160s",
+		 (unsigned long long)vr.guest_exits, (unsigned long long)vr.disk_reads,
+		 (unsigned long long)vr.disk_writes, vr.detail);
+	if (r < 0)
+		return r;
+	if (vr.exit == VMM_EXIT_INTERNAL_ERROR) {
+		snprintf(err, err_bytes, "vmm-min internal error: %s", vr.detail);
+		return -EIO;
+	}
+	if (vr.exit == VMM_EXIT_STOPPED && !p2v_watch_decided(w) && stop && *stop) {
+		p2v_watch_end(w, P2V_END_STOPPED, vr.elapsed_s, "interrupted");
+		return -EINTR;
+	}
+	p2v_watch_end(w, end_of(vr.exit), vr.elapsed_s, vr.detail);
+	return 0;
+}
+
+static void glue_console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_glue *g = opaque;
+
+	while (len > 0) {
+		ssize_t n = write(g->out_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+int p2v_vmm_console(const struct p2v_engine_config *cfg, int console_in_fd, int console_out_fd,
+		    volatile sig_atomic_t *stop, char *err, size_t err_bytes)
+{
+	struct vmm_glue g = { .lock = PTHREAD_MUTEX_INITIALIZER, .user_stop = stop,
+			      .out_fd = console_out_fd, .fw_fd = -1 };
+	struct vmm_config vc;
+	struct vmm_result vr;
+	int r;
+
+	memset(&vr, 0, sizeof(vr));
+	vmm_fill(&vc, cfg);
+	vc.console_out = glue_console_out;
+	vc.console_opaque = &g;
+	vc.console_in_fd = console_in_fd;
+	r = glue_run(&g, &vc, &vr, err, err_bytes);
+	if (r == 0 && vr.exit == VMM_EXIT_INTERNAL_ERROR) {
+		snprintf(err, err_bytes, "vmm-min internal error: %s", vr.detail);
+		return -EIO;
+	}
+	return r;
+}
+
+#endif

@@ -1,0 +1,60 @@
+# vpc (VHD) differencing chains written by an independent Python writer:
+# parent found through relative (W2ru), absolute Windows (W2ku, by name beside
+# the child) and MacX locators; a grandchild; UUID mismatch and missing
+# parent refused.  libvhdi cross-checks the structures.
+source "$(dirname "$0")/lib.sh"
+need python3 vhdiinfo qemu-img
+MK="$(dirname "$0")/vhd_mkdiff.py"
+cd "$TMP"
+
+json() { "$P2V" info --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d.get('$2', d.get('format-specific', {}).get('$2')))"; }
+
+for scen in relative absolute macx; do
+	d=$TMP/$scen
+	mkdir -p "$d"
+	python3 "$MK" "$d" "$scen"
+	[ "$(json "$d/child.vhd" subformat)" = differencing ] || fail "$scen: subformat"
+	"$P2V" convert -q -O raw "$d/child.vhd" "$d/child.raw" 2>"$d/warn" || fail "$scen: convert: $(cat "$d/warn")"
+	cmp "$d/child.raw" "$d/expected-child.raw" || fail "$scen: child content differs"
+	"$P2V" compare -f vpc -F raw "$d/child.vhd" "$d/expected-child.raw" >/dev/null 2>&1 ||
+		fail "$scen: p2v compare differs"
+	vhdiinfo "$d/child.vhd" >"$d/vhdi.txt"
+	grep -q "Disk type.*Differential" "$d/vhdi.txt" || fail "$scen: vhdiinfo does not see a differencing image"
+	puuid=$(sed -n 's/.*Parent identifier[^:]*: //p' "$d/vhdi.txt")
+	[ "$puuid" = "$(json "$d/child.vhd" parent_uuid)" ] || fail "$scen: parent UUID: libvhdi $puuid, p2v $(json "$d/child.vhd" parent_uuid)"
+	echo "ok: $scen: $(cat "$d/warn")"
+done
+grep -q "using 'parent.vhd' beside the image" "$TMP/absolute/warn" ||
+	fail "absolute Windows path outside the child's folder was not replaced by the name beside it"
+[ ! -s "$TMP/relative/warn" ] || fail "relative locator warned: $(cat "$TMP/relative/warn")"
+[ ! -s "$TMP/macx/warn" ] || fail "macx locator warned: $(cat "$TMP/macx/warn")"
+[ "$(json "$TMP/relative/child.vhd" backing-filename)" = 'C:\Hyper-V\Disks\parent.vhd' ] ||
+	"$P2V" info "$TMP/relative/child.vhd" | grep -qF 'C:\Hyper-V\Disks\parent.vhd' ||
+	fail "info does not show the parent name"
+
+# Grandchild over child over parent; map covers the whole disk.
+d=$TMP/relative
+"$P2V" convert -q -O raw "$d/grandchild.vhd" "$d/gc.raw"
+cmp "$d/gc.raw" "$d/expected-grandchild.raw" || fail "grandchild content differs"
+"$P2V" map --json "$d/grandchild.vhd" | python3 -c '
+import json, sys
+ext = json.load(sys.stdin)
+pos = 0
+for e in ext:
+    assert e["start"] == pos, ext
+    pos += e["length"]
+assert pos == 6 * 1024 * 1024 + 1536, pos
+assert any(e["type"] == "hole" for e in ext) and any(e["type"] == "data" for e in ext)
+' || fail "grandchild map"
+echo "ok: grandchild"
+
+# Refusals: missing parent, wrong parent UUID, writing a differencing image.
+mkdir -p "$TMP/bad" && python3 "$MK" "$TMP/bad" baduuid
+expect_fail "parent UUID mismatch" "$P2V" convert -O raw "$TMP/bad/child.vhd" "$TMP/bad/x.raw"
+out=$("$P2V" convert -O raw "$TMP/bad/child.vhd" "$TMP/bad/x.raw" 2>&1) && fail "UUID mismatch accepted"
+echo "$out" | grep -q "parent UUID" || fail "no UUID in the message: $out"
+rm "$TMP/relative/parent.vhd"
+expect_fail "missing parent" "$P2V" convert -O raw "$TMP/relative/child.vhd" "$TMP/x.raw"
+"$P2V" info "$TMP/relative/child.vhd" >/dev/null 2>&1 ||
+	"$P2V" info -U "$TMP/relative/child.vhd" >/dev/null 2>&1 || echo "note: info needs the parent"
+echo "all vhd differencing checks ok"

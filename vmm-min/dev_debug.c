@@ -1,0 +1,64 @@
+/* Small ports: the firmware debug console (0x402: bytes to a log file), the
+ * POST code port (0x80: ignored) and an isa-debug-exit-like port (0x501: any
+ * write powers the guest off). */
+#include "vmm_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void vmm_debugcon_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_debugport *d = opaque;
+
+	(void)off;
+	if (!is_write) {
+		/* The Bochs/QEMU read-back value tells the firmware the port is
+		 * there; without a log it stays silent and saves one exit a byte. */
+		memset(data, d->log ? 0xe9 : 0xff, size);
+		return;
+	}
+	if (d->log)
+		fwrite(data, 1, size, (FILE *)d->log);
+}
+
+void vmm_post_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	(void)opaque;
+	(void)off;
+	if (!is_write)
+		memset(data, 0xff, size);
+}
+
+void vmm_exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_debugport *d = opaque;
+
+	(void)off;
+	if (!is_write) {
+		memset(data, 0xff, size);
+		return;
+	}
+	if (d->ctl)
+		d->ctl->request = VMM_REQ_SHUTDOWN;
+}
+
+/* Port 0x92, system control port A: bit 1 is the A20 gate (always on
+ * here), a rising bit 0 resets the machine. */
+void vmm_port92_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_debugport *d = opaque;
+
+	(void)off;
+	if (size != 1) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	if (!is_write) {
+		data[0] = d->port92 | 0x02;
+		return;
+	}
+	if ((data[0] & 1) && !(d->port92 & 1) && d->ctl)
+		d->ctl->request = VMM_REQ_RESET;
+	d->port92 = data[0] & 0x03;
+}

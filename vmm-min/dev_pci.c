@@ -1,0 +1,201 @@
+/* PCI: configuration mechanism #1 (0xCF8 address, 0xCFC data), an
+ * i440FX-style host bridge at 00.0 (PAM registers accepted: the BIOS area is
+ * RAM from the start) and a PIIX3-style ISA bridge at 01.0 whose PIRQ route
+ * registers 0x60-0x63 decide which ISA IRQ a slot's INTx raises.  Port 0xCF9
+ * is the PIIX3 reset control register. */
+#include "vmm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum {
+	PCI_VENDOR = 0x00, PCI_COMMAND = 0x04, PCI_CLASS_REV = 0x08, PCI_HEADER_TYPE = 0x0e,
+	PCI_BAR0 = 0x10, PCI_SUBSYS_VENDOR = 0x2c, PCI_INT_LINE = 0x3c, PCI_INT_PIN = 0x3d,
+	I440FX_PAM0 = 0x59, PIIX_PIRQ_ROUTE = 0x60,
+};
+#define PCI_COMMAND_IO 0x1
+#define PCI_COMMAND_MEM 0x2
+
+static void put_le(uint8_t *p, unsigned bytes, uint32_t v)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void vmm_pci_dev_init(struct vmm_pci_dev *d, uint16_t vendor, uint16_t device,
+		      uint32_t class_rev, uint16_t sub_vendor, uint16_t sub_id)
+{
+	memset(d, 0, sizeof(*d));
+	put_le(d->cfg + PCI_VENDOR, 2, vendor);
+	put_le(d->cfg + PCI_VENDOR + 2, 2, device);
+	put_le(d->cfg + PCI_CLASS_REV, 4, class_rev);
+	put_le(d->cfg + PCI_SUBSYS_VENDOR, 2, sub_vendor);
+	put_le(d->cfg + PCI_SUBSYS_VENDOR + 2, 2, sub_id);
+	d->wmask[PCI_COMMAND] = 0x07; /* I/O, memory, bus master */
+	d->wmask[PCI_COMMAND + 1] = 0x04; /* INTx disable */
+	d->wmask[0x0c] = 0xff; /* cache line size */
+	d->wmask[0x0d] = 0xff; /* latency timer */
+	d->wmask[PCI_INT_LINE] = 0xff;
+	for (unsigned i = 0; i < VMM_PCI_BARS; i++)
+		d->bar_bus_idx[i] = -1;
+}
+
+/* bytes: a power of two (>= 4 for I/O, >= 16 for memory). */
+void vmm_pci_dev_bar(struct vmm_pci_dev *d, unsigned bar, uint32_t bytes, bool is_io,
+		     int bus_idx)
+{
+	uint32_t mask = ~(bytes - 1);
+
+	if (bar >= VMM_PCI_BARS)
+		return;
+	d->bar_bytes[bar] = bytes;
+	d->bar_bus_idx[bar] = bus_idx;
+	put_le(d->cfg + PCI_BAR0 + 4 * bar, 4, is_io ? 1 : 0);
+	put_le(d->wmask + PCI_BAR0 + 4 * bar, 4, is_io ? (mask & ~3u) : (mask & ~15u));
+}
+
+static uint32_t get_le(const uint8_t *p, unsigned bytes)
+{
+	uint32_t v = 0;
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Re-place every BAR of d on the bus after a BAR or COMMAND write. */
+static void pci_update_bars(struct vmm_pci *p, struct vmm_pci_dev *d)
+{
+	uint16_t cmd = (uint16_t)get_le(d->cfg + PCI_COMMAND, 2);
+
+	for (unsigned i = 0; i < VMM_PCI_BARS; i++) {
+		uint32_t bar = get_le(d->cfg + PCI_BAR0 + 4 * i, 4);
+		bool is_io = bar & 1;
+		uint64_t base = is_io ? (bar & ~3u) : (bar & ~15u);
+		bool on = is_io ? (cmd & PCI_COMMAND_IO) : (cmd & PCI_COMMAND_MEM);
+
+		if (!d->bar_bytes[i] || d->bar_bus_idx[i] < 0 || !p->bus)
+			continue;
+		vmm_bus_place(p->bus, d->bar_bus_idx[i], base, on && base != 0 &&
+			      (!is_io || base + d->bar_bytes[i] <= 0x10000));
+	}
+}
+
+uint32_t vmm_pci_cfg_read(struct vmm_pci_dev *d, unsigned reg, unsigned size)
+{
+	if (reg >= 256 || size > 4 || reg + size > 256)
+		return 0xffffffffu;
+	return get_le(d->cfg + reg, size);
+}
+
+void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
+		       unsigned size, uint32_t val)
+{
+	bool bars = false;
+
+	if (reg >= 256 || size > 4 || reg + size > 256)
+		return;
+	for (unsigned i = 0; i < size; i++) {
+		unsigned r = reg + i;
+		uint8_t m = d->wmask[r], b = (uint8_t)(val >> (8 * i));
+		d->cfg[r] = (uint8_t)((d->cfg[r] & ~m) | (b & m));
+		bars |= (r >= PCI_BAR0 && r < PCI_BAR0 + 24) || r == PCI_COMMAND;
+	}
+	if (bars)
+		pci_update_bars(p, d);
+}
+
+void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ctl)
+{
+	memset(p, 0, sizeof(*p));
+	p->bus = bus;
+	p->ctl = ctl;
+	/* i440FX host bridge; subsystem 1af4:1100 tells SeaBIOS it runs on QEMU. */
+	vmm_pci_dev_init(&p->host, 0x8086, 0x1237, 0x06000002, 0x1af4, 0x1100);
+	memset(p->host.wmask + I440FX_PAM0, 0xff, 7);
+	p->host.wmask[0x72] = 0xff; /* SMRAM */
+	/* PIIX3 ISA bridge: multi-function header like the real one. */
+	vmm_pci_dev_init(&p->isa, 0x8086, 0x7000, 0x06010000, 0x1af4, 0x1100);
+	p->isa.cfg[PCI_HEADER_TYPE] = 0x80;
+	for (unsigned i = 0; i < 4; i++) {
+		p->isa.cfg[PIIX_PIRQ_ROUTE + i] = 0x80; /* disabled */
+		p->isa.wmask[PIIX_PIRQ_ROUTE + i] = 0x8f;
+	}
+	p->slot[0] = &p->host;
+	p->slot[1] = &p->isa;
+}
+
+int vmm_pci_plug(struct vmm_pci *p, unsigned slot, struct vmm_pci_dev *d)
+{
+	if (slot >= VMM_PCI_SLOTS || p->slot[slot])
+		return -EBUSY;
+	p->slot[slot] = d;
+	return 0;
+}
+
+int vmm_pci_intx_irq(const struct vmm_pci *p, unsigned slot)
+{
+	unsigned pin = p->slot[slot % VMM_PCI_SLOTS] ?
+		       p->slot[slot % VMM_PCI_SLOTS]->cfg[PCI_INT_PIN] : 0;
+	uint8_t route;
+
+	if (pin < 1 || pin > 4)
+		return -1;
+	route = p->isa.cfg[PIIX_PIRQ_ROUTE + ((slot + pin - 1) & 3)];
+	return (route & 0x80) ? -1 : (route & 0x0f);
+}
+
+/* The device addressed by CF8, or NULL (bus != 0, function != 0 except
+ * nothing, disabled). */
+static struct vmm_pci_dev *pci_addressed(struct vmm_pci *p)
+{
+	uint32_t a = p->cf8;
+
+	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0 || ((a >> 8) & 7) != 0)
+		return NULL;
+	return p->slot[(a >> 11) & 0x1f];
+}
+
+static void pci_data_io(struct vmm_pci *p, unsigned off, uint8_t *data, unsigned size,
+			bool is_write)
+{
+	struct vmm_pci_dev *d = pci_addressed(p);
+	unsigned reg = (p->cf8 & 0xfc) + off;
+
+	if (!d) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	if (is_write)
+		vmm_pci_cfg_write(p, d, reg, size, vmm_io_get(data, size));
+	else
+		vmm_io_put(data, size, vmm_pci_cfg_read(d, reg, size));
+}
+
+/* Ports 0xCF8-0xCFF: off 0-3 address (32-bit only; byte 1 = reset control
+ * 0xCF9), off 4-7 data. */
+void vmm_pci_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_pci *p = opaque;
+
+	if (off >= 4) {
+		if (off + size <= 8)
+			pci_data_io(p, (unsigned)off - 4, data, size, is_write);
+		else if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	if (off == 0 && size == 4) {
+		if (is_write)
+			p->cf8 = vmm_io_get(data, 4) & 0x80fffffcu;
+		else
+			vmm_io_put(data, 4, p->cf8);
+	} else if (off == 1 && size == 1) {
+		if (is_write && (data[0] & 0x04) && p->ctl)
+			p->ctl->request = VMM_REQ_RESET;
+		else if (!is_write)
+			data[0] = 0;
+	} else if (!is_write) {
+		memset(data, 0xff, size);
+	}
+}
