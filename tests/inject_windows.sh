@@ -8,7 +8,7 @@
 # hivexget); a non-OS disk is refused.
 . "$(dirname "$0")/lib.sh"
 : "${INJECT_TOOL:?INJECT_TOOL must point at unit_inject_tool}"
-need hivexregedit hivexget debugfs mkfs.ext4 sfdisk file
+need hivexregedit hivexget debugfs mkfs.ext4 sfdisk file qemu-img
 
 tree=$TMP/tree
 sys32=$tree/Windows/System32
@@ -60,8 +60,10 @@ mkdisk() {
 	dd if="$TMP/part.img" of="$1" bs=1M seek=1 conv=notrunc,sparse status=none
 	rm -f "$TMP/part.img"
 }
-img=$TMP/win7.img
-mkdisk "$img" "$tree"
+# As qcow2: p2v's probe names the format, libguestfs is told it.
+mkdisk "$TMP/win7.raw" "$tree"
+img=$TMP/win7.qcow2
+qemu-img convert -f raw -O qcow2 "$TMP/win7.raw" "$img"
 
 # A virtio-win tree as on virtio-win.iso (file contents are stand-ins).
 vw=$TMP/virtio-win
@@ -82,9 +84,14 @@ grep -q "NT 6.1" "$TMP/out" || fail "error does not name the Windows version"
 echo "ok (refused): $(tail -n 1 "$TMP/out")"
 
 # 2. With the tree.
-"$P2V" inject --virtio-win "$vw" "$img" >"$TMP/out" 2>&1 || { cat "$TMP/out"; fail "inject --virtio-win failed"; }
-grep -q "windows windows 6.1" "$TMP/out" || { cat "$TMP/out"; fail "not inspected as Windows 6.1"; }
-dd if="$img" of="$TMP/part.img" bs=1M skip=1 status=none
+"$P2V" inject --json --virtio-win "$vw" "$img" >"$TMP/out" 2>"$TMP/err" ||
+	{ cat "$TMP/err"; fail "inject --virtio-win failed"; }
+grep -q '"format": "qcow2"' "$TMP/out" || { cat "$TMP/out"; fail "format not qcow2"; }
+grep -q '"os_type": "windows"' "$TMP/out" && grep -q '"major_version": 6' "$TMP/out" &&
+	grep -q '"minor_version": 1' "$TMP/out" || { cat "$TMP/out"; fail "not inspected as Windows 6.1"; }
+qemu-img check -q "$img" || fail "qemu-img check after inject"
+qemu-img convert -O raw "$img" "$TMP/after.raw"
+dd if="$TMP/after.raw" of="$TMP/part.img" bs=1M skip=1 status=none
 get() { debugfs -R "dump $1 $2" "$TMP/part.img" 2>/dev/null; [ -s "$2" ] || fail "$1 missing in the guest"; }
 get /Windows/System32/drivers/viostor.sys "$TMP/viostor.sys"
 cmp -s "$TMP/viostor.sys" "$vw/viostor/w7/amd64/viostor.sys" || fail "viostor.sys content differs"
