@@ -332,7 +332,7 @@ static int regenerate_grub_cfg(struct inj *c, const char *cfg, const struct devm
 		int r = inj_backup(c, cfg);
 		if (r)
 			return r;
-		snprintf(cmd, sizeof(cmd), "%s -o %s 2>&1", tool, cfg);
+		snprintf(cmd, sizeof(cmd), "%s -o %s", tool, cfg);
 		char *out = guest_sh(c, cmd);
 		if (out) {
 			inj_change(c, cfg, "regenerated with %s", tool);
