@@ -1,11 +1,154 @@
-/* Placeholder until this part lands. */
+/* p2v inject: make a captured OS boot on virtio (drivers-inject/), and the
+ * placeholder for p2v migrate. */
 #include "p2v.h"
+
+#include "imgfmt.h"
+#include "inject.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char inject_usage[] =
+	"p2v inject [-f FMT] [--dry-run] [--serial-console] [--virtio-win DIR] [--json] IMAGE";
+
+struct inject_args {
+	const char *format;
+	bool json;
+	struct drvinject_opts o;
+};
+
+/* Progress lines with the time since the start: the appliance is slow. */
+static void inject_log(void *opaque, const char *msg)
+{
+	const double *start_s = opaque;
+	fprintf(stderr, "p2v: [%5.1fs] %s\n", p2v_now_s() - *start_s, msg);
+}
+
+/* 0 with arguments parsed, 1 after --help, -1 on a usage error. */
+static int parse_inject_args(int argc, char **argv, struct inject_args *a, int *first)
+{
+	static const struct option long_opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "serial-console", no_argument, NULL, 's' },
+		{ "virtio-win", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': a->format = optarg; break;
+		case 'n': a->o.dry_run = true; break;
+		case 's': a->o.serial_console = true; break;
+		case 'w': a->o.virtio_win_dir = optarg; break;
+		case 'j': a->json = true; break;
+		case 'h': printf("usage: %s\n", inject_usage); return 1;
+		default: fprintf(stderr, "usage: %s\n", inject_usage); return -1;
+		}
+	}
+	if (argc - optind != 1) {
+		p2v_err("inject takes one IMAGE (usage: %s)", inject_usage);
+		return -1;
+	}
+	*first = optind;
+	return 0;
+}
+
+/* The image's format by p2v's own probe: libguestfs must never guess. */
+static int probe_format(const char *path, const char *forced, char *fmt, size_t fmt_bytes)
+{
+	struct imgfmt_open_opts oo = { .format = forced, .flags = IMGFMT_OPEN_NO_BACKING };
+	struct imgfmt_image *img;
+	char err[IMGFMT_ERRMSG_BYTES];
+	if (imgfmt_open(&img, path, &oo, err, sizeof(err)) < 0) {
+		p2v_err("%s", err);
+		return -1;
+	}
+	snprintf(fmt, fmt_bytes, "%s", imgfmt_format(img));
+	imgfmt_close(img);
+	return 0;
+}
+
+static void print_human(const char *path, const struct drvinject_result *r, bool dry_run)
+{
+	printf("%s: %s %s %d.%d (%s), root %s\n", path, r->os_type, r->distro, r->major_version,
+	       r->minor_version, r->arch, r->root);
+	for (unsigned i = 0; i < r->nr_kernels; i++)
+		printf("  kernel %s\n", r->kernels[i]);
+	if (r->initramfs_tool[0])
+		printf("  initramfs tool: %s\n", r->initramfs_tool);
+	printf("%s (%u):\n", dry_run ? "changes that would be made" : "changes made", r->nr_changes);
+	for (unsigned i = 0; i < r->nr_changes; i++)
+		printf("  %s: %s\n", r->changes[i].path, r->changes[i].what);
+	if (!dry_run && r->nr_changes)
+		printf("originals kept as FILE.p2v-orig\n");
+}
+
+static void print_json(const char *path, const char *fmt, const struct drvinject_result *r,
+		       bool dry_run)
+{
+	struct p2v_json j;
+	p2v_json_init(&j, stdout);
+	p2v_json_obj_begin(&j, NULL);
+	p2v_json_str(&j, "image", path);
+	p2v_json_str(&j, "format", fmt);
+	p2v_json_bool(&j, "dry_run", dry_run);
+	p2v_json_bool(&j, "tcg", r->kvm_software_nested);
+	p2v_json_str(&j, "os_type", r->os_type);
+	p2v_json_str(&j, "distro", r->distro);
+	p2v_json_i64(&j, "major_version", r->major_version);
+	p2v_json_i64(&j, "minor_version", r->minor_version);
+	p2v_json_str(&j, "arch", r->arch);
+	p2v_json_str(&j, "root", r->root);
+	p2v_json_str(&j, "initramfs_tool", r->initramfs_tool);
+	p2v_json_arr_begin(&j, "kernels");
+	for (unsigned i = 0; i < r->nr_kernels; i++)
+		p2v_json_str(&j, NULL, r->kernels[i]);
+	p2v_json_arr_end(&j);
+	p2v_json_arr_begin(&j, "changes");
+	for (unsigned i = 0; i < r->nr_changes; i++) {
+		p2v_json_obj_begin(&j, NULL);
+		p2v_json_str(&j, "path", r->changes[i].path);
+		p2v_json_str(&j, "change", r->changes[i].what);
+		p2v_json_obj_end(&j);
+	}
+	p2v_json_arr_end(&j);
+	p2v_json_obj_end(&j);
+	p2v_json_finish(&j);
+}
 
 int p2v_cmd_inject(int argc, char **argv)
 {
-	(void)argc;
-	p2v_err("%s: not implemented yet", argv[0]);
-	return P2V_EXIT_ERROR;
+	double start_s = p2v_now_s();
+	struct inject_args a = { .o = { .log = inject_log, .opaque = &start_s } };
+	char fmt[32], err[1024];
+	int first;
+	int pr = parse_inject_args(argc, argv, &a, &first);
+	if (pr)
+		return pr > 0 ? P2V_EXIT_OK : P2V_EXIT_ERROR;
+	const char *path = argv[first];
+	if (probe_format(path, a.format, fmt, sizeof(fmt)) < 0)
+		return P2V_EXIT_ERROR;
+	a.o.format = fmt;
+	if (drvinject_kvm_is_software())
+		fprintf(stderr, "p2v: KVM is software-nested here; libguestfs uses TCG\n");
+	struct drvinject_result *res = malloc(sizeof(*res));
+	if (!res) {
+		p2v_err("out of memory");
+		return P2V_EXIT_ERROR;
+	}
+	int r = drvinject_run(path, &a.o, res, err, sizeof(err));
+	if (r < 0)
+		p2v_err("%s: %s", path, err);
+	else if (a.json)
+		print_json(path, fmt, res, a.o.dry_run);
+	else
+		print_human(path, res, a.o.dry_run);
+	free(res);
+	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }
 
 int p2v_cmd_migrate(int argc, char **argv)

@@ -1,0 +1,155 @@
+#!/bin/sh
+# make-debian-disk.sh OUT [--gpt]
+# A "physical" Debian 12 install as a raw 2 GiB sparse disk, built with no
+# interactive step and without mounting anything:
+#   debootstrap (minbase + kernel, initramfs-tools, systemd-sysv, udev, kmod,
+#   e2fsprogs, grub-pc) -> mkfs.ext4 -d -> dd at the partition offset.
+# Like a machine installed on bare metal with an AHCI controller:
+#   - the initramfs is built with MODULES=list and only ahci, sd_mod, ext4
+#     (no virtio anywhere), so it cannot find its root on a virtio disk;
+#   - /etc/fstab and the kernel command line name /dev/sda1 (root, ext4) and
+#     /dev/sda2 (swap);
+#   - console=ttyS0 with a serial getty there; root has an empty password.
+# GRUB for BIOS without grub-install: grub-mkimage's core.img in the MBR gap
+# (or in a BIOS boot partition with --gpt), the first 440 bytes of boot.img
+# in the MBR.
+# debootstrap takes about 2 minutes, so the finished disk is cached under
+# $P2V_SAMPLE_CACHE (default /var/cache/p2v-samples), keyed by the sha256 of
+# this script and the options.  Needs root, network access to the Debian
+# mirror apt uses, debootstrap, grub-pc-bin, e2fsprogs, fdisk.
+set -eu
+out=${1:?usage: make-debian-disk.sh OUT [--gpt]}
+label=dos
+[ "${2:-}" = "--gpt" ] && label=gpt
+cache=${P2V_SAMPLE_CACHE:-/var/cache/p2v-samples}
+key=$( (cat "$0"; echo "$label") | sha256sum | cut -c1-16)
+cached="$cache/debian12-$label-$key.img"
+
+if [ -f "$cached" ]; then
+	cp --sparse=always "$cached" "$out"
+	exit 0
+fi
+
+disk_mib=2048
+root_mib=1792
+swap_start=$(( 2048 + root_mib * 2048 ))
+swap_sectors=$(( disk_mib * 2048 - swap_start - 2048 )) # room for the GPT backup
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/p2v-debian.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+root=$tmp/root
+in_root() { LC_ALL=C DEBIAN_FRONTEND=noninteractive chroot "$root" "$@"; }
+
+# 1. The base system.  The kernel and grub-pc come after the initramfs and
+#    debconf settings are in place, so the initramfs is built once, our way.
+debootstrap --variant=minbase \
+	--include=initramfs-tools,systemd-sysv,udev,kmod,e2fsprogs \
+	bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+	{ tail -n 30 "$tmp/debootstrap.log" >&2; exit 1; }
+
+cat >"$root/etc/initramfs-tools/conf.d/p2v-physical.conf" <<'EOF'
+MODULES=list
+FSTYPE=ext4
+COMPRESS=gzip
+EOF
+printf 'ahci\nsd_mod\next4\n' >>"$root/etc/initramfs-tools/modules"
+in_root debconf-set-selections <<'EOF'
+grub-pc grub-pc/install_devices multiselect
+grub-pc grub-pc/install_devices_empty boolean true
+grub-pc grub-pc/install_devices_disks_changed multiselect
+EOF
+in_root apt-get install -y -q --no-install-recommends linux-image-amd64 grub-pc \
+	>"$tmp/apt.log" 2>&1 || { tail -n 30 "$tmp/apt.log" >&2; exit 1; }
+in_root apt-get clean
+
+kver=$(ls "$root/lib/modules" | head -n 1)
+[ -f "$root/boot/initrd.img-$kver" ] || { echo "no initramfs for $kver" >&2; exit 1; }
+
+# 2. The configuration of a machine installed on /dev/sda.
+cat >"$root/etc/fstab" <<'EOF'
+# <file system> <mount point> <type> <options> <dump> <pass>
+/dev/sda1 / ext4 errors=remount-ro 0 1
+/dev/sda2 none swap sw 0 0
+EOF
+echo p2v-debian >"$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tp2v-debian\n' >"$root/etc/hosts"
+in_root passwd -d root >/dev/null
+ln -sf /lib/systemd/system/serial-getty@.service \
+	"$root/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=0/' \
+	-e 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' \
+	-e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0"/' \
+	"$root/etc/default/grub"
+grep -q '^GRUB_DISABLE_OS_PROBER' "$root/etc/default/grub" ||
+	echo 'GRUB_DISABLE_OS_PROBER=true' >>"$root/etc/default/grub"
+
+# grub-mkconfig cannot probe a disk that is not there: write grub.cfg as
+# an installer that knew the disk as (hd0,1) and /dev/sda1 would.
+part=msdos1
+[ $label = gpt ] && part=gpt1
+mkdir -p "$root/boot/grub/i386-pc"
+cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$root/boot/grub/i386-pc/"
+cat >"$root/boot/grub/grub.cfg" <<EOF
+# written by make-debian-disk.sh (as grub-mkconfig on the physical machine)
+set timeout=0
+set default=0
+insmod part_msdos
+insmod part_gpt
+insmod ext2
+set root='hd0,$part'
+menuentry 'Debian GNU/Linux' {
+	insmod gzio
+	linux /boot/vmlinuz-$kver root=/dev/sda1 ro console=ttyS0 quiet
+	initrd /boot/initrd.img-$kver
+}
+EOF
+
+# 3. The disk: partition table, ext4 root from the tree, swap, GRUB.
+truncate -s ${disk_mib}M "$tmp/disk.img"
+if [ $label = dos ]; then
+	sfdisk -q "$tmp/disk.img" <<EOF
+label: dos
+start=2048, size=$(( root_mib * 2048 )), type=83, bootable
+start=$swap_start, size=$swap_sectors, type=82
+EOF
+else
+	sfdisk -q "$tmp/disk.img" <<EOF
+label: gpt
+first-lba: 34
+start=2048, size=$(( root_mib * 2048 )), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+start=$swap_start, size=$swap_sectors, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F
+start=34, size=2014, type=21686148-6449-6E61-6E6F-744E656564EF
+EOF
+fi
+truncate -s ${root_mib}M "$tmp/root.img"
+mkfs.ext4 -q -F -L debian-root -E lazy_itable_init=0 -d "$root" "$tmp/root.img"
+dd if="$tmp/root.img" of="$tmp/disk.img" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$tmp/root.img"
+truncate -s $(( swap_sectors * 512 )) "$tmp/swap.img"
+mkswap -q -L debian-swap "$tmp/swap.img"
+dd if="$tmp/swap.img" of="$tmp/disk.img" bs=512 seek=$swap_start conv=notrunc,sparse status=none
+
+core_sector=1
+[ $label = gpt ] && core_sector=34
+grub-mkimage -O i386-pc -o "$tmp/core.img" -p "(hd0,$part)/boot/grub" \
+	biosdisk part_msdos part_gpt ext2 normal linux configfile search gzio
+core_sectors=$(( ($(stat -c %s "$tmp/core.img") + 511) / 512 ))
+[ $(( core_sector + core_sectors )) -le 2048 ] || { echo "core.img too big" >&2; exit 1; }
+# le64 helper for the two sector numbers GRUB's images carry.
+le64() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o\\000\\000\\000\\000' \
+	$(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
+if [ $core_sector -ne 1 ]; then
+	# diskboot.img's block list (end of core.img's first sector) names the
+	# sector after it; boot.img names core.img's first sector at 0x5c.
+	le64 $(( core_sector + 1 )) | dd of="$tmp/core.img" bs=1 seek=500 conv=notrunc status=none
+fi
+dd if="$tmp/core.img" of="$tmp/disk.img" bs=512 seek=$core_sector conv=notrunc status=none
+dd if=/usr/lib/grub/i386-pc/boot.img of="$tmp/disk.img" bs=440 count=1 conv=notrunc status=none
+[ $core_sector -eq 1 ] ||
+	le64 $core_sector | dd of="$tmp/disk.img" bs=1 seek=$((0x5c)) conv=notrunc status=none
+
+mkdir -p "$cache"
+cp --sparse=always "$tmp/disk.img" "$cached.tmp" && mv "$cached.tmp" "$cached"
+mv "$tmp/disk.img" "$out"
