@@ -1,5 +1,4 @@
-/* p2v inject: make a captured OS boot on virtio (drivers-inject/), and the
- * placeholder for p2v migrate. */
+/* p2v inject: make a captured OS boot on virtio (drivers-inject/). */
 #include "p2v.h"
 
 #include "imgfmt.h"
@@ -149,11 +148,4 @@ int p2v_cmd_inject(int argc, char **argv)
 		print_human(path, res, a.o.dry_run);
 	free(res);
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
-}
-
-int p2v_cmd_migrate(int argc, char **argv)
-{
-	(void)argc;
-	p2v_err("%s: not implemented yet", argv[0]);
-	return P2V_EXIT_ERROR;
 }

@@ -8,4 +8,3 @@ expect_fail "missing image" "$P2V" inject "$TMP/nonexistent.img"
 out=$("$P2V" inject "$TMP/nonexistent.img" 2>&1 || true)
 echo "$out" | grep -q "nonexistent.img" || fail "error does not name the image: $out"
 expect_fail "--virtio-win without DIR" "$P2V" inject x.img --virtio-win
-expect_fail "migrate stays a placeholder" "$P2V" migrate

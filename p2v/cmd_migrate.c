@@ -1,0 +1,211 @@
+/* p2v migrate SRC OUT: capture -> inject -> verify in one command.  The
+ * image is built under a temporary name beside OUT and renamed only when
+ * the boot verdict is PASS; any failing step stops the run, names the step,
+ * and leaves nothing under OUT. */
+#include "p2v.h"
+
+#include "imgfmt.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct migrate_args {
+	const char *src, *out, *fmt, *timeout, *engine;
+	bool json, force, serial_console;
+};
+
+struct migrate_step {
+	const char *name;
+	int exit_code;
+	double seconds;
+};
+
+static const char usage[] =
+	"p2v migrate SRC OUT [-O FMT] [--force] [--json] [--timeout S] [--engine auto|vmm|qemu] [--serial-console]";
+
+static int parse(int argc, char **argv, struct migrate_args *a)
+{
+	enum { OPT_JSON = 256, OPT_FORCE, OPT_TIMEOUT, OPT_ENGINE, OPT_SERIAL };
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
+		{ "serial-console", no_argument, NULL, OPT_SERIAL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "O:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'O': a->fmt = optarg; break;
+		case OPT_JSON: a->json = true; break;
+		case OPT_FORCE: a->force = true; break;
+		case OPT_TIMEOUT: a->timeout = optarg; break;
+		case OPT_ENGINE: a->engine = optarg; break;
+		case OPT_SERIAL: a->serial_console = true; break;
+		case 'h': printf("usage: %s\n", usage); return 0;
+		default:
+			p2v_err("migrate: unknown or incomplete option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (argc - optind != 2) {
+		p2v_err("migrate: expected SRC and OUT\nusage: %s", usage);
+		return -1;
+	}
+	a->src = argv[optind];
+	a->out = argv[optind + 1];
+	return 1;
+}
+
+/* Reserve a temporary name beside out (the capture replaces it). */
+static char *temp_name(const char *out)
+{
+	char *copy = strdup(out), *base = copy ? strdup(basename(copy)) : NULL, *tmp = NULL;
+	int fd;
+
+	if (base && asprintf(&tmp, "%s/.%s.p2v-migrate-XXXXXX", dirname(copy), base) < 0)
+		tmp = NULL;
+	free(copy);
+	free(base);
+	if (!tmp)
+		return NULL;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		p2v_err("migrate: cannot create a temporary file beside %s: %s", out, strerror(errno));
+		free(tmp);
+		return NULL;
+	}
+	close(fd);
+	return tmp;
+}
+
+/* Run one subcommand in-process; with --json its stdout goes to stderr so
+ * that only the final report is on stdout. */
+static int run_step(struct migrate_step *st, bool json, int (*cmd)(int, char **), int argc,
+		    char **argv)
+{
+	double t0 = p2v_now_s();
+	int saved = -1;
+
+	if (json) {
+		fflush(stdout);
+		saved = dup(STDOUT_FILENO);
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+	}
+	if (!json)
+		printf("== %s\n", st->name);
+	fflush(stdout);
+	optind = 0;
+	st->exit_code = cmd(argc, argv);
+	fflush(stdout);
+	if (saved >= 0) {
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+	}
+	st->seconds = p2v_now_s() - t0;
+	return st->exit_code;
+}
+
+static void report(const struct migrate_args *a, const struct migrate_step *steps, int n,
+		   const char *fmt, bool pass)
+{
+	if (a->json) {
+		struct p2v_json j;
+		p2v_json_init(&j, stdout);
+		p2v_json_obj_begin(&j, NULL);
+		p2v_json_str(&j, "source", a->src);
+		p2v_json_str(&j, "output", pass ? a->out : NULL);
+		p2v_json_str(&j, "format", fmt);
+		p2v_json_arr_begin(&j, "steps");
+		for (int i = 0; i < n; i++) {
+			p2v_json_obj_begin(&j, NULL);
+			p2v_json_str(&j, "step", steps[i].name);
+			p2v_json_i64(&j, "exit", steps[i].exit_code);
+			p2v_json_double(&j, "seconds", steps[i].seconds);
+			p2v_json_obj_end(&j);
+		}
+		p2v_json_arr_end(&j);
+		p2v_json_str(&j, "verdict", pass ? "PASS" : "FAIL");
+		p2v_json_obj_end(&j);
+		p2v_json_finish(&j);
+		return;
+	}
+	printf("== migrate: %s\n", pass ? "PASS" : "FAIL");
+	for (int i = 0; i < n; i++)
+		printf("   %-8s exit %d  %.1f s\n", steps[i].name, steps[i].exit_code, steps[i].seconds);
+	if (pass)
+		printf("   %s -> %s (%s): captured, virtio drivers injected, boots to userspace\n",
+		       a->src, a->out, fmt);
+}
+
+static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
+{
+	char fmt_arg[32], *cap[] = { "capture", (char *)a->src, tmp, "-O", fmt_arg, "--force", "-q", NULL };
+	char *inj[] = { "inject", tmp, a->serial_console ? "--serial-console" : NULL, NULL };
+	char *ver[9] = { "verify", tmp, "-f", fmt_arg };
+	struct migrate_step steps[3] = { { "capture", 0, 0 }, { "inject", 0, 0 }, { "verify", 0, 0 } };
+	int n = 0, nv = 4, r;
+
+	snprintf(fmt_arg, sizeof(fmt_arg), "%s", fmt);
+	if (a->timeout) {
+		ver[nv++] = "--timeout";
+		ver[nv++] = (char *)a->timeout;
+	}
+	if (a->engine) {
+		ver[nv++] = "--engine";
+		ver[nv++] = (char *)a->engine;
+	}
+	r = run_step(&steps[n++], a->json, p2v_cmd_capture, 7, cap);
+	if (r == 0 && !p2v_interrupted)
+		r = run_step(&steps[n++], a->json, p2v_cmd_inject, a->serial_console ? 3 : 2, inj);
+	if (r == 0 && !p2v_interrupted)
+		r = run_step(&steps[n++], a->json, p2v_cmd_verify, nv, ver);
+	if (r == 0 && rename(tmp, a->out) < 0) {
+		p2v_err("migrate: renaming %s to %s: %s", tmp, a->out, strerror(errno));
+		r = P2V_EXIT_ERROR;
+	}
+	if (r != 0)
+		p2v_err("migrate: %s failed (exit %d); %s was not written", steps[n - 1].name,
+			steps[n - 1].exit_code, a->out);
+	report(a, steps, n, fmt, r == 0);
+	return r;
+}
+
+int p2v_cmd_migrate(int argc, char **argv)
+{
+	struct migrate_args a;
+	const char *fmt;
+	char *tmp;
+	int r = parse(argc, argv, &a);
+
+	if (r <= 0)
+		return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
+	fmt = a.fmt ? a.fmt : imgfmt_format_from_filename(a.out);
+	if (!fmt || !imgfmt_driver_can_create(fmt)) {
+		p2v_err("migrate: cannot write format '%s' (use -O qcow2|vpc|vhdx|vmdk|raw)",
+			fmt ? fmt : "(none from the output name)");
+		return P2V_EXIT_ERROR;
+	}
+	if (!a.force && access(a.out, F_OK) == 0) {
+		p2v_err("%s already exists (use --force to replace it)", a.out);
+		return P2V_EXIT_ERROR;
+	}
+	p2v_install_signal_handlers();
+	if (!(tmp = temp_name(a.out)))
+		return P2V_EXIT_ERROR;
+	r = migrate(&a, fmt, tmp);
+	if (r != 0)
+		unlink(tmp);
+	free(tmp);
+	return r == 0 ? P2V_EXIT_OK : (r == P2V_EXIT_NO ? P2V_EXIT_NO : P2V_EXIT_ERROR);
+}
