@@ -817,6 +817,12 @@ static int qcow2_pwrite_compressed(struct imgfmt_image *img, const void *buf, si
 	if (len == 0 || len > cb)
 		return imgfmt_err(img, -EINVAL, "compressed cluster of %zu bytes", len);
 	shared = start > s->next_host - cb && start < s->next_host;
+	if (shared) { /* narrow refcounts (1, 2 bits) fill up: then a new cluster */
+		uint64_t ref, max = s->refcount_bits == 64 ? UINT64_MAX : (1ull << s->refcount_bits) - 1;
+		if ((r = qcow2_refcount_get(img, start >> s->cluster_bits, &ref)) < 0)
+			return r;
+		shared = ref < max;
+	}
 	if (!shared)
 		start = s->next_host;
 	end = start + len;

@@ -44,6 +44,11 @@ for cs in 512 64K 2M; do
 	check_one disk.raw s-$cs.qcow2 "zstd cluster_size=$cs" no-qcowinfo
 	qemu-img info s-$cs.qcow2 | grep -q "compression type: zstd" || fail "zstd not recorded"
 done
+# narrow refcounts: a host cluster shared by many compressed clusters fills up
+for rb in 1 2; do
+	"$P2V" convert -f raw -O qcow2 -c -o cluster_size=4K,refcount_bits=$rb disk.raw rb$rb.qcow2
+	check_one disk.raw rb$rb.qcow2 "compressed, refcount_bits=$rb"
+done
 # zlib itself at QEMU's level, 4 KiB window: QEMU must read it too
 "$P2V" convert -f raw -O qcow2 -c -o compression_level=6 disk.raw z6.qcow2
 check_one disk.raw z6.qcow2 "zlib level 6"
