@@ -65,8 +65,9 @@ static int machine_firmware(struct vmm_machine *m, const char *path, char *err, 
 		snprintf(err, err_bytes, "firmware %s: %s", path, strerror(-ret));
 		goto out_close;
 	}
-	if (st.st_size < 65536 || st.st_size > (off_t)(16 * MIB) || st.st_size % 65536) {
-		snprintf(err, err_bytes, "firmware %s: size %lld is not a multiple of 64 KiB up to 16 MiB",
+	/* Up to 256 KiB: larger would collide with KVM's TSS pages below. */
+	if (st.st_size < 65536 || st.st_size > (off_t)(256 * 1024) || st.st_size % 65536) {
+		snprintf(err, err_bytes, "firmware %s: size %lld is not a multiple of 64 KiB up to 256 KiB",
 			 path, (long long)st.st_size);
 		ret = -EINVAL;
 		goto out_close;
