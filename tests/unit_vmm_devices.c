@@ -274,6 +274,7 @@ static void test_bus_and_ports(void)
 	CHECK_EQ(ctl.request, VMM_REQ_NONE);
 	io_out(vmm_port92_io, &d, 0, 1, 0x03);
 	CHECK_EQ(ctl.request, VMM_REQ_RESET);
+	CHECK_EQ(io_in(vmm_zero_io, NULL, 0, 4), 0);         /* ACPI blocks with no news */
 }
 
 static void test_pm(void)

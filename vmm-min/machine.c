@@ -147,6 +147,9 @@ static int machine_bus(struct vmm_machine *m)
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, &m->dbg, "port92");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, &m->dbg, "debug-exit");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, &m->pm, "apm");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xafe0, 4, vmm_zero_io, NULL, "acpi-gpe0");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xae00, 0x14, vmm_zero_io, NULL, "pci-hotplug");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xaf00, 0x20, vmm_zero_io, NULL, "cpu-hotplug");
 	pm_idx = vmm_bus_add(b, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &m->pm, "acpi-pm");
 	if (ret < 0 || pm_idx < 0)
 		return -ENOSPC;

@@ -249,6 +249,7 @@ struct vmm_debugport {
 void vmm_debugcon_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_post_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_port92_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
+void vmm_zero_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 
 /* Disk with copy-on-write overlay */
