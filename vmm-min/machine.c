@@ -230,6 +230,7 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 	m->dbg.ctl = &m->ctl;
 	vmm_uart_init(&m->uart, 4, &m->irq, cfg->console_out, cfg->console_opaque);
 	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
+	m->rtc.irq = m->irq;
 	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
 	vmm_i8042_init(&m->i8042, &m->irq, &m->ctl);
 	ret = machine_bus(m);
