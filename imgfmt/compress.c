@@ -1,7 +1,9 @@
 /* Compression back-ends shared by the drivers.
  *
  * qcow2 "zlib" clusters are raw deflate that QEMU inflates with a 4 KiB
- * window (windowBits -12): ISA-L is asked for hist_bits = 12.  Inflation uses
+ * window (windowBits -12): ISA-L is asked for hist_bits = 12 (measured on
+ * /usr files: 16x faster than zlib level 6 for 6-8% more output), or zlib
+ * itself at a chosen level with windowBits -12.  Inflation uses
  * libdeflate (any window).  VMDK grains are zlib streams: libdeflate.  zstd
  * clusters are plain zstd frames. */
 #include "driver.h"
@@ -9,9 +11,36 @@
 #include <errno.h>
 #include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
+#include <zlib.h>
 #include <zstd.h>
 
-long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap)
+static long deflate_isal_4k(const void *in, size_t in_bytes, void *out, size_t out_cap);
+
+static long deflate_zlib_4k(const void *in, size_t in_bytes, void *out, size_t out_cap, int level)
+{
+	z_stream z;
+	long n;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, level, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)in_bytes;
+	z.next_out = out;
+	z.avail_out = (uInt)out_cap;
+	n = deflate(&z, Z_FINISH) == Z_STREAM_END ? (long)z.total_out : -ENOSPC;
+	deflateEnd(&z);
+	return n;
+}
+
+long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap, int level)
+{
+	if (level > 0)
+		return deflate_zlib_4k(in, in_bytes, out, out_cap, level);
+	return deflate_isal_4k(in, in_bytes, out, out_cap);
+}
+
+static long deflate_isal_4k(const void *in, size_t in_bytes, void *out, size_t out_cap)
 {
 	uint8_t level_buf[ISAL_DEF_LVL3_LARGE];
 	struct isal_zstream s;

@@ -139,8 +139,9 @@ uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len);
 /* Compression back-ends (compress.c); all thread-safe.
  * Return the output length, -ENOSPC if it would not fit / not shrink,
  * -EIO on corrupt input. */
-/* Raw deflate with at most a 4 KiB window (qcow2's zlib type). */
-long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap);
+/* Raw deflate with at most a 4 KiB window (qcow2's zlib type).  level 0:
+ * ISA-L (fast, a few percent larger); 1-9: zlib at that level (6 = QEMU's). */
+long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap, int level);
 /* Raw inflate (any window); produces exactly out_bytes or fails. */
 int imgfmt_inflate_raw(const void *in, size_t in_bytes, void *out, size_t out_bytes);
 /* zlib-wrapped deflate (VMDK grains) and its inverse (returns bytes produced). */

@@ -11,11 +11,13 @@
  * differencing disk is a dynamic disk whose clear bitmap bits and unallocated
  * blocks read from a parent VHD, found through parent locators.
  *
- * Size.  The virtual size is the footer's current size.  QEMU up to 9.x
- * trusts it only for creators it knows (else it uses the CHS product), so we
- * write the creator QEMU itself writes when it means "current size is exact"
- * ("qem2", version 5.3, "Wi2k"); the geometry is the spec's algorithm, as
- * Hyper-V and Disk2VHD write it.
+ * Size.  The virtual size is the footer's current size (the CHS product
+ * only when an old tool left it 0).  QEMU (7.2, Debian 12) trusts the
+ * current size only for creators it knows ("win ", "qem2", "d2v ", "CTXS",
+ * "tap") and otherwise uses the CHS product, which is smaller for most sizes;
+ * so we write what QEMU itself writes when the current size is exact ("qem2",
+ * version 5.3, "Wi2k").  The geometry is the spec's algorithm, as Hyper-V
+ * and Disk2VHD write it.
  *
  * Writing.  New blocks go where the trailing footer was.  The BAT, the
  * bitmap of the block being written and the footer stay in memory and are
@@ -1424,7 +1426,6 @@ static void check_report(struct imgfmt_check *res, const char *fmt, ...)
 	char msg[256];
 	va_list ap;
 
-	res->errors++;
 	if (!res->report)
 		return;
 	va_start(ap, fmt);
@@ -1440,16 +1441,47 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Blocks overlapping each other (open already refused blocks past the end
- * or over the metadata).  Sorted (offset << 32 | entry) pairs. */
+/* Space of at least one whole block between pos and off is a leak. */
+static void check_gap(struct imgfmt_check *res, uint64_t pos, uint64_t off, uint64_t full)
+{
+	if (off <= pos || off - pos < full)
+		return;
+	res->leaks += (off - pos) / full;
+	check_report(res, "%llu bytes at offset %llu are not referenced by the BAT",
+		     (unsigned long long)(off - pos), (unsigned long long)pos);
+}
+
+/* Walk the blocks in file order (sorted (sector << 32 | entry) pairs):
+ * overlaps are errors, unreferenced whole blocks leaks.  Open already
+ * refused blocks past the end or over the metadata. */
+static void check_blocks(struct vpc *s, const uint64_t *v, uint64_t n, struct imgfmt_check *res)
+{
+	uint64_t full = (uint64_t)s->bitmap_bytes + s->block_bytes;
+	uint64_t pos = round_up(max_u64(s->bat_off + (uint64_t)s->hdr.max_entries * 4,
+					s->footer.data_offset + VPC_HEADER_BYTES), VPC_SECTOR_BYTES);
+
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t off = (v[k] >> 32) * VPC_SECTOR_BYTES;
+		if (k > 0 && off - (v[k - 1] >> 32) * VPC_SECTOR_BYTES < full) {
+			res->errors++;
+			check_report(res, "BAT entries %u and %u: blocks at offsets %llu and %llu overlap",
+				     (unsigned)(v[k - 1] & 0xFFFFFFFFu), (unsigned)(v[k] & 0xFFFFFFFFu),
+				     (unsigned long long)(v[k - 1] >> 32) * VPC_SECTOR_BYTES,
+				     (unsigned long long)off);
+		}
+		check_gap(res, pos, off, full);
+		pos = max_u64(pos, off + full);
+	}
+	check_gap(res, pos, s->end_bytes, full);
+}
+
 static int vpc_check(struct imgfmt_image *img, struct imgfmt_check *res)
 {
 	struct vpc *s = img->priv;
-	uint64_t *v, n = 0, full;
+	uint64_t *v, n = 0;
 
 	if (!s->dynamic)
 		return -ENOTSUP;
-	full = (uint64_t)s->bitmap_bytes + s->block_bytes;
 	v = malloc(((size_t)s->n_blocks + 1) * sizeof(*v));
 	if (!v)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
@@ -1457,12 +1489,7 @@ static int vpc_check(struct imgfmt_image *img, struct imgfmt_check *res)
 		if (s->bat[i] != VPC_BAT_UNUSED)
 			v[n++] = (uint64_t)s->bat[i] << 32 | i;
 	qsort(v, n, sizeof(*v), cmp_u64);
-	for (uint64_t k = 1; k < n; k++)
-		if (((v[k] >> 32) - (v[k - 1] >> 32)) * VPC_SECTOR_BYTES < full)
-			check_report(res, "BAT entries %u and %u: blocks at offsets %llu and %llu overlap",
-				     (unsigned)(v[k - 1] & 0xFFFFFFFFu), (unsigned)(v[k] & 0xFFFFFFFFu),
-				     (unsigned long long)(v[k - 1] >> 32) * VPC_SECTOR_BYTES,
-				     (unsigned long long)(v[k] >> 32) * VPC_SECTOR_BYTES);
+	check_blocks(s, v, n, res);
 	res->allocated_clusters = n;
 	res->total_clusters = s->n_blocks;
 	free(v);

@@ -657,8 +657,32 @@ static void test_check_overlap(void)
 	if (img) {
 		CHECK_EQ(imgfmt_check(img, &chk), 0);
 		CHECK_EQ(chk.errors, 1);
+		CHECK_EQ(chk.leaks, 0);
 		CHECK_EQ(chk.allocated_clusters, 3);
 		CHECK_EQ(chk.total_clusters, 8);
+		imgfmt_close(img);
+	}
+	/* entry 1 back to unallocated: the original, clean image */
+	memcpy(bs.b + 1536 + 4, "\xff\xff\xff\xff", 4);
+	CHECK(spill(path_in("ok.vhd"), bs.b, bs.len) == 0);
+	CHECK_EQ(open_path(&img, path_in("ok.vhd"), 0, err, NULL), 0);
+	if (img) {
+		memset(&chk, 0, sizeof(chk));
+		CHECK_EQ(imgfmt_check(img, &chk), 0);
+		CHECK_EQ(chk.errors, 0);
+		CHECK_EQ(chk.leaks, 0);
+		CHECK_EQ(chk.allocated_clusters, 2);
+		imgfmt_close(img);
+	}
+	memcpy(bs.b + 1536 + 8, "\xff\xff\xff\xff", 4); /* entry 2 forgotten: a leak */
+	CHECK(spill(path_in("leak.vhd"), bs.b, bs.len) == 0);
+	CHECK_EQ(open_path(&img, path_in("leak.vhd"), 0, err, NULL), 0);
+	if (img) {
+		memset(&chk, 0, sizeof(chk));
+		CHECK_EQ(imgfmt_check(img, &chk), 0);
+		CHECK_EQ(chk.errors, 0);
+		CHECK_EQ(chk.leaks, 1);
+		CHECK_EQ(chk.allocated_clusters, 1);
 		imgfmt_close(img);
 	}
 	free(bs.b);

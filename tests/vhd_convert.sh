@@ -37,6 +37,9 @@ roundtrip dynamic subformat=dynamic "$size" dynamic
 roundtrip small512k subformat=dynamic,block_size=512K "$size" dynamic
 roundtrip azure azure=on $((10 * 1024 * 1024)) fixed
 [ "$(stat -c %s fixed.vhd)" = $((size + 512)) ] || fail "fixed: file is not size + footer"
+# qemu-img probes dynamic VHDs by the footer copy at offset 0 (fixed ones it takes for raw).
+probed=$(qemu-img info --output=json dynamic.vhd)
+echo "$probed" | grep -q '"format": "vpc"' || fail "qemu-img does not probe our dynamic VHD as vpc: $probed"
 [ "$(p2v_field dynamic.vhd creator_app)" = qem2 ] || fail "creator app"
 # VHD spec CHS of 18435 sectors: 17 sectors/track, 4 heads, 271 cylinders.
 [ "$(p2v_field dynamic.vhd geometry)" = "271/4/17" ] || fail "geometry $(p2v_field dynamic.vhd geometry), want 271/4/17"
@@ -58,6 +61,7 @@ for sub in fixed dynamic; do
 		[ "$(p2v_size "$q")" = "$(qemu_size "$q")" ] ||
 			fail "$q: p2v reads $(p2v_size "$q"), qemu-img $(qemu_size "$q")"
 		[ "$(p2v_field "$q" subformat)" = "$sub" ] || fail "$q: subformat"
+		[ $sub = fixed ] || "$P2V" check "$q" >/dev/null || fail "$q: p2v check finds problems"
 		"$P2V" convert -q -O raw "$q" "$q.raw"
 		qemu-img compare -q -f raw -F vpc "$q.raw" "$q" || fail "$q: content differs from qemu's reading"
 		qemu-img compare -q -f raw -F raw a.raw "$q.raw" || fail "$q: content differs from the source"

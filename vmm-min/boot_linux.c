@@ -148,7 +148,7 @@ int vmm_linux_load(const struct vmm_mem *mem, uint64_t below_4g_bytes,
 		   char *err, size_t err_bytes)
 {
 	uint8_t *bp = vmm_mem_ptr(mem, VMM_LINUX_BOOT_PARAMS_GPA, 4096);
-	uint64_t file_bytes = 0, setup_bytes = 0, prot_bytes, kernel_end;
+	uint64_t file_bytes = 0, setup_bytes = 0, prot_bytes = 0, kernel_end = 0;
 	int fd = open_sized(kernel_path, &file_bytes, err, err_bytes), ret;
 
 	if (fd < 0)

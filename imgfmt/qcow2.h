@@ -1,0 +1,106 @@
+/* qcow2 driver internals (QEMU docs/interop/qcow2.txt), shared by qcow2.c
+ * (header, open/create, read/write) and qcow2_meta.c (table cache,
+ * refcounts, allocation, check). */
+#ifndef IMGFMT_QCOW2_H
+#define IMGFMT_QCOW2_H
+
+#include "driver.h"
+
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+#define QCOW2_HEADER_V2_BYTES 72u
+#define QCOW2_HEADER_V3_BYTES 104u
+#define QCOW2_HEADER_WRITE_BYTES 112u
+#define QCOW2_MAX_L1_BYTES (32u << 20)
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_CACHE_SLOTS 32u
+
+#define QCOW2_OFLAG_COPIED (1ull << 63)
+#define QCOW2_OFLAG_COMPRESSED (1ull << 62)
+#define QCOW2_OFLAG_ZERO 1ull
+#define QCOW2_OFFSET_MASK 0x00fffffffffffe00ull /* bits 9-55 */
+
+#define QCOW2_INCOMPAT_DIRTY (1ull << 0)
+#define QCOW2_INCOMPAT_CORRUPT (1ull << 1)
+#define QCOW2_INCOMPAT_DATA_FILE (1ull << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ull << 3)
+#define QCOW2_INCOMPAT_EXTL2 (1ull << 4)
+
+#define QCOW2_EXT_END 0u
+#define QCOW2_EXT_BACKING_FORMAT 0xE2792ACAu
+#define QCOW2_EXT_FEATURE_TABLE 0x6803f857u
+#define QCOW2_EXT_DATA_FILE 0x44415441u
+#define QCOW2_EXT_CRYPTO 0x0537be77u
+
+enum qcow2_compression { QCOW2_COMP_ZLIB = 0, QCOW2_COMP_ZSTD = 1 };
+
+/* The header as fixed-width host-endian fields (converted at one boundary). */
+struct qcow2_header {
+	uint32_t magic, version;
+	uint64_t backing_file_offset;
+	uint32_t backing_file_size, cluster_bits;
+	uint64_t size;
+	uint32_t crypt_method, l1_size;
+	uint64_t l1_table_offset, refcount_table_offset;
+	uint32_t refcount_table_clusters, nb_snapshots;
+	uint64_t snapshots_offset;
+	uint64_t incompatible_features, compatible_features, autoclear_features;
+	uint32_t refcount_order, header_length;
+	uint8_t compression_type;
+};
+
+/* A cached cluster-sized metadata table (L2 table or refcount block). */
+struct qcow2_slot {
+	uint64_t offset;      /* host offset; 0 = empty */
+	uint8_t *data;
+	bool dirty;
+	uint64_t used;        /* last use tick */
+};
+
+struct qcow2 {
+	struct qcow2_header h;
+	uint32_t cluster_bytes;
+	uint32_t cluster_bits;
+	uint32_t l2_entries;          /* per L2 table */
+	uint32_t refcount_bits;
+	uint64_t refs_per_block;
+	uint32_t csize_shift;         /* compressed descriptor: sector count shift */
+	uint64_t csize_mask;
+	uint64_t *l1;                 /* host-endian, l1_size entries */
+	uint32_t l1_size;
+	bool l1_dirty;
+	uint64_t *reftable;           /* host-endian */
+	uint64_t reftable_entries;    /* in memory (may exceed on-disk room) */
+	uint64_t reftable_disk_entries;
+	bool reftable_dirty;
+	struct qcow2_slot l2_cache[QCOW2_CACHE_SLOTS];
+	struct qcow2_slot ref_cache[QCOW2_CACHE_SLOTS];
+	uint64_t tick;
+	uint64_t file_bytes;          /* end of file as we know it */
+	uint64_t next_host;           /* next free cluster at the end (writers) */
+	uint64_t comp_next;           /* next byte for compressed data, 0 = none */
+	bool header_dirty;
+	uint8_t *cluster_buf;         /* scratch cluster */
+	uint8_t *cbuf;                /* scratch for compressed input */
+	int deflate_level;            /* 0 = ISA-L (fast), 1-9 = zlib level */
+	char backing_name[1024];
+	char backing_format[32];
+};
+
+static inline struct qcow2 *qcow2_state(struct imgfmt_image *img) { return img->priv; }
+
+/* qcow2_meta.c */
+int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
+		    bool load, uint8_t **data);
+void qcow2_cache_mark_dirty(struct qcow2_slot *cache, uint64_t off);
+int qcow2_cache_flush(struct imgfmt_image *img, struct qcow2_slot *cache);
+void qcow2_cache_free(struct qcow2_slot *cache);
+uint64_t qcow2_get_refcount_raw(const struct qcow2 *s, const uint8_t *block, uint64_t i);
+int qcow2_refcount_get(struct imgfmt_image *img, uint64_t host_cluster, uint64_t *ref);
+int qcow2_refcount_add(struct imgfmt_image *img, uint64_t host_off, uint64_t len, int delta);
+int qcow2_alloc_clusters(struct imgfmt_image *img, uint64_t n, uint64_t *host_off);
+int qcow2_flush_meta(struct imgfmt_image *img);
+int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res);
+
+#endif

@@ -1,0 +1,447 @@
+/* qcow2 metadata: the cluster-table cache (L2 tables, refcount blocks),
+ * refcounts of any width, append-only cluster allocation, metadata flush,
+ * and the consistency check. */
+#include "qcow2.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- cache of cluster-sized tables ---- */
+
+static int slot_write(struct imgfmt_image *img, struct qcow2_slot *sl)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r;
+
+	if (!sl->dirty)
+		return 0;
+	r = imgfmt_fd_pwrite(img->fd, sl->data, s->cluster_bytes, sl->offset);
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: writing metadata at %llu: %s", img->path,
+				  (unsigned long long)sl->offset, strerror(-r));
+	if (sl->offset + s->cluster_bytes > s->file_bytes)
+		s->file_bytes = sl->offset + s->cluster_bytes;
+	sl->dirty = false;
+	return 0;
+}
+
+static struct qcow2_slot *victim(struct qcow2_slot *cache)
+{
+	struct qcow2_slot *v = &cache[0];
+
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+		if (!cache[i].offset)
+			return &cache[i];
+		if (cache[i].used < v->used)
+			v = &cache[i];
+	}
+	return v;
+}
+
+/* The table at host offset off (validated by the caller), loaded from the
+ * file or, with load false, fresh zeroes. */
+int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
+		    bool load, uint8_t **data)
+{
+	struct qcow2 *s = qcow2_state(img);
+	struct qcow2_slot *sl;
+	int r;
+
+	s->tick++;
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++)
+		if (cache[i].offset == off) {
+			cache[i].used = s->tick;
+			*data = cache[i].data;
+			return 0;
+		}
+	sl = victim(cache);
+	if ((r = slot_write(img, sl)) < 0)
+		return r;
+	if (!sl->data && !(sl->data = malloc(s->cluster_bytes)))
+		return imgfmt_err(img, -ENOMEM, "out of memory for qcow2 tables");
+	sl->offset = 0;
+	if (load && (r = imgfmt_fd_pread_zfill(img->fd, sl->data, s->cluster_bytes, off)) < 0)
+		return imgfmt_err(img, r, "%s: reading metadata at %llu: %s", img->path,
+				  (unsigned long long)off, strerror(-r));
+	if (!load)
+		memset(sl->data, 0, s->cluster_bytes);
+	sl->offset = off;
+	sl->used = s->tick;
+	sl->dirty = false;
+	*data = sl->data;
+	return 0;
+}
+
+void qcow2_cache_mark_dirty(struct qcow2_slot *cache, uint64_t off)
+{
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++)
+		if (cache[i].offset == off)
+			cache[i].dirty = true;
+}
+
+int qcow2_cache_flush(struct imgfmt_image *img, struct qcow2_slot *cache)
+{
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+		int r = cache[i].offset ? slot_write(img, &cache[i]) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void qcow2_cache_free(struct qcow2_slot *cache)
+{
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+		free(cache[i].data);
+		cache[i].data = NULL;
+		cache[i].offset = 0;
+	}
+}
+
+/* ---- refcounts ---- */
+
+uint64_t qcow2_get_refcount_raw(const struct qcow2 *s, const uint8_t *block, uint64_t i)
+{
+	unsigned bits = s->refcount_bits;
+	uint64_t v = 0;
+
+	if (bits < 8)
+		return (block[i * bits / 8] >> (i * bits % 8)) & ((1u << bits) - 1);
+	for (unsigned b = 0; b < bits / 8; b++)
+		v = v << 8 | block[i * (bits / 8) + b];
+	return v;
+}
+
+static void set_refcount_raw(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v)
+{
+	unsigned bits = s->refcount_bits;
+
+	if (bits < 8) {
+		unsigned shift = (unsigned)(i * bits % 8);
+		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
+		block[i * bits / 8] = (uint8_t)((block[i * bits / 8] & ~mask) | (v << shift));
+		return;
+	}
+	for (unsigned b = bits / 8; b-- > 0; v >>= 8)
+		block[i * (bits / 8) + b] = (uint8_t)v;
+}
+
+static int reftable_grow(struct imgfmt_image *img, uint64_t idx)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t n = s->reftable_entries * 2 > idx + 1 ? s->reftable_entries * 2 : idx + 1;
+	uint64_t *t;
+
+	if (n > QCOW2_MAX_REFTABLE_BYTES / 8)
+		return imgfmt_err(img, -EFBIG, "%s: refcount table would exceed %u bytes", img->path,
+				  QCOW2_MAX_REFTABLE_BYTES);
+	t = realloc(s->reftable, n * 8);
+	if (!t)
+		return imgfmt_err(img, -ENOMEM, "out of memory for the refcount table");
+	memset(t + s->reftable_entries, 0, (n - s->reftable_entries) * 8);
+	s->reftable = t;
+	s->reftable_entries = n;
+	return 0;
+}
+
+int qcow2_refcount_get(struct imgfmt_image *img, uint64_t host_cluster, uint64_t *ref)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t idx = host_cluster / s->refs_per_block;
+	uint8_t *block;
+	int r;
+
+	*ref = 0;
+	if (idx >= s->reftable_entries || !s->reftable[idx])
+		return 0;
+	r = qcow2_cache_get(img, s->ref_cache, s->reftable[idx], true, &block);
+	if (r == 0)
+		*ref = qcow2_get_refcount_raw(s, block, host_cluster % s->refs_per_block);
+	return r;
+}
+
+/* The refcount block for table index idx, created (at the end of the file,
+ * counting itself) when missing. */
+static int refblock(struct imgfmt_image *img, uint64_t idx, uint8_t **block)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t off;
+	int r;
+
+	if (idx >= s->reftable_entries && (r = reftable_grow(img, idx)) < 0)
+		return r;
+	if (s->reftable[idx])
+		return qcow2_cache_get(img, s->ref_cache, s->reftable[idx], true, block);
+	off = s->next_host;
+	s->next_host += s->cluster_bytes;
+	s->reftable[idx] = off;
+	s->reftable_dirty = true;
+	if ((r = qcow2_cache_get(img, s->ref_cache, off, false, block)) < 0)
+		return r;
+	qcow2_cache_mark_dirty(s->ref_cache, off);
+	return qcow2_refcount_add(img, off, s->cluster_bytes, +1);
+}
+
+static int refcount_add_one(struct imgfmt_image *img, uint64_t c, int delta)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t max = s->refcount_bits == 64 ? UINT64_MAX : (1ull << s->refcount_bits) - 1;
+	uint64_t idx = c / s->refs_per_block, v;
+	uint8_t *block;
+	int r = refblock(img, idx, &block);
+
+	if (r < 0)
+		return r;
+	/* refblock() may have evicted and reloaded: fetch again to be sure */
+	if ((r = qcow2_cache_get(img, s->ref_cache, s->reftable[idx], true, &block)) < 0)
+		return r;
+	v = qcow2_get_refcount_raw(s, block, c % s->refs_per_block);
+	if ((delta < 0 && v == 0) || (delta > 0 && v == max))
+		return imgfmt_err(img, -EIO, "%s: refcount of cluster %llu would %s", img->path,
+				  (unsigned long long)c, delta < 0 ? "go below zero" : "overflow");
+	set_refcount_raw(s, block, c % s->refs_per_block, delta < 0 ? v - 1 : v + 1);
+	qcow2_cache_mark_dirty(s->ref_cache, s->reftable[idx]);
+	return 0;
+}
+
+/* Add delta (+1/-1) to every host cluster touched by [host_off, +len). */
+int qcow2_refcount_add(struct imgfmt_image *img, uint64_t host_off, uint64_t len, int delta)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t first = host_off >> s->cluster_bits;
+	uint64_t last = (host_off + len - 1) >> s->cluster_bits;
+
+	for (uint64_t c = first; c <= last; c++) {
+		int r = refcount_add_one(img, c, delta);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int qcow2_alloc_clusters(struct imgfmt_image *img, uint64_t n, uint64_t *host_off)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	*host_off = s->next_host;
+	s->next_host += n * s->cluster_bytes;
+	return qcow2_refcount_add(img, *host_off, n * s->cluster_bytes, +1);
+}
+
+/* ---- flush ---- */
+
+/* The refcount table outgrew its clusters: move it to the end of the file. */
+static int reftable_relocate(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t old_off = s->h.refcount_table_offset;
+	uint64_t old_clusters = s->h.refcount_table_clusters, need, off;
+	int r;
+
+	for (int tries = 0; tries < 8; tries++) {
+		need = imgfmt_div_round_up(s->reftable_entries * 8, s->cluster_bytes);
+		if ((r = qcow2_alloc_clusters(img, need, &off)) < 0)
+			return r;
+		if (imgfmt_div_round_up(s->reftable_entries * 8, s->cluster_bytes) <= need) {
+			s->h.refcount_table_offset = off;
+			s->h.refcount_table_clusters = (uint32_t)need;
+			s->reftable_disk_entries = need * s->cluster_bytes / 8;
+			s->header_dirty = s->reftable_dirty = true;
+			return qcow2_refcount_add(img, old_off, old_clusters * s->cluster_bytes, -1);
+		}
+		if ((r = qcow2_refcount_add(img, off, need * s->cluster_bytes, -1)) < 0)
+			return r;
+	}
+	return imgfmt_err(img, -EIO, "%s: refcount table relocation did not settle", img->path);
+}
+
+static int write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_t n,
+			    uint64_t room, uint64_t off)
+{
+	uint64_t *be = calloc(room ? room : 1, 8);
+	int r;
+
+	if (!be)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < n && i < room; i++)
+		be[i] = htobe64(t[i]);
+	r = imgfmt_fd_pwrite(img->fd, be, room * 8, off);
+	free(be);
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: writing a table at %llu: %s", img->path,
+				  (unsigned long long)off, strerror(-r));
+	return 0;
+}
+
+int qcow2_write_header(struct imgfmt_image *img);
+
+int qcow2_flush_meta(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r = 0;
+
+	if (s->reftable_entries > s->reftable_disk_entries)
+		r = reftable_relocate(img);
+	if (r == 0)
+		r = qcow2_cache_flush(img, s->l2_cache);
+	if (r == 0 && s->l1_dirty)
+		r = write_table_be64(img, s->l1, s->l1_size, s->l1_size, s->h.l1_table_offset);
+	if (r == 0)
+		r = qcow2_cache_flush(img, s->ref_cache);
+	if (r == 0 && s->reftable_dirty)
+		r = write_table_be64(img, s->reftable, s->reftable_entries, s->reftable_disk_entries,
+				     s->h.refcount_table_offset);
+	if (r == 0 && s->header_dirty)
+		r = qcow2_write_header(img);
+	if (r == 0)
+		s->l1_dirty = s->reftable_dirty = s->header_dirty = false;
+	return r;
+}
+
+/* ---- check ---- */
+
+struct qcow2_refs {
+	uint32_t *n;
+	uint64_t clusters;
+	uint64_t errors;
+	struct imgfmt_check *res;
+};
+
+static void problem(struct qcow2_refs *rf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(struct qcow2_refs *rf, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	rf->errors++;
+	if (rf->res->report) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		rf->res->report(rf->res->report_opaque, msg);
+	}
+}
+
+static void count(struct qcow2_refs *rf, uint64_t off, uint64_t len, uint32_t cbits)
+{
+	uint64_t last;
+
+	if (len == 0)
+		return;
+	last = (off + len - 1) >> cbits;
+	for (uint64_t c = off >> cbits; c <= last; c++) {
+		if (c >= rf->clusters) {
+			problem(rf, "ERROR reference to cluster %llu beyond the end of the file (%llu clusters)",
+				(unsigned long long)c, (unsigned long long)rf->clusters);
+			return;
+		}
+		rf->n[c]++;
+	}
+}
+
+static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint8_t *l2,
+		     uint64_t *allocated)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	for (uint32_t i = 0; i < s->l2_entries; i++) {
+		uint64_t e = imgfmt_get_be64(l2 + 8 * i);
+		if (e & QCOW2_OFLAG_COMPRESSED) {
+			uint64_t off = e & ((1ull << s->csize_shift) - 1) & ~QCOW2_OFLAG_COPIED;
+			uint64_t sectors = ((e >> s->csize_shift) & s->csize_mask) + 1;
+			count(rf, off, sectors * 512 - (off & 511), s->cluster_bits);
+			(*allocated)++;
+		} else if (e & QCOW2_OFFSET_MASK) {
+			uint64_t off = e & QCOW2_OFFSET_MASK;
+			if (off & (s->cluster_bytes - 1))
+				problem(rf, "ERROR data cluster offset %llu is not aligned (L2 entry %u)",
+					(unsigned long long)off, i);
+			count(rf, off, s->cluster_bytes, s->cluster_bits);
+			(*allocated)++;
+		}
+	}
+}
+
+static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t *allocated)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint8_t *l2 = malloc(s->cluster_bytes);
+	int r = 0;
+
+	if (!l2)
+		return -ENOMEM;
+	count(rf, 0, s->cluster_bytes, s->cluster_bits);
+	count(rf, s->h.refcount_table_offset, (uint64_t)s->h.refcount_table_clusters * s->cluster_bytes,
+	      s->cluster_bits);
+	count(rf, s->h.l1_table_offset, (uint64_t)s->l1_size * 8, s->cluster_bits);
+	for (uint64_t i = 0; i < s->reftable_entries; i++)
+		if (s->reftable[i])
+			count(rf, s->reftable[i], s->cluster_bytes, s->cluster_bits);
+	for (uint32_t i = 0; i < s->l1_size && r == 0; i++) {
+		uint64_t off = s->l1[i] & QCOW2_OFFSET_MASK;
+		if (!off)
+			continue;
+		count(rf, off, s->cluster_bytes, s->cluster_bits);
+		r = imgfmt_fd_pread_zfill(img->fd, l2, s->cluster_bytes, off);
+		if (r == 0)
+			count_l2(img, rf, l2, allocated);
+	}
+	free(l2);
+	return r;
+}
+
+static int compare_refcounts(struct imgfmt_image *img, struct qcow2_refs *rf)
+{
+	for (uint64_t c = 0; c < rf->clusters; c++) {
+		uint64_t stored;
+		int r = qcow2_refcount_get(img, c, &stored);
+		if (r < 0)
+			return r;
+		if (stored && !rf->n[c]) {
+			rf->res->leaks++;
+			if (rf->res->report) {
+				char msg[120];
+				snprintf(msg, sizeof(msg), "Leaked cluster %llu refcount=%llu reference=0",
+					 (unsigned long long)c, (unsigned long long)stored);
+				rf->res->report(rf->res->report_opaque, msg);
+			}
+		} else if (stored != rf->n[c]) {
+			problem(rf, "ERROR cluster %llu refcount=%llu reference=%u", (unsigned long long)c,
+				(unsigned long long)stored, rf->n[c]);
+		}
+	}
+	return 0;
+}
+
+int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res)
+{
+	struct qcow2 *s = qcow2_state(img);
+	struct qcow2_refs rf = { .res = res };
+	uint64_t allocated = 0;
+	int r;
+
+	if (s->h.nb_snapshots)
+		return imgfmt_err(img, -ENOTSUP, "%s: checking images with internal snapshots is not supported",
+				  img->path);
+	if (img->writable && (r = qcow2_flush_meta(img)) < 0)
+		return r;
+	rf.clusters = imgfmt_div_round_up(s->file_bytes > s->next_host ? s->file_bytes : s->next_host,
+					  s->cluster_bytes);
+	if (rf.clusters > (1ull << 28))
+		return imgfmt_err(img, -EFBIG, "%s: check supports files up to 2^28 clusters", img->path);
+	rf.n = calloc(rf.clusters ? rf.clusters : 1, sizeof(*rf.n));
+	if (!rf.n)
+		return imgfmt_err(img, -ENOMEM, "out of memory for the check");
+	r = count_tables(img, &rf, &allocated);
+	if (r == 0)
+		r = compare_refcounts(img, &rf);
+	free(rf.n);
+	res->errors = rf.errors;
+	res->allocated_clusters = allocated;
+	res->total_clusters = imgfmt_div_round_up(img->size_bytes, s->cluster_bytes);
+	return r < 0 ? imgfmt_err(img, r, "%s: check: %s", img->path, strerror(-r)) : 0;
+}

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Hostile qcow2 headers and tables: each refused with a one-line error that
+# names the field, a non-zero exit and no sanitizer report.
+. "$(dirname "$0")/lib.sh"
+need qemu-img qemu-io python3
+cd "$TMP"
+
+qemu-img create -q -f qcow2 good.qcow2 4M
+qemu-io -f qcow2 -c "write -P 0x11 0 128k" good.qcow2 >/dev/null
+qemu-img convert -c -f qcow2 -O qcow2 good.qcow2 comp.qcow2
+"$P2V" convert -O raw good.qcow2 ok.raw || fail "the good image must read"
+
+# patch IN OUT OFFSET FORMAT VALUE: write a big-endian field
+patch() {
+	python3 - "$@" <<'PY'
+import struct, sys
+src, dst, off, fmt, val = sys.argv[1], sys.argv[2], int(sys.argv[3], 0), sys.argv[4], int(sys.argv[5], 0)
+b = bytearray(open(src, 'rb').read())
+struct.pack_into('>' + fmt, b, off, val)
+open(dst, 'wb').write(b)
+PY
+}
+# l2 OF: the first L2 entry's file offset
+l1_off=$(python3 -c "import struct;print(struct.unpack('>Q',open('good.qcow2','rb').read()[40:48])[0])")
+l2_off=$(python3 -c "import struct;b=open('good.qcow2','rb').read();print(struct.unpack('>Q',b[$l1_off:$l1_off+8])[0] & 0x00fffffffffffe00)")
+cl2_off=$(python3 -c "import struct;b=open('comp.qcow2','rb').read();l1=struct.unpack('>Q',b[40:48])[0];print(struct.unpack('>Q',b[l1:l1+8])[0] & 0x00fffffffffffe00)")
+
+refuse() { # refuse LABEL FILE PATTERN: open+read must fail naming PATTERN
+	local out rc=0
+	out=$("$P2V" convert --force -O raw "$2" bad.raw 2>&1) || rc=$?
+	[ "$rc" -ne 0 ] || fail "$1: accepted"
+	[ "$rc" -lt 128 ] || fail "$1: crashed ($rc): $out"
+	[ "$(echo "$out" | wc -l)" -eq 1 ] || fail "$1: not one line: $out"
+	echo "$out" | grep -q "Sanitizer\|runtime error" && fail "$1: sanitizer: $out"
+	echo "$out" | grep -qi -- "$3" || fail "$1: message does not name '$3': $out"
+	[ ! -e bad.raw ] || fail "$1: left an output file"
+	echo "ok (refused): $1: $out"
+}
+
+head -c 50 good.qcow2 > trunc.qcow2
+refuse "truncated header" trunc.qcow2 "too short"
+head -c 200000 good.qcow2 > trunc2.qcow2
+refuse "truncated tables" trunc2.qcow2 "exceeds the file"
+patch good.qcow2 v9.qcow2 4 I 9;                 refuse "version 9" v9.qcow2 "version 9"
+patch good.qcow2 cb.qcow2 20 I 30;               refuse "cluster_bits 30" cb.qcow2 "cluster_bits"
+patch good.qcow2 cb8.qcow2 20 I 8;               refuse "cluster_bits 8" cb8.qcow2 "cluster_bits"
+patch good.qcow2 enc.qcow2 32 I 1;               refuse "encryption" enc.qcow2 "encrypt"
+patch good.qcow2 l1big.qcow2 36 I 0x7fffffff;    refuse "L1 size huge" l1big.qcow2 "L1 table"
+patch good.qcow2 l1small.qcow2 24 Q 0x100000000000; refuse "size beyond L1" l1small.qcow2 "L1 table"
+patch good.qcow2 l1off.qcow2 40 Q 0x7fff0000;    refuse "L1 beyond file" l1off.qcow2 "L1 table"
+patch good.qcow2 l1hdr.qcow2 40 Q 0;             refuse "L1 over the header" l1hdr.qcow2 "overlaps the header"
+patch good.qcow2 l1mis.qcow2 40 Q 0x30001;       refuse "L1 misaligned" l1mis.qcow2 "not cluster-aligned"
+patch good.qcow2 rt.qcow2 48 Q 0x7fff0000;       refuse "refcount table beyond file" rt.qcow2 "refcount table"
+patch good.qcow2 rtc.qcow2 56 I 0x10000000;      refuse "refcount table clusters" rtc.qcow2 "refcount table"
+patch good.qcow2 ro.qcow2 96 I 9;                refuse "refcount_order 9" ro.qcow2 "refcount_order"
+patch good.qcow2 dirty.qcow2 72 Q 1;             refuse "dirty bit" dirty.qcow2 "dirty"
+patch good.qcow2 corrupt.qcow2 72 Q 2;           refuse "corrupt bit" corrupt.qcow2 "corrupt"
+patch good.qcow2 df.qcow2 72 Q 4;                refuse "external data file" df.qcow2 "external data"
+patch good.qcow2 el2.qcow2 72 Q 16;              refuse "extended L2" el2.qcow2 "extended L2"
+patch good.qcow2 unk.qcow2 72 Q 0x100;           refuse "unknown feature" unk.qcow2 "unknown incompatible"
+patch good.qcow2 hl.qcow2 100 I 13;              refuse "header_length" hl.qcow2 "header_length"
+patch good.qcow2 l2.qcow2 $l2_off Q 0x80000000fff00000; refuse "L2 entry past the end" l2.qcow2 "past the end"
+patch comp.qcow2 c.qcow2 $cl2_off Q $(python3 -c "print(hex((1<<62) | (255 << 54) | 0x7ff000))")
+refuse "compressed cluster past the end" c.qcow2 "compressed cluster"
+patch good.qcow2 bn.qcow2 16 I 5000;             patch bn.qcow2 bn.qcow2 8 Q 0x200
+refuse "backing name outside the header cluster" bn.qcow2 "backing file name"
+
+# backing names that are not plain paths are refused before any open
+for name in 'json:{"file.filename":"/etc/passwd"}' 'nbd://127.0.0.1/x' 'file:/etc/passwd'; do
+	qemu-img create -q -f qcow2 -u -b "$name" -F raw evil.qcow2 1M 2>/dev/null ||
+		python3 - "$name" <<'PY'
+import struct, sys, subprocess
+subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "evil.qcow2", "1M"], check=True)
+b = bytearray(open("evil.qcow2", "rb").read()); n = sys.argv[1].encode()
+b[0x400:0x400 + len(n)] = n; struct.pack_into(">QI", b, 8, 0x400, len(n))
+open("evil.qcow2", "wb").write(b)
+PY
+	refuse "backing '$name'" evil.qcow2 "not a plain path"
+done
+echo "ok: hostile qcow2 refused"

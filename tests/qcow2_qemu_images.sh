@@ -1,0 +1,66 @@
+#!/bin/bash
+# Reading what qemu-img writes: v2 and v3, compressed with zlib and zstd,
+# refcount widths, cluster sizes, zero clusters, and a backing chain of three
+# with relative paths and a smaller base.  p2v's reading must equal qemu's.
+. "$(dirname "$0")/lib.sh"
+need qemu-img qemu-io cmp
+cd "$TMP"
+
+truncate -s 24M src.raw
+dd if=/dev/urandom of=src.raw bs=64k seek=3 count=40 conv=notrunc status=none
+cat "$P2V_SRC"/imgfmt/*.c | dd of=src.raw bs=1 seek=9000000 conv=notrunc status=none
+truncate -s 24M src.raw
+
+same_as_qemu() { # same_as_qemu IMAGE LABEL
+	qemu-img convert -O raw "$1" q.raw
+	"$P2V" convert --force -O raw "$1" p.raw
+	cmp q.raw p.raw || fail "$2: p2v reads $1 differently from qemu-img"
+	"$P2V" compare -F raw "$1" q.raw >/dev/null || fail "$2: p2v compare"
+	echo "ok: $2"
+}
+
+qemu-img convert -f raw -O qcow2 -o compat=0.10 src.raw v2.qcow2
+same_as_qemu v2.qcow2 "version 2"
+"$P2V" info v2.qcow2 | grep -q "compat: 0.10" || fail "v2 not reported"
+qemu-img convert -f raw -O qcow2 -o compat=1.1 src.raw v3.qcow2
+same_as_qemu v3.qcow2 "version 3"
+qemu-img convert -c -f raw -O qcow2 src.raw zlib.qcow2
+same_as_qemu zlib.qcow2 "compressed zlib"
+qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd src.raw zstd.qcow2
+same_as_qemu zstd.qcow2 "compressed zstd"
+for rb in 1 8 64; do
+	qemu-img convert -f raw -O qcow2 -o refcount_bits=$rb src.raw rb$rb.qcow2
+	same_as_qemu rb$rb.qcow2 "refcount_bits=$rb"
+	"$P2V" check rb$rb.qcow2 >/dev/null || fail "p2v check of refcount_bits=$rb"
+done
+for cs in 512 2M; do
+	qemu-img convert -c -f raw -O qcow2 -o cluster_size=$cs src.raw cs$cs.qcow2
+	same_as_qemu cs$cs.qcow2 "compressed cluster_size=$cs"
+done
+
+# zero clusters, and zero clusters that keep their allocation
+qemu-img convert -f raw -O qcow2 src.raw zc.qcow2
+qemu-io -f qcow2 -c "write -z 256k 512k" -c "write -z -u 1M 256k" zc.qcow2 >/dev/null
+same_as_qemu zc.qcow2 "zero clusters"
+"$P2V" map --json zc.qcow2 | grep -q '"type": "zero"' || fail "zero clusters not in the map"
+
+# backing chain of three, relative names, the base smaller than the overlays
+mkdir -p chain/sub
+head -c 4M /dev/urandom > chain/base.raw
+qemu-img convert -f raw -O qcow2 chain/base.raw chain/base.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 chain/mid.qcow2 16M
+qemu-io -f qcow2 -c "write -P 0x5a 3M 2M" chain/mid.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b ../mid.qcow2 -F qcow2 chain/sub/top.qcow2 24M
+qemu-io -f qcow2 -c "write -P 0xa5 1M 64k" -c "write -P 0x33 20M 1M" chain/sub/top.qcow2 >/dev/null
+same_as_qemu chain/sub/top.qcow2 "backing chain of three"
+"$P2V" info --backing-chain --json chain/sub/top.qcow2 | python3 -c '
+import json,sys
+c=json.load(sys.stdin); assert len(c)==3 and c[0]["backing-filename"]=="../mid.qcow2", c' ||
+	fail "info --backing-chain"
+
+# info never opens the backing file unless asked; reading needs it
+mv chain/mid.qcow2 chain/mid.moved
+"$P2V" info chain/sub/top.qcow2 | grep -q "backing file: ../mid.qcow2" || fail "info without backing"
+expect_fail "missing backing file" "$P2V" convert --force -O raw chain/sub/top.qcow2 p.raw
+expect_fail "missing backing file (--backing-chain)" "$P2V" info --backing-chain chain/sub/top.qcow2
+echo "ok: qemu-made images read as qemu reads them"
