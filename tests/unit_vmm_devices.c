@@ -120,6 +120,20 @@ static void test_pci(void)
 	vmm_pci_cfg_write(&p, &d, 300, 4, 0);
 }
 
+struct irq_log {
+	int level[16];
+	int changes;
+};
+
+static void irq_set(void *opaque, unsigned irq, int level)
+{
+	struct irq_log *l = opaque;
+	if (irq < 16) {
+		l->level[irq] = level;
+		l->changes++;
+	}
+}
+
 static uint8_t cmos(struct vmm_rtc *r, uint8_t reg)
 {
 	io_out(vmm_rtc_io, r, 0, 1, reg);
@@ -151,6 +165,21 @@ static void test_rtc(void)
 	for (int i = 0; i < 30 && (s1 = cmos(&r, 0x00)) == s0; i++)
 		usleep(100000);
 	CHECK(s1 != s0);
+	/* periodic interrupt: off until PIE; 1024 Hz at rate 6; C flags it */
+	{
+		struct irq_log il = { { 0 }, 0 };
+		r.irq = (struct vmm_irq){ irq_set, &il };
+		CHECK(vmm_rtc_period_s(&r) == 0);
+		io_out(vmm_rtc_io, &r, 0, 1, 0x0b);
+		io_out(vmm_rtc_io, &r, 1, 1, 0x42);
+		CHECK(vmm_rtc_period_s(&r) > 0.00097 && vmm_rtc_period_s(&r) < 0.00098);
+		vmm_rtc_tick(&r, 100.0);
+		CHECK_EQ(il.changes, 2);                       /* one edge on IRQ 8 */
+		vmm_rtc_tick(&r, 100.0001);                    /* not a period yet */
+		CHECK_EQ(il.changes, 2);
+		CHECK_EQ(cmos(&r, 0x0c), 0xc0);
+		CHECK_EQ(cmos(&r, 0x0c), 0x00);                /* read clears */
+	}
 	/* ordinary NVRAM bytes are stored; bit 7 of the index masks NMI only */
 	io_out(vmm_rtc_io, &r, 0, 1, 0x80 | 0x40);
 	io_out(vmm_rtc_io, &r, 1, 1, 0x5a);
@@ -167,20 +196,6 @@ static void cap_out(void *opaque, const uint8_t *buf, size_t len)
 	struct capture *c = opaque;
 	for (size_t i = 0; i < len && c->n < sizeof(c->buf); i++)
 		c->buf[c->n++] = buf[i];
-}
-
-struct irq_log {
-	int level[16];
-	int changes;
-};
-
-static void irq_set(void *opaque, unsigned irq, int level)
-{
-	struct irq_log *l = opaque;
-	if (irq < 16) {
-		l->level[irq] = level;
-		l->changes++;
-	}
 }
 
 static void test_uart(void)
@@ -274,6 +289,7 @@ static void test_bus_and_ports(void)
 	CHECK_EQ(ctl.request, VMM_REQ_NONE);
 	io_out(vmm_port92_io, &d, 0, 1, 0x03);
 	CHECK_EQ(ctl.request, VMM_REQ_RESET);
+	CHECK_EQ(io_in(vmm_zero_io, NULL, 0, 4), 0);         /* ACPI blocks with no news */
 }
 
 static void test_pm(void)

@@ -112,6 +112,8 @@ static void test_valid(struct vmm_vblk *v, int fd)
 	CHECK_EQ(io_r(v, 0, 4) & (1u << 9), 1u << 9);          /* FLUSH offered */
 	CHECK_EQ(io_r(v, 12, 2), QNUM);
 	CHECK_EQ(io_r(v, 20, 4), DISK_BYTES / 512);            /* capacity */
+	CHECK_EQ(io_r(v, 0, 4) & (1u << 2), 1u << 2);          /* SEG_MAX offered */
+	CHECK_EQ(io_r(v, 32, 4), QNUM - 2);                    /* seg_max */
 	rw_chain(0, 1, 1024, true);
 	submit(v, 0);
 	CHECK_EQ(ram[STATUS_GPA], 0);
@@ -162,6 +164,15 @@ static void test_valid(struct vmm_vblk *v, int fd)
 	desc(0, HDR_GPA, 16, 1, 2);
 	submit(v, 0);
 	CHECK_EQ(ram[STATUS_GPA], 0);
+	/* the longest chain: header + seg_max data descriptors + status */
+	header(0, 0);
+	desc(0, HDR_GPA, 16, 1, 1);
+	for (unsigned i = 1; i <= QNUM - 2; i++)
+		desc(i, DATA_GPA + 512 * (i - 1), 512, 3, (uint16_t)(i + 1));
+	desc(QNUM - 1, STATUS_GPA, 1, 2, 0);
+	submit(v, 0);
+	CHECK_EQ(ram[STATUS_GPA], 0);
+	CHECK_EQ(ram[DATA_GPA + 512 * (QNUM - 3)], QNUM - 3);  /* sector 125 */
 	CHECK(!v->broken);
 	CHECK_EQ(broken_events, 0);
 }

@@ -97,6 +97,13 @@ else
 	fail "gcc -m16 cannot build the virtio-blk guest"
 fi
 
+# 5b. RTC periodic interrupts (IRQ 8) wake a halted guest
+gcc -m16 -ffreestanding -fno-pic -fno-pie -nostdlib -no-pie -Os -fno-asynchronous-unwind-tables \
+	-Wl,--build-id=none -Wl,-T,"$G/flat16.ld" -o "$TMP/rtc.bin" "$G/rtc_guest.c" ||
+	fail "gcc -m16 cannot build the RTC guest"
+run "$TMP/rtc" -t 20 -m 4 -f "$TMP/rtc.bin"
+grep -qx "RTC-OK" "$TMP/rtc" || fail "RTC periodic interrupts did not arrive"
+
 # 6. console input reaches COM1: an echo guest that stops at 'q'
 printf '\xba\xfd\x03\xec\xa8\x01\x74\xf8\xba\xf8\x03\xec\xee\x3c\x71\x75\xef\xba\x01\x05\xee\xfa\xf4' > "$TMP/echo.bin"
 printf 'hello q' | "$RUNNER" -t 10 -m 4 -I -f "$TMP/echo.bin" > "$TMP/e" 2> "$TMP/e.sum" || fail "echo run failed"

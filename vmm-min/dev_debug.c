@@ -1,6 +1,8 @@
 /* Small ports: the firmware debug console (0x402: bytes to a log file), the
- * POST code port (0x80: ignored) and an isa-debug-exit-like port (0x501: any
- * write powers the guest off). */
+ * POST code port (0x80: ignored), an isa-debug-exit-like port (0x501: any
+ * write powers the guest off), system control port A (0x92), and blocks the
+ * firmware's ACPI tables name but that have nothing to report (GPE0, PCI and
+ * CPU hotplug): they read as zero rather than as absent hardware. */
 #include "vmm_internal.h"
 
 #include <stdio.h>
@@ -61,4 +63,12 @@ void vmm_port92_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, boo
 	if ((data[0] & 1) && !(d->port92 & 1) && d->ctl)
 		d->ctl->request = VMM_REQ_RESET;
 	d->port92 = data[0] & 0x03;
+}
+
+void vmm_zero_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
+{
+	(void)opaque;
+	(void)off;
+	if (!is_write)
+		memset(data, 0, size);
 }

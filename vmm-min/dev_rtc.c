@@ -1,6 +1,7 @@
 /* MC146818 CMOS/RTC at 0x70/0x71: the clock follows the host's UTC clock
- * (BCD, 24 hour), and the memory size fields tell the firmware how much RAM
- * there is.  No periodic or alarm interrupts. */
+ * (BCD, 24 hour), the memory size fields tell the firmware how much RAM
+ * there is, and the periodic interrupt (IRQ 8) is raised from the run loop's
+ * tick (coalesced when the loop is late).  No alarm or update interrupts. */
 #include "vmm_internal.h"
 
 #include <string.h>
@@ -16,6 +17,10 @@ enum {
 };
 #define REG_B_24H 0x02
 #define REG_B_BINARY 0x04
+#define REG_B_PIE 0x40
+#define REG_C_IRQF 0x80
+#define REG_C_PF 0x40
+#define RTC_IRQ 8
 
 static void put16(uint8_t *cmos, unsigned reg, uint64_t v)
 {
@@ -102,8 +107,11 @@ static uint8_t rtc_read(struct vmm_rtc *r, unsigned reg)
 {
 	if (rtc_is_time(reg))
 		return rtc_time_field(r, reg);
-	if (reg == CMOS_REG_C) /* reading C acknowledges interrupts */
-		return 0;
+	if (reg == CMOS_REG_C) { /* reading C acknowledges interrupts */
+		uint8_t v = r->cmos[CMOS_REG_C];
+		r->cmos[CMOS_REG_C] = 0;
+		return v;
+	}
 	return r->cmos[reg];
 }
 
@@ -133,4 +141,31 @@ void vmm_rtc_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool i
 	} else {
 		data[0] = rtc_read(r, r->index);
 	}
+}
+
+double vmm_rtc_period_s(const struct vmm_rtc *r)
+{
+	unsigned rate = r->cmos[CMOS_REG_A] & 0x0f;
+
+	if (!(r->cmos[CMOS_REG_B] & REG_B_PIE) || rate == 0)
+		return 0;
+	if (rate < 3) /* rates 1 and 2 repeat rates 8 and 9 */
+		rate += 7;
+	return (double)(1u << (rate - 1)) / 32768.0;
+}
+
+void vmm_rtc_tick(struct vmm_rtc *r, double now_s)
+{
+	double period = vmm_rtc_period_s(r);
+
+	if (period <= 0) {
+		r->last_tick_s = now_s;
+		return;
+	}
+	if (now_s - r->last_tick_s < period)
+		return;
+	r->last_tick_s = now_s;
+	r->cmos[CMOS_REG_C] |= REG_C_IRQF | REG_C_PF;
+	vmm_irq_set(&r->irq, RTC_IRQ, 1);
+	vmm_irq_set(&r->irq, RTC_IRQ, 0);
 }

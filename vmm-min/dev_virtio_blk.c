@@ -17,7 +17,10 @@ enum {
 	VBLK_QUEUE_NUM = 12, VBLK_QUEUE_SEL = 14, VBLK_QUEUE_NOTIFY = 16,
 	VBLK_STATUS = 18, VBLK_ISR = 19, VBLK_CONFIG = 20,
 };
+#define VBLK_F_SEG_MAX (1u << 2)
 #define VBLK_F_FLUSH (1u << 9)
+#define VBLK_FEATURES (VBLK_F_SEG_MAX | VBLK_F_FLUSH)
+#define VBLK_SEG_MAX (VMM_VBLK_QUEUE_NUM - 2) /* data descriptors beside header and status */
 #define VRING_DESC_F_NEXT 1
 #define VRING_DESC_F_WRITE 2
 #define VRING_DESC_F_INDIRECT 4
@@ -307,7 +310,7 @@ static void vblk_config(const struct vmm_vblk *v, uint8_t *regs)
 	uint64_t sectors = v->disk ? vmm_disk_size_bytes(v->disk) / SECTOR_BYTES : 0;
 
 	memset(regs, 0, VMM_VBLK_IO_BYTES);
-	wr32(regs + VBLK_HOST_FEATURES, VBLK_F_FLUSH);
+	wr32(regs + VBLK_HOST_FEATURES, VBLK_FEATURES);
 	wr32(regs + VBLK_GUEST_FEATURES, v->guest_features);
 	wr32(regs + VBLK_QUEUE_PFN, v->queue_sel == 0 ? v->queue_pfn : 0);
 	wr16(regs + VBLK_QUEUE_NUM, v->queue_sel == 0 ? VMM_VBLK_QUEUE_NUM : 0);
@@ -316,12 +319,13 @@ static void vblk_config(const struct vmm_vblk *v, uint8_t *regs)
 	regs[VBLK_ISR] = v->isr;
 	wr32(regs + VBLK_CONFIG, (uint32_t)sectors);
 	wr32(regs + VBLK_CONFIG + 4, (uint32_t)(sectors >> 32));
+	wr32(regs + VBLK_CONFIG + 12, VBLK_SEG_MAX);
 }
 
 static void vblk_write(struct vmm_vblk *v, uint64_t off, uint32_t val)
 {
 	switch (off) {
-	case VBLK_GUEST_FEATURES: v->guest_features = val & VBLK_F_FLUSH; break;
+	case VBLK_GUEST_FEATURES: v->guest_features = val & VBLK_FEATURES; break;
 	case VBLK_QUEUE_PFN:
 		if (v->queue_sel != 0)
 			break;

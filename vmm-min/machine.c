@@ -65,8 +65,9 @@ static int machine_firmware(struct vmm_machine *m, const char *path, char *err, 
 		snprintf(err, err_bytes, "firmware %s: %s", path, strerror(-ret));
 		goto out_close;
 	}
-	if (st.st_size < 65536 || st.st_size > (off_t)(16 * MIB) || st.st_size % 65536) {
-		snprintf(err, err_bytes, "firmware %s: size %lld is not a multiple of 64 KiB up to 16 MiB",
+	/* Up to 256 KiB: larger would collide with KVM's TSS pages below. */
+	if (st.st_size < 65536 || st.st_size > (off_t)(256 * 1024) || st.st_size % 65536) {
+		snprintf(err, err_bytes, "firmware %s: size %lld is not a multiple of 64 KiB up to 256 KiB",
 			 path, (long long)st.st_size);
 		ret = -EINVAL;
 		goto out_close;
@@ -146,6 +147,9 @@ static int machine_bus(struct vmm_machine *m)
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, &m->dbg, "port92");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, &m->dbg, "debug-exit");
 	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, &m->pm, "apm");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xafe0, 4, vmm_zero_io, NULL, "acpi-gpe0");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xae00, 0x14, vmm_zero_io, NULL, "pci-hotplug");
+	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xaf00, 0x20, vmm_zero_io, NULL, "cpu-hotplug");
 	pm_idx = vmm_bus_add(b, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &m->pm, "acpi-pm");
 	if (ret < 0 || pm_idx < 0)
 		return -ENOSPC;
@@ -226,6 +230,7 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 	m->dbg.ctl = &m->ctl;
 	vmm_uart_init(&m->uart, 4, &m->irq, cfg->console_out, cfg->console_opaque);
 	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
+	m->rtc.irq = m->irq;
 	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
 	vmm_i8042_init(&m->i8042, &m->irq, &m->ctl);
 	ret = machine_bus(m);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define TICK_NS 20000000L
+#define FAST_TICK_NS 1000000L /* while the guest wants RTC periodic interrupts */
 #define RFLAGS_IF 0x200
 #define GDT_GPA 0x500u
 
@@ -42,6 +43,7 @@ struct vmm_loop {
 	struct kvm_run *run;
 	timer_t timer;
 	bool have_timer;
+	long tick_ns;
 	uint64_t exits;
 };
 
@@ -66,17 +68,35 @@ static int loop_signal_mask(struct vmm_loop *l)
 	return ioctl(l->fd, KVM_SET_SIGNAL_MASK, km) < 0 ? -errno : 0;
 }
 
+static int loop_timer_set(struct vmm_loop *l, long tick_ns)
+{
+	struct itimerspec its = { { 0, tick_ns }, { 0, tick_ns } };
+
+	l->tick_ns = tick_ns;
+	return timer_settime(l->timer, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
 static int loop_timer(struct vmm_loop *l)
 {
 	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID };
-	struct itimerspec its = { { 0, TICK_NS }, { 0, TICK_NS } };
 
 	sev.sigev_signo = l->sh->kick_signo;
 	sev._sigev_un._tid = gettid();
 	if (timer_create(CLOCK_MONOTONIC, &sev, &l->timer) < 0)
 		return -errno;
 	l->have_timer = true;
-	return timer_settime(l->timer, 0, &its, NULL) < 0 ? -errno : 0;
+	return loop_timer_set(l, TICK_NS);
+}
+
+/* RTC periodic interrupts, with a faster tick while they are wanted. */
+static void loop_rtc(struct vmm_loop *l, double now_s)
+{
+	struct vmm_rtc *rtc = &l->sh->m->rtc;
+	long want_ns = vmm_rtc_period_s(rtc) > 0 ? FAST_TICK_NS : TICK_NS;
+
+	vmm_rtc_tick(rtc, now_s);
+	if (want_ns != l->tick_ns)
+		loop_timer_set(l, want_ns);
 }
 
 static void loop_eat_kicks(const struct vmm_shared *sh)
@@ -160,6 +180,7 @@ static void loop_tick(struct vmm_loop *l)
 		return loop_finish(l, VMM_EXIT_HALTED, VMM_EV_HALT, true,
 				   "halted with interrupts disabled");
 	loop_console_in(l);
+	loop_rtc(l, vmm_now_s());
 }
 
 static void loop_io(struct vmm_loop *l)

@@ -134,10 +134,16 @@ struct vmm_rtc {
 	uint8_t index;
 	uint8_t cmos[128];
 	int64_t offset_s;        /* guest clock minus host clock */
+	double last_tick_s;      /* periodic interrupt: when the last one was due */
+	struct vmm_irq irq;      /* IRQ 8; set after vmm_rtc_init */
 };
 void vmm_rtc_init(struct vmm_rtc *r, uint64_t below_4g_bytes, uint64_t above_4g_bytes,
 		  unsigned cpus);
 void vmm_rtc_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
+/* Periodic interrupt period in seconds (register A rate, register B PIE),
+ * 0 when off.  vmm_rtc_tick raises IRQ 8 (coalesced) when a period passed. */
+double vmm_rtc_period_s(const struct vmm_rtc *r);
+void vmm_rtc_tick(struct vmm_rtc *r, double now_s);
 
 /* fw_cfg (QEMU firmware configuration, I/O port interface) */
 #define VMM_FWCFG_MAX_ITEMS 32
@@ -249,6 +255,7 @@ struct vmm_debugport {
 void vmm_debugcon_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_post_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_port92_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
+void vmm_zero_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 void vmm_exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 
 /* Disk with copy-on-write overlay */
