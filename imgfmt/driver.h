@@ -110,6 +110,10 @@ void imgfmt_warn(struct imgfmt_image *img, const char *fmt, ...)
 int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* Data/hole extent of a host file at off (SEEK_DATA/SEEK_HOLE; a block
+ * device is all data), at most len bytes. */
+void imgfmt_fd_block_status(int fd, bool is_block_device, uint64_t off, uint64_t len,
+			    struct imgfmt_extent *ext);
 /* File size of an fd (BLKGETSIZE64 for block devices). */
 int imgfmt_fd_size(int fd, uint64_t *size_bytes);
 

@@ -133,31 +133,10 @@ static int raw_write_zeroes(struct imgfmt_image *img, uint64_t len, uint64_t off
 	return 0;
 }
 
-/* SEEK_DATA/SEEK_HOLE on regular files; a block device is all data. */
 static int raw_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 			    struct imgfmt_extent *ext)
 {
-	off_t data, hole;
-
-	ext->type = IMGFMT_EXTENT_DATA;
-	if (img->is_block_device)
-		return 0;
-	data = lseek(img->fd, (off_t)off, SEEK_DATA);
-	if (data < 0) {
-		if (errno == ENXIO) { /* only a hole from off to the end */
-			ext->type = IMGFMT_EXTENT_HOLE;
-			return 0;
-		}
-		return 0; /* no SEEK_DATA support: call it data */
-	}
-	if ((uint64_t)data > off) {
-		ext->type = IMGFMT_EXTENT_HOLE;
-		ext->length_bytes = (uint64_t)data - off < len ? (uint64_t)data - off : len;
-		return 0;
-	}
-	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
-	if (hole > (off_t)off && (uint64_t)hole - off < len)
-		ext->length_bytes = (uint64_t)hole - off;
+	imgfmt_fd_block_status(img->fd, img->is_block_device, off, len, ext);
 	return 0;
 }
 

@@ -126,6 +126,31 @@ int imgfmt_parse_size(const char *s, uint64_t *out_bytes)
 	return 0;
 }
 
+void imgfmt_fd_block_status(int fd, bool is_block_device, uint64_t off, uint64_t len,
+			    struct imgfmt_extent *ext)
+{
+	off_t data, hole;
+
+	ext->type = IMGFMT_EXTENT_DATA;
+	ext->length_bytes = len;
+	if (is_block_device)
+		return;
+	data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0) {
+		if (errno == ENXIO) /* only a hole from off to the end */
+			ext->type = IMGFMT_EXTENT_HOLE;
+		return; /* or no SEEK_DATA support: call it data */
+	}
+	if ((uint64_t)data > off) {
+		ext->type = IMGFMT_EXTENT_HOLE;
+		ext->length_bytes = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+		return;
+	}
+	hole = lseek(fd, (off_t)off, SEEK_HOLE);
+	if (hole > (off_t)off && (uint64_t)hole - off < len)
+		ext->length_bytes = (uint64_t)hole - off;
+}
+
 bool imgfmt_is_zero(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;

@@ -1187,26 +1187,12 @@ static int diff_block_status(struct imgfmt_image *img, struct vpc *s, uint32_t b
 	return 0;
 }
 
-/* Fixed: holes of a sparse host file (the data area maps 1:1). */
+/* Fixed: holes of a sparse host file (the data area maps 1:1; the footer
+ * is data, so the file never ends in a hole). */
 static int fixed_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 			      struct imgfmt_extent *ext)
 {
-	off_t data, hole;
-
-	ext->type = IMGFMT_EXTENT_DATA;
-	if (img->is_block_device)
-		return 0;
-	data = lseek(img->fd, (off_t)off, SEEK_DATA);
-	if (data < 0)
-		return 0; /* no SEEK_DATA (the footer is data, so ENXIO cannot be) */
-	if ((uint64_t)data > off) {
-		ext->type = IMGFMT_EXTENT_HOLE;
-		ext->length_bytes = min_u64((uint64_t)data - off, len);
-		return 0;
-	}
-	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
-	if (hole > (off_t)off && (uint64_t)hole - off < len)
-		ext->length_bytes = (uint64_t)hole - off;
+	imgfmt_fd_block_status(img->fd, img->is_block_device, off, len, ext);
 	return 0;
 }
 
