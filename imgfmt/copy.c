@@ -11,7 +11,6 @@
 #include "driver.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,6 @@
 #define COPY_MAX_ZERO_UNIT_BYTES (64u * 1024u)
 #define COPY_MAX_THREADS 8u
 #define COPY_ZERO_JOB_MAX_BYTES (1ull << 30)
-#define COPY_WRITEBACK_BYTES (64ull << 20)
 
 struct copy_range {
 	uint64_t off, len;
@@ -312,17 +310,6 @@ static int write_job(struct copy_worker *w)
 	return r < 0 ? r : 0;
 }
 
-/* Start writeback of the target every COPY_WRITEBACK_BYTES so that the
- * final fsync before commit finds little left to do (asynchronous: it does
- * not wait for the disk).  Called in turn. */
-static void kick_writeback(struct copy *c, uint64_t written_before)
-{
-	if (c->dst->is_block_device ||
-	    written_before / COPY_WRITEBACK_BYTES == c->stats.bytes_written / COPY_WRITEBACK_BYTES)
-		return;
-	sync_file_range(c->dst->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-}
-
 static void wait_turn(struct copy *c, uint64_t seq)
 {
 	while (c->write_seq != seq && !c->error)
@@ -353,9 +340,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&c->lock);
-		uint64_t before = c->stats.bytes_written;
 		r = write_job(w); /* our turn: nobody else touches dst */
-		kick_writeback(c, before);
 		pthread_mutex_lock(&c->lock);
 		if (r < 0)
 			set_error(c, r, imgfmt_errmsg(c->dst));
