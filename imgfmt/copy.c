@@ -358,13 +358,21 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Aligned for the target's O_DIRECT data path (imgfmt_data_pwrite). */
+static void *page_alloc(size_t bytes)
+{
+	void *p;
+
+	return posix_memalign(&p, IMGFMT_DIRECT_ALIGN, bytes) == 0 ? p : NULL;
+}
+
 static int worker_alloc(struct copy_worker *w, struct copy *c)
 {
 	size_t n_units = c->chunk / c->unit + 1;
 
 	w->c = c;
-	w->buf = malloc(c->chunk);
-	w->cbuf = c->compress ? malloc(c->chunk) : NULL;
+	w->buf = page_alloc(c->chunk);
+	w->cbuf = c->compress ? page_alloc(c->chunk) : NULL;
 	w->clen = calloc(n_units, sizeof(*w->clen));
 	w->zero = calloc(n_units, sizeof(*w->zero));
 	w->job.reads = calloc(c->max_reads, sizeof(*w->job.reads));

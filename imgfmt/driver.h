@@ -69,6 +69,7 @@ struct imgfmt_image {
 	const struct imgfmt_driver *drv;
 	void *priv;                  /* driver state */
 	int fd;                      /* the image file (first extent for VMDK) */
+	int direct_fd;               /* created images: the same file with O_DIRECT, or -1 */
 	char *path;                  /* as opened (final path for created images) */
 	char *tmp_path;              /* created image: temporary name, else NULL */
 	uint64_t size_bytes;         /* virtual size: set by open/create */
@@ -110,6 +111,13 @@ void imgfmt_warn(struct imgfmt_image *img, const char *fmt, ...)
 int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* Bulk data of a created image: through img->direct_fd (bypassing the page
+ * cache, so the copy costs no kernel memcpy and the final fsync finds little
+ * left) when buffer, length and offset are IMGFMT_DIRECT_ALIGN-aligned, else
+ * through img->fd.  A file system that refuses O_DIRECT writes turns the
+ * direct path off for this image.  Returns 0 or -errno (not recorded). */
+#define IMGFMT_DIRECT_ALIGN 4096u
+int imgfmt_data_pwrite(struct imgfmt_image *img, const void *buf, size_t len, uint64_t off);
 /* Data/hole extent of a host file at off (SEEK_DATA/SEEK_HOLE; a block
  * device is all data), at most len bytes. */
 void imgfmt_fd_block_status(int fd, bool is_block_device, uint64_t off, uint64_t len,

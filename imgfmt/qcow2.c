@@ -684,7 +684,7 @@ static int write_new_clusters(struct imgfmt_image *img, const uint8_t *buf, uint
 	if ((r = l2_table_for_write(img, off + (n - 1) * s->cluster_bytes, &l2_off)) < 0 ||
 	    (r = qcow2_alloc_clusters(img, n, &host)) < 0)
 		return r;
-	if ((r = imgfmt_fd_pwrite(img->fd, buf, len, host)) < 0)
+	if ((r = imgfmt_data_pwrite(img, buf, len, host)) < 0)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at %llu: %s", img->path,
 				  (unsigned long long)len, (unsigned long long)host, strerror(-r));
 	if (host + len > s->file_bytes)
@@ -724,7 +724,7 @@ static int qcow2_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len,
 		if (r < 0)
 			return r;
 		if (host) {
-			if ((r = imgfmt_fd_pwrite(img->fd, p, n, host + in)) < 0)
+			if ((r = imgfmt_data_pwrite(img, p, n, host + in)) < 0)
 				return imgfmt_err(img, r, "%s: write at %llu: %s", img->path,
 						  (unsigned long long)off, strerror(-r));
 		} else if (in == 0 && (n == cb || off + n == img->size_bytes)) {

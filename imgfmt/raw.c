@@ -102,7 +102,7 @@ static int raw_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t
 
 static int raw_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)
 {
-	int r = imgfmt_fd_pwrite(img->fd, buf, len, off);
+	int r = imgfmt_data_pwrite(img, buf, len, off);
 
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at %llu: %s", img->path,

@@ -68,6 +68,25 @@ int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+static bool direct_aligned(const void *buf, size_t len, uint64_t off)
+{
+	return ((uintptr_t)buf | len | off) % IMGFMT_DIRECT_ALIGN == 0 && len > 0;
+}
+
+int imgfmt_data_pwrite(struct imgfmt_image *img, const void *buf, size_t len, uint64_t off)
+{
+	int r;
+
+	if (img->direct_fd < 0 || !direct_aligned(buf, len, off))
+		return imgfmt_fd_pwrite(img->fd, buf, len, off);
+	r = imgfmt_fd_pwrite(img->direct_fd, buf, len, off);
+	if (r != -EINVAL)
+		return r;
+	close(img->direct_fd); /* the file system takes no O_DIRECT writes */
+	img->direct_fd = -1;
+	return imgfmt_fd_pwrite(img->fd, buf, len, off);
+}
+
 int imgfmt_fd_size(int fd, uint64_t *size_bytes)
 {
 	struct stat st;

@@ -891,7 +891,7 @@ static void kick_writeback(struct imgfmt_image *img, struct vhdx *v, uint64_t of
 
 static int wrun_flush(struct imgfmt_image *img, struct wrun *w)
 {
-	int r = w->len ? imgfmt_fd_pwrite(img->fd, w->buf, w->len, w->host) : 0;
+	int r = w->len ? imgfmt_data_pwrite(img, w->buf, w->len, w->host) : 0;
 
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at file offset %llu: %s", img->path,

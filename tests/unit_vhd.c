@@ -250,12 +250,15 @@ static void test_dynamic_rw(void)
 
 	file = slurp(path_in("rw.vhd"), &len);
 	CHECK(file != NULL);
-	/* 5 blocks of 512 + 512 KiB after footer copy, header, one BAT sector */
-	CHECK_EQ(len, 2048 + 5 * (512 + 512 * KiB) + 512);
+	/* 5 blocks after footer copy, header, one BAT sector (2048 bytes); each
+	 * block's bitmap sector sits just before a 4 KiB boundary so its data is
+	 * 4 KiB-aligned: bitmaps at 3584 + k * (512 KiB + 4 KiB), then the footer */
+	CHECK_EQ(len, 3584 + 4 * (512 * KiB + 4096) + 512 + 512 * KiB + 512);
 	if (file) {
-		/* block 1 (first allocated) starts at 2048: sectors from 376 (700K - 512K) on */
-		const uint8_t *bm = file + 2048;
-		CHECK_EQ(imgfmt_get_be32(file + 1536 + 4), 2048 / 512);
+		/* block 1 (first allocated): sectors from 376 (700K - 512K) on */
+		const uint8_t *bm = file + 3584;
+		CHECK_EQ(imgfmt_get_be32(file + 1536 + 4), 3584 / 512);
+		CHECK_EQ(imgfmt_get_be32(file + 1536 + 2 * 4), (3584 + 512 * KiB + 4096) / 512);
 		CHECK_EQ(bm[0], 0);
 		CHECK_EQ(bm[46], 0);
 		CHECK_EQ(bm[47], 0xFF);       /* sectors 376..383 */
