@@ -228,6 +228,14 @@ static int open_depth(struct imgfmt_image **out, const char *path,
 		snprintf(perr, sizeof(perr), "%s: is a directory", path);
 		goto close_fd;
 	}
+	if (!(opts->flags & IMGFMT_OPEN_FORCE_SHARE)) {
+		char lmsg[IMGFMT_ERRMSG_BYTES - 64];
+		r = imgfmt_lock_fd(fd, opts->flags & IMGFMT_OPEN_RDWR, lmsg, sizeof(lmsg));
+		if (r < 0) {
+			snprintf(perr, sizeof(perr), "%s: %s", path, lmsg);
+			goto close_fd;
+		}
+	}
 	if (opts->format) {
 		drv = imgfmt_find_driver(opts->format);
 		if (!drv) {

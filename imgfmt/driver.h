@@ -122,6 +122,9 @@ int imgfmt_data_pwrite(struct imgfmt_image *img, const void *buf, size_t len, ui
  * device is all data), at most len bytes. */
 void imgfmt_fd_block_status(int fd, bool is_block_device, uint64_t off, uint64_t len,
 			    struct imgfmt_extent *ext);
+/* QEMU-compatible image locks on fd (lock.c): 0, -EBUSY with msg naming the
+ * conflict when another process holds the image incompatibly, or -errno. */
+int imgfmt_lock_fd(int fd, bool writable, char *msg, size_t msg_bytes);
 /* File size of an fd (BLKGETSIZE64 for block devices). */
 int imgfmt_fd_size(int fd, uint64_t *size_bytes);
 

@@ -1,4 +1,5 @@
 # imgfmt core, raw driver, copy engine and the image commands.
 p2v_unit_test(unit_core ${P2V_TEST_DIR}/unit_core.c)
 p2v_shell_test(cli_raw cli_raw.sh TIMEOUT 300)
+p2v_shell_test(lock_qemu lock_qemu.sh TIMEOUT 120)
 p2v_fuzz_target(fuzz_raw ${P2V_TEST_DIR}/fuzz_raw.c ${P2V_TEST_DIR}/corpus/raw)

@@ -158,6 +158,30 @@ static void test_atomic_create(void)
 	CHECK(stat(tpath("a.raw"), &st) == 0 && st.st_size == 1 << 20);
 }
 
+/* Locks between two opens of one file (separate open file descriptions). */
+static void test_locks(void)
+{
+	struct imgfmt_open_opts rw = { .format = "raw", .flags = IMGFMT_OPEN_RDWR };
+	struct imgfmt_open_opts ro = { .format = "raw" };
+	struct imgfmt_open_opts ro_u = { .format = "raw", .flags = IMGFMT_OPEN_FORCE_SHARE };
+	struct imgfmt_image *w = NULL, *r1 = NULL, *r2 = NULL;
+	char err[IMGFMT_ERRMSG_BYTES];
+
+	write_file(tpath("l.raw"), "x", 1, 1 << 20);
+	CHECK(imgfmt_open(&r1, tpath("l.raw"), &ro, err, sizeof(err)) == 0);
+	CHECK(imgfmt_open(&r2, tpath("l.raw"), &ro, err, sizeof(err)) == 0); /* readers share */
+	CHECK(imgfmt_open(&w, tpath("l.raw"), &rw, err, sizeof(err)) == -EBUSY);
+	CHECK(strstr(err, "\"write\" lock") != NULL);
+	imgfmt_close(r1);
+	imgfmt_close(r2);
+	CHECK(imgfmt_open(&w, tpath("l.raw"), &rw, err, sizeof(err)) == 0);
+	r1 = NULL;
+	CHECK(imgfmt_open(&r1, tpath("l.raw"), &ro, err, sizeof(err)) == -EBUSY);
+	CHECK(imgfmt_open(&r1, tpath("l.raw"), &ro_u, err, sizeof(err)) == 0); /* -U */
+	imgfmt_close(r1);
+	imgfmt_close(w);
+}
+
 /* ---- copy engine ---- */
 
 static uint8_t *pattern(size_t len, unsigned seed)
@@ -387,6 +411,7 @@ int main(void)
 	test_requests();
 	test_atomic_create();
 	test_direct_writes();
+	test_locks();
 	test_copy_basic();
 	test_copy_extents_map();
 	test_copy_not_fresh();
