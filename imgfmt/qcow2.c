@@ -202,6 +202,11 @@ static int read_extensions(struct imgfmt_image *img, const uint8_t *c0)
 						  img->path, len);
 			memcpy(s->backing_format, c0 + off + 8, len);
 			s->backing_format[len] = 0;
+		} else if (type == QCOW2_EXT_BITMAPS && len >= 24 &&
+			   (s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+			s->nb_bitmaps = imgfmt_get_be32(c0 + off + 8);
+			s->bitmap_dir_bytes = imgfmt_get_be64(c0 + off + 16);
+			s->bitmap_dir_offset = imgfmt_get_be64(c0 + off + 24);
 		} else if (type == QCOW2_EXT_DATA_FILE || type == QCOW2_EXT_CRYPTO) {
 			return imgfmt_err(img, -ENOTSUP, "%s: header extension 0x%08x (%s) is not supported",
 					  img->path, type, type == QCOW2_EXT_CRYPTO ? "encryption" : "external data file");
@@ -298,6 +303,20 @@ static int alloc_buffers(struct imgfmt_image *img)
 	return 0;
 }
 
+/* A writer that does not maintain what an autoclear bit stands for (bitmaps
+ * are the one QEMU uses) clears it before changing anything, as the spec
+ * asks: the bitmaps are then known stale instead of silently wrong. */
+static int clear_autoclear(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	s->h.autoclear_features = 0;
+	s->nb_bitmaps = 0;
+	imgfmt_warn(img, "%s: persistent bitmaps (if any) are now marked inconsistent: p2v does not update them",
+		    img->path);
+	return qcow2_write_header(img);
+}
+
 static int qcow2_open(struct imgfmt_image *img)
 {
 	uint8_t *c0 = NULL;
@@ -329,6 +348,8 @@ static int qcow2_open(struct imgfmt_image *img)
 		goto free_c0;
 	img->size_bytes = s->h.size;
 	img->cluster_bytes = s->cluster_bytes;
+	if (img->writable && s->h.autoclear_features && (r = clear_autoclear(img)) < 0)
+		goto free_c0;
 	if (s->backing_name[0] && !(img->flags & IMGFMT_OPEN_NO_BACKING))
 		r = imgfmt_open_backing(img, s->backing_name, s->backing_format);
 free_c0:

@@ -32,6 +32,8 @@
 #define QCOW2_EXT_FEATURE_TABLE 0x6803f857u
 #define QCOW2_EXT_DATA_FILE 0x44415441u
 #define QCOW2_EXT_CRYPTO 0x0537be77u
+#define QCOW2_EXT_BITMAPS 0x23852875u
+#define QCOW2_AUTOCLEAR_BITMAPS (1ull << 0)
 
 enum qcow2_compression { QCOW2_COMP_ZLIB = 0, QCOW2_COMP_ZSTD = 1 };
 
@@ -86,6 +88,8 @@ struct qcow2 {
 	int deflate_level;            /* 0 = ISA-L (fast), 1-9 = zlib level */
 	char backing_name[1024];
 	char backing_format[32];
+	uint32_t nb_bitmaps;          /* bitmaps extension, when consistent */
+	uint64_t bitmap_dir_offset, bitmap_dir_bytes;
 };
 
 static inline struct qcow2 *qcow2_state(struct imgfmt_image *img) { return img->priv; }

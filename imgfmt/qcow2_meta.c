@@ -421,6 +421,66 @@ static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint
 	return r;
 }
 
+/* One bitmap's table and the data clusters it names.  Entry bits 9-55 are
+ * a cluster offset (0: all zeroes or, with bit 0, all ones). */
+static int count_bitmap_table(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t off,
+			      uint32_t entries)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t bytes = (uint64_t)entries * 8;
+	uint8_t *t;
+	int r;
+
+	if (bytes > QCOW2_MAX_L1_BYTES || off + bytes > s->next_host || off + bytes < off) {
+		problem(rf, "ERROR bitmap table of %u entries at %llu lies outside the file", entries,
+			(unsigned long long)off);
+		return 0;
+	}
+	count(rf, off, bytes, s->cluster_bits);
+	if (!(t = malloc(bytes + 8)))
+		return -ENOMEM;
+	r = imgfmt_fd_pread(img->fd, t, bytes, off);
+	for (uint32_t k = 0; r == 0 && k < entries; k++) {
+		uint64_t data = imgfmt_get_be64(t + 8 * k) & 0x00fffffffffffe00ull;
+		if (data)
+			count(rf, data, s->cluster_bytes, s->cluster_bits);
+	}
+	free(t);
+	return r;
+}
+
+/* Persistent dirty bitmaps (when the autoclear bit says they are
+ * consistent): the directory, each bitmap's table and its data.  Directory
+ * entries: 24 fixed bytes, extra data, name, padded to 8. */
+static int count_bitmaps(struct imgfmt_image *img, struct qcow2_refs *rf)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t pos = 0, len = s->bitmap_dir_bytes;
+	uint8_t *dir;
+	int r;
+
+	if (!s->nb_bitmaps)
+		return 0;
+	if (len > QCOW2_MAX_L1_BYTES || s->bitmap_dir_offset + len > s->next_host || len < 24) {
+		problem(rf, "ERROR bitmap directory of %llu bytes at %llu lies outside the file",
+			(unsigned long long)len, (unsigned long long)s->bitmap_dir_offset);
+		return 0;
+	}
+	count(rf, s->bitmap_dir_offset, len, s->cluster_bits);
+	if (!(dir = malloc(len)))
+		return -ENOMEM;
+	r = imgfmt_fd_pread(img->fd, dir, len, s->bitmap_dir_offset);
+	/* each entry advances pos by at least 24: the loop ends */
+	for (uint32_t i = 0; r == 0 && i < s->nb_bitmaps && pos + 24 <= len; i++) {
+		const uint8_t *e = dir + pos;
+		uint64_t n = 24 + (uint64_t)imgfmt_get_be32(e + 20) + imgfmt_get_be16(e + 18);
+		r = count_bitmap_table(img, rf, imgfmt_get_be64(e), imgfmt_get_be32(e + 8));
+		pos += (n + 7) & ~7ull;
+	}
+	free(dir);
+	return r;
+}
+
 static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t *allocated)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -439,6 +499,8 @@ static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_
 	r = count_l1(img, rf, s->l1, s->l1_size, l2, allocated);
 	if (r == 0)
 		r = count_snapshots(img, rf, l2);
+	if (r == 0)
+		r = count_bitmaps(img, rf);
 	free(l2);
 	return r;
 }

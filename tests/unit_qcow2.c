@@ -5,6 +5,7 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -188,6 +189,29 @@ static int open_bytes(const uint8_t *b, size_t n, char *err, size_t err_bytes)
 	return r;
 }
 
+/* A writable open clears autoclear bits (bitmaps) it does not maintain. */
+static void test_autoclear(void)
+{
+	struct imgfmt_open_opts rw = { .flags = IMGFMT_OPEN_RDWR };
+	uint8_t b[MINI_BYTES], back[8];
+	char err[IMGFMT_ERRMSG_BYTES], path[256];
+	struct imgfmt_image *img = NULL;
+	int fd;
+
+	mini_image(b);
+	imgfmt_put_be64(b + 88, 1); /* bitmaps extension consistent */
+	snprintf(path, sizeof(path), "%s/autoclear.qcow2", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, b, sizeof(b)) == (ssize_t)sizeof(b));
+	CHECK_EQ(imgfmt_open(&img, path, NULL, err, sizeof(err)), 0); /* read-only: untouched */
+	imgfmt_close(img);
+	CHECK(pread(fd, back, 8, 88) == 8 && imgfmt_get_be64(back) == 1);
+	CHECK_EQ(imgfmt_open(&img, path, &rw, err, sizeof(err)), 0);
+	CHECK(pread(fd, back, 8, 88) == 8 && imgfmt_get_be64(back) == 0); /* before any write */
+	imgfmt_close(img);
+	close(fd);
+}
+
 struct hostile {
 	size_t off, bytes;
 	uint64_t val;
@@ -279,6 +303,7 @@ int main(void)
 	test_compressed("compression_type=zstd");
 	test_compressed("refcount_bits=1");
 	test_hostile();
+	test_autoclear();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
