@@ -23,6 +23,7 @@
 #define QEMU_POLL_MS 100
 #define QEMU_TERM_GRACE_S 3.0
 #define QEMU_STATS_PERIOD_S 1.0
+#define QEMU_DEAD_HALTS 2      /* dumps in a row: 1-2 s of a dead CPU */
 
 struct qemu_argv {
 	char *argv[QEMU_MAX_ARGS + 1];
@@ -180,6 +181,7 @@ struct qemu_child {
 	char shutdown_reason[64];
 	bool triple_fault;
 	bool stats_fresh;             /* a query-blockstats answer to hand on */
+	unsigned dead_halts;          /* consecutive "HLT=1 with IF=0" register dumps */
 	uint64_t disk_reads, disk_writes, wr_highest_offset;
 	double stats_asked_s;
 	FILE *fwlog;
@@ -329,14 +331,32 @@ static void blockstats_line(struct qemu_child *c, const char *line)
 	c->stats_fresh = true;
 }
 
-/* One QMP line: block statistics, or why the guest stopped. */
+/* The answer to "info registers": a CPU halted with interrupts disabled
+ * (EFLAGS.IF clear) never runs again. */
+static void registers_line(struct qemu_child *c, const char *line)
+{
+	const char *efl = strstr(line, "EFL=");
+	bool halted = strstr(line, "HLT=1") != NULL;
+
+	if (efl && halted && !(strtoul(efl + 4, NULL, 16) & 0x200))
+		c->dead_halts++;
+	else
+		c->dead_halts = 0;
+}
+
+/* One QMP line: block statistics, registers, or why the guest stopped. */
 static void qmp_line(struct qemu_child *c, const char *line)
 {
 	static const char answer[] = "{\"return\": [{\"device\": ";
+	static const char text_answer[] = "{\"return\": \"";
 	const char *r;
 
 	if (!strncmp(line, answer, sizeof(answer) - 1)) {
 		blockstats_line(c, line);
+		return;
+	}
+	if (!strncmp(line, text_answer, sizeof(text_answer) - 1)) {
+		registers_line(c, line);
 		return;
 	}
 	if (!strstr(line, "\"SHUTDOWN\"") || c->shutdown_reason[0])
@@ -533,10 +553,12 @@ static void child_init(struct qemu_child *c)
 		c->fd[ch] = -1;
 }
 
-/* Disk activity, once a second, over QMP. */
+/* Disk activity and the CPU's halt state, once a period, over QMP. */
 static void ask_blockstats(struct qemu_child *c, double t_s)
 {
-	static const char q[] = "{\"execute\":\"query-blockstats\"}\n";
+	static const char q[] = "{\"execute\":\"query-blockstats\"}\n"
+				"{\"execute\":\"human-monitor-command\","
+				"\"arguments\":{\"command-line\":\"info registers\"}}\n";
 
 	if (c->fd[QCH_QMP] < 0 || t_s - c->stats_asked_s < QEMU_STATS_PERIOD_S)
 		return;
@@ -563,6 +585,11 @@ static int run_loop(struct qemu_child *c, const struct p2v_engine_config *cfg, s
 		}
 		if (cfg->timeout_s > 0 && t_s >= cfg->timeout_s) {
 			p2v_watch_end(w, P2V_END_TIMEOUT, t_s, NULL);
+			return 0;
+		}
+		if (c->dead_halts >= QEMU_DEAD_HALTS) {
+			p2v_watch_end(w, P2V_END_HALTED, t_s,
+				      "the CPU halted with interrupts disabled (QEMU: HLT=1, IF=0)");
 			return 0;
 		}
 		ask_blockstats(c, t_s);

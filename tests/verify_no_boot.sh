@@ -53,6 +53,23 @@ cat "$TMP/tf.out"
 [ "$rc" -eq 1 ] || fail "triple fault: exit $rc, expected 1"
 grep -q '^verdict: FAIL: triple fault at .*(QEMU: Triple fault)' "$TMP/tf.out" || fail "triple fault not recognised"
 
+# A boot sector that halts with interrupts off: dead, reported as a halt
+# within seconds, not at the timeout.
+python3 - "$TMP/halt.raw" <<'PY'
+import sys
+b = bytearray(1 << 20)
+b[0:3] = bytes([0xfa, 0xf4, 0xeb])  # cli; hlt; (jmp back, never reached)
+b[3] = 0xfd
+b[510:512] = b"\x55\xaa"
+open(sys.argv[1], "wb").write(b)
+PY
+rc=0; t0=$(date +%s)
+"$P2V" verify "$TMP/halt.raw" --engine qemu --timeout 120 > "$TMP/halt.out" 2>&1 || rc=$?
+cat "$TMP/halt.out"
+[ "$rc" -eq 1 ] || fail "halt: exit $rc, expected 1"
+grep -q '^verdict: FAIL: guest halted with interrupts disabled' "$TMP/halt.out" || fail "halt not recognised"
+[ $(( $(date +%s) - t0 )) -lt 60 ] || fail "halt: not fast ($(( $(date +%s) - t0 )) s)"
+
 # Could not run: exit 2.
 expect_fail "missing image" "$P2V" verify "$TMP/nonexistent.raw" --engine qemu
 rc=0; "$P2V" verify "$TMP/nonexistent.raw" --engine qemu 2>/dev/null || rc=$?
