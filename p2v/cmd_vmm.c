@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@ struct boot_opts {
 	bool json;
 	bool console;                /* echo the guest console on stderr */
 	double settle_s;
+	bool post_restored;          /* the run resumed a POST snapshot */
+	char post_dir[4096];
 };
 
 static int parse_engine(const char *s, enum engine_choice *out)
@@ -78,9 +81,35 @@ static int parse_seconds(const char *opt, const char *s, double *out)
 	return 0;
 }
 
+/* Where vmm-min keeps POST snapshots: $P2V_CACHE_DIR, $XDG_CACHE_HOME/p2v
+ * or ~/.cache/p2v, then /post; its parents are made.  Empty when none. */
+static void post_cache_dir(char *dir, size_t dir_bytes)
+{
+	const char *env = getenv("P2V_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	int n = -1;
+
+	if (env && *env)
+		n = snprintf(dir, dir_bytes, "%s/post", env);
+	else if (xdg && *xdg == '/')
+		n = snprintf(dir, dir_bytes, "%s/p2v/post", xdg);
+	else if (home && *home == '/')
+		n = snprintf(dir, dir_bytes, "%s/.cache/p2v/post", home);
+	if (n < 0 || (size_t)n >= dir_bytes) {
+		dir[0] = '\0';
+		return;
+	}
+	for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		mkdir(dir, 0755);
+		*p = '/';
+	}
+}
+
 enum {
 	OPT_TIMEOUT = 256, OPT_EXPECT, OPT_JSON, OPT_ENGINE, OPT_MEM, OPT_FWLOG, OPT_TRANSCRIPT,
 	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_CONSOLE, OPT_HELP,
+	OPT_NO_POST_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +127,7 @@ static const struct option long_opts[] = {
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "append", required_argument, NULL, OPT_APPEND },
 	{ "format", required_argument, NULL, 'f' },
+	{ "no-post-cache", no_argument, NULL, OPT_NO_POST_CACHE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -107,10 +137,13 @@ static void usage(const char *cmd, FILE *f)
 	if (!strcmp(cmd, "verify"))
 		fprintf(f, "usage: p2v verify IMG [-f FMT] [--timeout S] [--expect REGEX] [--json]\n"
 			   "         [--engine auto|vmm|qemu] [--mem M] [--firmware-log FILE]\n"
-			   "         [--transcript FILE] [--settle S] [--console]\n"
+			   "         [--transcript FILE] [--settle S] [--console] [--no-post-cache]\n"
 			   "Boots IMG read-only and says whether it reaches userspace (exit 0),\n"
 			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n"
-			   "--console shows the guest's console on stderr as it boots.\n");
+			   "--console shows the guest's console on stderr as it boots.\n"
+			   "vmm-min keeps the machine as the firmware leaves POST (no disk byte read\n"
+			   "yet) in ~/.cache/p2v/post ($P2V_CACHE_DIR) and resumes there next time;\n"
+			   "--no-post-cache runs POST every time.\n");
 	else
 		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--mem M] [--writable]\n"
 			   "         [--kernel K [--initrd I] [--append A]] [--firmware-log FILE]\n"
@@ -126,6 +159,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 	memset(o, 0, sizeof(*o));
 	o->cfg.timeout_s = verify ? VERIFY_DEFAULT_TIMEOUT_S : 0;
 	o->settle_s = VERIFY_DEFAULT_SETTLE_S;
+	post_cache_dir(o->post_dir, sizeof(o->post_dir));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:", long_opts, NULL)) != -1) {
 		int r = 0;
@@ -144,6 +178,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_KERNEL: o->cfg.kernel_path = optarg; break;
 		case OPT_INITRD: o->cfg.initrd_path = optarg; break;
 		case OPT_APPEND: o->cfg.append = optarg; break;
+		case OPT_NO_POST_CACHE: o->post_dir[0] = '\0'; break;
 		case OPT_HELP: usage(argv[0], stdout); return P2V_EXIT_OK;
 		default: usage(argv[0], stderr); return P2V_EXIT_ERROR;
 		}
@@ -158,6 +193,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		p2v_err("%s: --initrd and --append need --kernel", argv[0]);
 		return P2V_EXIT_ERROR;
 	}
+	o->cfg.post_cache_dir = o->post_dir[0] ? o->post_dir : NULL;
 	if (optind + 1 == argc)
 		o->image = argv[optind];
 	else if (optind != argc || !o->cfg.kernel_path) {
@@ -290,7 +326,9 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 	struct p2v_report_info info = {
 		.engine = !booted ? "none" : use_vmm ? "vmm" : "qemu-tcg",
 		.engine_detail = !booted ? "decided from the image before booting"
-			: use_vmm ? "vmm-min (KVM)" : "qemu-system-x86_64 -accel tcg, -snapshot",
+			: use_vmm ? (o->post_restored ? "vmm-min (KVM), POST resumed from a snapshot"
+						      : "vmm-min (KVM)")
+			: "qemu-system-x86_64 -accel tcg, -snapshot",
 		.image = o->image, .format = format,
 		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = booted,
 	};
@@ -312,6 +350,7 @@ static int verify_run(struct boot_opts *o, struct p2v_watch *w, bool use_vmm, do
 	r = use_vmm ? p2v_vmm_verify(&o->cfg, w, &p2v_interrupted, &res, err, sizeof(err))
 		    : p2v_qemu_verify(&o->cfg, w, &p2v_interrupted, &res, err, sizeof(err));
 	*elapsed_s = res.elapsed_s;
+	o->post_restored = res.post_restored;
 	if (r == -EINTR) {
 		p2v_err("interrupted after %.1f s", res.elapsed_s);
 		return P2V_EXIT_ERROR;

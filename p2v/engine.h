@@ -22,11 +22,13 @@ struct p2v_engine_config {
 	const char *kernel_path, *initrd_path, *append;
 	const char *firmware_log_path; /* SeaBIOS debug port output, or NULL */
 	double timeout_s;             /* 0: none */
+	const char *post_cache_dir;   /* vmm-min: POST snapshots here (NULL: off) */
 };
 
 struct p2v_engine_result {
 	double elapsed_s;
 	char detail[256];             /* engine-specific: QMP shutdown reason, VMM exit */
+	bool post_restored;           /* vmm-min resumed a POST snapshot */
 };
 
 /* QEMU's name for an imgfmt format, or NULL when QEMU cannot open it. */

@@ -86,6 +86,7 @@ static void vmm_fill(struct vmm_config *vc, const struct p2v_engine_config *cfg)
 	vc->append = cfg->append;
 	vc->firmware_log_path = cfg->firmware_log_path;
 	vc->timeout_s = cfg->timeout_s;
+	vc->post_cache_dir = cfg->post_cache_dir;
 	vc->console_in_fd = -1;
 }
 
@@ -258,9 +259,12 @@ int p2v_vmm_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 	r = glue_run(&g, &vc, &vr, err, err_bytes);
 	glue_fw_close(&g);
 	res->elapsed_s = vr.elapsed_s;
-	snprintf(res->detail, sizeof(res->detail), "%llu VM exits, %llu disk reads, %llu writes; %.160s",
+	res->post_restored = vr.post_restored;
+	snprintf(res->detail, sizeof(res->detail), "%llu VM exits, %llu disk reads, %llu writes%s; %.140s",
 		 (unsigned long long)vr.guest_exits, (unsigned long long)vr.disk_reads,
-		 (unsigned long long)vr.disk_writes, vr.detail);
+		 (unsigned long long)vr.disk_writes,
+		 vr.post_restored ? ", POST resumed from snapshot" : vr.post_saved ? ", POST snapshot saved" : "",
+		 vr.detail);
 	if (r < 0)
 		return r;
 	if (vr.exit == VMM_EXIT_INTERNAL_ERROR) {

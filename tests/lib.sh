@@ -4,6 +4,7 @@ set -euo pipefail
 : "${P2V:?P2V must point at the p2v binary}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/p2v-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+export P2V_CACHE_DIR=$TMP/cache # vmm-min's POST snapshots: per test, not in ~/.cache
 skip() { echo "skipped: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 need() { for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"; done; }

@@ -91,5 +91,13 @@ else
 	[ "$rc" -eq 1 ] || fail "--engine vmm on a blank disk: exit $rc, expected 1"
 	grep -q '^verdict: FAIL: no bootable device' "$TMP/vmm.out" || fail "--engine vmm: wrong reason"
 	grep -q '^engine: vmm' "$TMP/vmm.out" || fail "--engine vmm: the report does not name the engine"
+	# again: POST resumes from the snapshot the first run left, same verdict
+	rc=0; "$P2V" verify -f raw "$TMP/bl,ank.raw" --engine vmm --timeout 90 > "$TMP/vmm2.out" 2>&1 || rc=$?
+	cat "$TMP/vmm2.out"
+	[ "$rc" -eq 1 ] && grep -q '^verdict: FAIL: no bootable device' "$TMP/vmm2.out" || fail "--engine vmm, resumed: wrong verdict"
+	grep -q '^engine: vmm — vmm-min (KVM), POST resumed from a snapshot' "$TMP/vmm2.out" ||
+		fail "--engine vmm: the second run did not resume POST"
+	rc=0; "$P2V" verify -f raw "$TMP/bl,ank.raw" --engine vmm --no-post-cache --timeout 90 > "$TMP/vmm3.out" 2>&1 || rc=$?
+	grep -q 'POST resumed' "$TMP/vmm3.out" && fail "--no-post-cache resumed anyway"
 fi
 echo "ok: unbootable disks fail fast; bad input exits 2"

@@ -39,6 +39,33 @@ grep -q "Found 2 cpu(s)" "$TMP/fw2.log" || fail "SeaBIOS did not find 2 CPUs: $(
 echo "ok: writable run wrote through"
 expect_fail "too many vCPUs" "$RUNNER" -t 5 -m 64 -c 99 "$TMP/probe.img"
 
+# POST snapshots: the first run with a cache dir saves the machine at the
+# firmware's first disk request, the second resumes there (same console,
+# same disk traffic, image unchanged); a blank disk of the same size resumes
+# from the same snapshot and fails as a blank disk must (the disk is this
+# run's); a damaged snapshot is dropped and POST runs again.
+post=$TMP/post
+python3 "$G/mkprobe.py" "$TMP/probe.bin" "$TMP/fresh.img" 4
+before=$(sha256sum < "$TMP/fresh.img")
+"$RUNNER" -t 120 -m 128 -P "$post" "$TMP/fresh.img" > "$TMP/pc1" 2> "$TMP/ps1" || fail "post: cold run"
+grep -q "post=saved" "$TMP/ps1" || fail "post: no snapshot saved: $(cat "$TMP/ps1")"
+"$RUNNER" -t 120 -m 128 -P "$post" "$TMP/fresh.img" > "$TMP/pc2" 2> "$TMP/ps2" || fail "post: warm run"
+cat "$TMP/ps1" "$TMP/ps2"
+grep -q "post=restored" "$TMP/ps2" || fail "post: not resumed: $(cat "$TMP/ps2")"
+cmp -s "$TMP/pc1" "$TMP/pc2" || fail "post: the resumed console differs from the cold one"
+grep -q "^PROBE-OK" "$TMP/pc2" && grep -q "reads=4 writes=1 " "$TMP/ps2" || fail "post: resumed probe"
+[ "$(sha256sum < "$TMP/fresh.img")" = "$before" ] || fail "post: the image changed"
+truncate -s "$(stat -c %s "$TMP/fresh.img")" "$TMP/blank.img"
+"$RUNNER" -t 120 -m 128 -F raw -P "$post" "$TMP/blank.img" > "$TMP/pcb" 2> "$TMP/psb" || fail "post: blank"
+grep -q "post=restored" "$TMP/psb" && grep -q "exit=reset" "$TMP/psb" || fail "post: blank disk: $(cat "$TMP/psb")"
+grep -q "Boot failed: not a bootable disk" "$TMP/pcb" || fail "post: the blank disk was not read"
+snap=$(ls "$post"/post-*.snap)
+[ "$(ls "$post" | wc -l)" -eq 1 ] || fail "post: expected one snapshot: $(ls "$post")"
+truncate -s $(( $(stat -c %s "$snap") / 2 )) "$snap"
+"$RUNNER" -t 120 -m 128 -P "$post" "$TMP/fresh.img" > "$TMP/pcd" 2> "$TMP/psd" || fail "post: damaged"
+grep -q "post=saved" "$TMP/psd" && grep -q "^PROBE-OK" "$TMP/pcd" || fail "post: damaged snapshot: $(cat "$TMP/psd")"
+echo "ok: POST snapshot saved, resumed, per-disk, and replaced when damaged"
+
 # An unbootable disk (no boot signature): SeaBIOS gives up and reboots at
 # once (etc/boot-fail-wait is 0), which ends the run as a reset.
 head -c 1048576 /dev/zero > "$TMP/zero.img"

@@ -6,6 +6,7 @@
 #include "vmm_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vmm_debugcon_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)
@@ -21,6 +22,30 @@ void vmm_debugcon_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 	}
 	if (d->log)
 		fwrite(data, 1, size, (FILE *)d->log);
+	if (d->tee)
+		vmm_tee_add(d->tee, data, size);
+}
+
+void vmm_tee_add(struct vmm_tee *t, const uint8_t *data, size_t len)
+{
+	size_t want;
+
+	if (!t->on || t->len >= VMM_TEE_MAX_BYTES)
+		return;
+	want = t->len + len > VMM_TEE_MAX_BYTES ? VMM_TEE_MAX_BYTES - t->len : len;
+	if (t->len + want > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		uint8_t *b;
+		while (cap < t->len + want)
+			cap *= 2;
+		b = realloc(t->buf, cap);
+		if (!b)
+			return;
+		t->buf = b;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, data, want);
+	t->len += want;
 }
 
 void vmm_post_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write)

@@ -87,6 +87,13 @@ uint32_t vmm_pci_cfg_read(struct vmm_pci_dev *d, unsigned reg, unsigned size)
 	return get_le(d->cfg + reg, size);
 }
 
+void vmm_pci_dev_restored(struct vmm_pci *p, struct vmm_pci_dev *d)
+{
+	pci_update_bars(p, d);
+	if (d->written)
+		d->written(d->written_opaque);
+}
+
 void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 		       unsigned size, uint32_t val)
 {

@@ -333,7 +333,16 @@ static void vblk_write(struct vmm_vblk *v, uint64_t off, uint32_t val)
 		v->last_avail = v->used_idx = 0;
 		break;
 	case VBLK_QUEUE_SEL: v->queue_sel = (uint16_t)val; break;
-	case VBLK_QUEUE_NOTIFY: if ((uint16_t)val == 0) vmm_vblk_process(v); break;
+	case VBLK_QUEUE_NOTIFY:
+		if ((uint16_t)val != 0)
+			break;
+		if (v->hold_first_notify) {
+			v->hold_first_notify = false;
+			v->held = true;
+			break;
+		}
+		vmm_vblk_process(v);
+		break;
 	case VBLK_STATUS:
 		if ((uint8_t)val == 0)
 			vblk_reset(v);

@@ -81,6 +81,7 @@ static int machine_firmware(struct vmm_machine *m, const char *path, char *err, 
 		ret = -EIO;
 		goto out_close;
 	}
+	m->rom_hash = vmm_fnv1a(0, m->rom, m->rom_bytes);
 	isa_bytes = m->rom_bytes < ISA_BIOS_BYTES ? m->rom_bytes : ISA_BIOS_BYTES;
 	memcpy(m->ram + 0x100000 - isa_bytes, m->rom + m->rom_bytes - isa_bytes, isa_bytes);
 	ret = vmm_kvm_slot(&m->kvm, FOUR_GIB - m->rom_bytes, m->rom_bytes, m->rom, true, err,
@@ -197,6 +198,16 @@ void vmm_machine_pci_preassign(struct vmm_machine *m)
 	vmm_pci_cfg_write(&m->pci, &m->vblk.pci, 0x3c, 1, (uint32_t)(irq < 0 ? 0xff : irq));
 }
 
+/* COM1 output to the configured sink, kept for a POST snapshot meanwhile. */
+static void machine_console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_machine *m = opaque;
+
+	vmm_tee_add(&m->console_tee, buf, len);
+	if (m->cfg->console_out)
+		m->cfg->console_out(m->cfg->console_opaque, buf, len);
+}
+
 int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool firmware,
 		     char *err, size_t err_bytes)
 {
@@ -228,7 +239,8 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 	m->irq = (struct vmm_irq){ vmm_kvm_irq_line, &m->kvm };
 	m->ev = (struct vmm_events){ cfg->event, cfg->event_opaque, vmm_now_s() };
 	m->dbg.ctl = &m->ctl;
-	vmm_uart_init(&m->uart, 4, &m->irq, cfg->console_out, cfg->console_opaque);
+	vmm_uart_init(&m->uart, 4, &m->irq, machine_console_out, m);
+	m->dbg.tee = &m->fwlog_tee;
 	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
 	m->rtc.irq = m->irq;
 	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
@@ -259,6 +271,8 @@ void vmm_machine_close(struct vmm_machine *m)
 	if (m->dbg.log)
 		fclose(m->dbg.log);
 	vmm_fwcfg_free(&m->fwcfg);
+	free(m->console_tee.buf);
+	free(m->fwlog_tee.buf);
 	if (m->ram)
 		munmap(m->ram, m->ram_bytes);
 	if (m->rom)

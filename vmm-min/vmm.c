@@ -206,6 +206,30 @@ static void loop_request(struct vmm_loop *l)
 		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "guest powered off");
 }
 
+static void loop_exit(struct vmm_loop *l);
+
+/* The firmware's first disk request is pending (POST done, no disk byte
+ * read): complete the OUT without running the guest, save the POST
+ * snapshot, then serve the request.  Lock held. */
+static void loop_snapshot(struct vmm_loop *l)
+{
+	struct vmm_machine *m = l->sh->m;
+	int r;
+
+	m->vblk.held = false;
+	l->run->immediate_exit = 1;
+	r = ioctl(l->fd, KVM_RUN, 0);
+	l->run->immediate_exit = 0;
+	if (r < 0 && errno == EINTR)
+		l->sh->res->post_saved = vmm_snap_save(m, m->cfg->post_cache_dir) == 0;
+	m->console_tee.on = m->fwlog_tee.on = false;
+	vmm_vblk_process(&m->vblk);
+	if (r == 0) { /* the guest ran after all: that exit still needs handling */
+		l->exits++;
+		loop_exit(l);
+	}
+}
+
 /* Dispatch one exit.  Lock held. */
 static void loop_exit(struct vmm_loop *l)
 {
@@ -241,6 +265,8 @@ static void loop_exit(struct vmm_loop *l)
 	}
 	if (l->sh->m->ctl.request)
 		loop_request(l);
+	if (l->sh->m->vblk.held && !l->sh->done)
+		loop_snapshot(l);
 }
 
 static void loop_vcpu(struct vmm_loop *l)
@@ -330,6 +356,8 @@ static int loop_run(struct vmm_machine *m, struct vmm_result *res, char *err, si
 		ret = loop_start_aps(&sh, loops);
 	if (ret == 0) {
 		vmm_emit(&m->ev, VMM_EV_FIRMWARE_START, 0, 0, NULL);
+		if (res->post_restored) /* the request the snapshot left pending */
+			vmm_vblk_process(&m->vblk);
 		loop_vcpu(&loops[0]);
 	} else {
 		snprintf(err, err_bytes, "vCPU threads and kick timer: %s", strerror(-ret));
@@ -412,6 +440,28 @@ static int prepare_linux(struct vmm_machine *m, const struct vmm_config *cfg, ch
 	return ret;
 }
 
+/* POST snapshot: resume from one, or arm the machine to take one.  A
+ * snapshot that failed half-applied leaves a machine to rebuild. */
+static int post_cache(struct vmm_machine *m, const struct vmm_config *cfg,
+		      struct vmm_result *res, char *err, size_t err_bytes)
+{
+	int r = vmm_snap_restore(m, cfg->post_cache_dir);
+
+	if (r == 1) {
+		res->post_restored = true;
+		return 0;
+	}
+	if (r < 0) {
+		vmm_machine_close(m);
+		r = vmm_machine_init(m, cfg, true, err, err_bytes);
+		if (r < 0)
+			return r;
+	}
+	m->vblk.hold_first_notify = true;
+	m->console_tee.on = m->fwlog_tee.on = true;
+	return 0;
+}
+
 static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat,
 		       struct vmm_result *res, char *err, size_t err_bytes)
 {
@@ -421,6 +471,8 @@ static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat
 
 	memset(res, 0, sizeof(*res));
 	ret = vmm_machine_init(&m, cfg, firmware, err, err_bytes);
+	if (ret == 0 && firmware && cfg->post_cache_dir && m.cpus == 1 && m.disk)
+		ret = post_cache(&m, cfg, res, err, err_bytes);
 	if (ret == 0 && cfg->kernel_path && !flat)
 		ret = prepare_linux(&m, cfg, err, err_bytes);
 	if (ret == 0 && flat) {

@@ -52,6 +52,13 @@ struct vmm_config {
 	void *event_opaque;
 	double timeout_s;            /* 0 = none */
 	volatile sig_atomic_t *stop; /* set non-zero (by a watcher or signal) to stop */
+	/* Firmware boots, one vCPU: a directory for POST snapshots (NULL: off).
+	 * The machine state when the firmware first asks the disk for data (POST
+	 * done, no disk content read yet) is saved there, keyed by everything it
+	 * depends on (firmware bytes, RAM, CPUs, disk size, fw_cfg, host kernel);
+	 * a later run with the same key resumes from it instead of re-running
+	 * POST, replaying its console and firmware log. */
+	const char *post_cache_dir;
 };
 
 enum vmm_exit {
@@ -70,6 +77,8 @@ struct vmm_result {
 	uint64_t disk_reads, disk_writes;
 	uint64_t guest_exits;        /* VM exits handled */
 	char detail[256];
+	bool post_restored;          /* POST came from post_cache_dir */
+	bool post_saved;             /* this run saved a POST snapshot */
 };
 
 /* Boot and run until the guest stops, the timeout, or *stop.  0 on a run

@@ -211,6 +211,9 @@ void vmm_pci_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool i
 /* ISA IRQ the PIIX3 PIRQ router gives INTA# of slot, or -1 when unrouted. */
 int vmm_pci_intx_irq(const struct vmm_pci *p, unsigned slot);
 uint32_t vmm_pci_cfg_read(struct vmm_pci_dev *d, unsigned reg, unsigned size);
+/* After d's config space was restored wholesale: re-place its BARs and run
+ * its written hook. */
+void vmm_pci_dev_restored(struct vmm_pci *p, struct vmm_pci_dev *d);
 void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 		       unsigned size, uint32_t val);
 
@@ -246,9 +249,20 @@ struct vmm_i8042 {
 void vmm_i8042_init(struct vmm_i8042 *k, const struct vmm_irq *irq, struct vmm_control *ctl);
 void vmm_i8042_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 
+/* Bytes kept while on (the console and firmware log a POST snapshot
+ * replays); at most VMM_TEE_MAX_BYTES, the rest dropped. */
+#define VMM_TEE_MAX_BYTES (256u * 1024u)
+struct vmm_tee {
+	uint8_t *buf;
+	size_t len, cap;
+	bool on;
+};
+void vmm_tee_add(struct vmm_tee *t, const uint8_t *data, size_t len);
+
 /* debug port 0x402, POST port 0x80, isa-debug-exit 0x501 */
 struct vmm_debugport {
 	void *log;                   /* FILE * or NULL */
+	struct vmm_tee *tee;         /* log bytes also kept here, or NULL */
 	uint8_t port92;              /* system control port A */
 	struct vmm_control *ctl;
 };
@@ -288,6 +302,8 @@ struct vmm_vblk {
 	int irq_line;
 	struct vmm_irq irq;
 	const struct vmm_events *ev;
+	bool hold_first_notify;      /* POST snapshot: leave the first notify ... */
+	bool held;                   /* ... pending, for the run loop to take */
 };
 void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_disk *disk,
 		   const struct vmm_irq *irq, const struct vmm_events *ev);

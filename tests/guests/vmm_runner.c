@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	uint8_t *code = NULL;
 	int c, ret;
 
-	while ((c = getopt(argc, argv, "t:m:c:wl:k:i:a:f:F:b:IC")) != -1) {
+	while ((c = getopt(argc, argv, "t:m:c:wl:k:i:a:f:F:b:ICP:")) != -1) {
 		switch (c) {
 		case 't': cfg.timeout_s = atof(optarg); break;
 		case 'm': cfg.mem_bytes = strtoull(optarg, NULL, 0) << 20; break;
@@ -78,6 +78,7 @@ int main(int argc, char **argv)
 		case 'F': cfg.disk_format = optarg; break;
 		case 'b': cfg.firmware_path = optarg; break;
 		case 'I': cfg.console_in_fd = 0; break;
+		case 'P': cfg.post_cache_dir = optarg; break;
 		case 'C': {
 			double mips = vmm_calibrate_mips(err, sizeof(err));
 			if (mips < 0)
@@ -101,8 +102,9 @@ int main(int argc, char **argv)
 	free(code);
 	if (ret < 0)
 		return fprintf(stderr, "vmm: %s\n", err), 1;
-	fprintf(stderr, "vmm: exit=%s elapsed=%.3f reads=%llu writes=%llu exits=%llu detail=%s\n",
+	fprintf(stderr, "vmm: exit=%s elapsed=%.3f reads=%llu writes=%llu exits=%llu post=%s detail=%s\n",
 		exit_name(res.exit), res.elapsed_s, (unsigned long long)res.disk_reads,
-		(unsigned long long)res.disk_writes, (unsigned long long)res.guest_exits, res.detail);
+		(unsigned long long)res.disk_writes, (unsigned long long)res.guest_exits,
+		res.post_restored ? "restored" : res.post_saved ? "saved" : "none", res.detail);
 	return 0;
 }

@@ -1,0 +1,448 @@
+/* POST snapshots: the machine as it stands when the firmware first asks the
+ * disk for data.  At that point SeaBIOS has done all of its POST (memory
+ * clearing, PCI, ACPI/MP/SMBIOS tables, option ROM scan) and has read no
+ * byte of the disk, so the state depends only on what the key names; a run
+ * with the same key resumes there and the disk's first request (pending in
+ * the virtqueue) is served from whatever image this run boots.
+ *
+ * File: "P2VPOST1", then records (u32 tag, u32 length, bytes) up to T_END.
+ * The key record holds the whole key text and must match byte for byte;
+ * every length is checked against what its tag allows before use. */
+#include "machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define SNAP_MAGIC "P2VPOST1"
+#define SNAP_VERSION 1
+#define SNAP_PAGE_BYTES 4096u
+#define SNAP_MAX_MSRS 256u
+
+enum snap_tag {
+	T_KEY = 1, T_REGS, T_SREGS, T_FPU, T_LAPIC, T_MP_STATE, T_EVENTS, T_MSRS,
+	T_IRQCHIP, T_PIT, T_CLOCK, T_DEVICES, T_CONSOLE, T_FWLOG, T_PAGE, T_END,
+};
+
+/* What the devices hold that POST changed (pointers and host handles stay
+ * those of this run's machine). */
+struct snap_devices {
+	uint8_t uart[7];             /* ier lcr mcr scr dll dlm fcr */
+	uint8_t rtc_index, rtc_cmos[128];
+	uint16_t fwcfg_selected;
+	uint32_t fwcfg_pos, pci_cf8;
+	uint8_t host_cfg[256], isa_cfg[256], pm_cfg[256], vblk_cfg[256];
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint8_t apm_cnt, apm_sts, port92;
+	uint8_t kbd_out[8], kbd_ccb, kbd_pending;
+	uint32_t kbd_head, kbd_count;
+	uint32_t vb_features, vb_pfn;
+	uint16_t vb_sel, vb_avail, vb_used;
+	uint8_t vb_status, vb_isr;
+	int32_t vb_line;
+};
+
+uint64_t vmm_fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	if (h == 0)
+		h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* ---- the key ---- */
+
+static int snap_key(const struct vmm_machine *m, char *key, size_t key_bytes)
+{
+	struct utsname u;
+	uint64_t fw = 0;
+	int n;
+
+	for (unsigned i = 0; i < m->fwcfg.n; i++) {
+		fw = vmm_fnv1a(fw, &m->fwcfg.item[i].key, sizeof(m->fwcfg.item[i].key));
+		fw = vmm_fnv1a(fw, m->fwcfg.item[i].name, strlen(m->fwcfg.item[i].name));
+		fw = vmm_fnv1a(fw, m->fwcfg.item[i].data, m->fwcfg.item[i].bytes);
+	}
+	if (uname(&u) < 0)
+		return -errno;
+	n = snprintf(key, key_bytes,
+		     "v%d dev%zu rom%zu:%016llx ram%llu cpus%u disk%llu fwcfg%u:%016llx log%d host %s %s %s",
+		     SNAP_VERSION, sizeof(struct snap_devices), m->rom_bytes,
+		     (unsigned long long)m->rom_hash, (unsigned long long)m->ram_bytes, m->cpus,
+		     (unsigned long long)vmm_disk_size_bytes(m->disk), m->fwcfg.n,
+		     (unsigned long long)fw, m->dbg.log != NULL, u.release, u.version, u.machine);
+	return n < 0 || (size_t)n >= key_bytes ? -ENAMETOOLONG : 0;
+}
+
+static int snap_path(const char *dir, const char *key, char *path, size_t path_bytes)
+{
+	int n = snprintf(path, path_bytes, "%s/post-%016llx.snap", dir,
+			 (unsigned long long)vmm_fnv1a(0, key, strlen(key)));
+
+	return n < 0 || (size_t)n >= path_bytes ? -ENAMETOOLONG : 0;
+}
+
+/* ---- devices ---- */
+
+static void devices_get(const struct vmm_machine *m, struct snap_devices *d)
+{
+	const struct vmm_uart *u = &m->uart;
+	const struct vmm_vblk *v = &m->vblk;
+
+	memset(d, 0, sizeof(*d));
+	memcpy(d->uart, (uint8_t[7]){ u->ier, u->lcr, u->mcr, u->scr, u->dll, u->dlm, u->fcr }, 7);
+	d->rtc_index = m->rtc.index;
+	memcpy(d->rtc_cmos, m->rtc.cmos, sizeof(d->rtc_cmos));
+	d->fwcfg_selected = m->fwcfg.selected;
+	d->fwcfg_pos = m->fwcfg.pos;
+	d->pci_cf8 = m->pci.cf8;
+	memcpy(d->host_cfg, m->pci.host.cfg, 256);
+	memcpy(d->isa_cfg, m->pci.isa.cfg, 256);
+	memcpy(d->pm_cfg, m->pm.pci.cfg, 256);
+	memcpy(d->vblk_cfg, v->pci.cfg, 256);
+	d->pm1_sts = m->pm.pm1_sts, d->pm1_en = m->pm.pm1_en, d->pm1_cnt = m->pm.pm1_cnt;
+	d->apm_cnt = m->pm.apm_cnt, d->apm_sts = m->pm.apm_sts, d->port92 = m->dbg.port92;
+	memcpy(d->kbd_out, m->i8042.out, sizeof(d->kbd_out));
+	d->kbd_ccb = m->i8042.ccb, d->kbd_pending = m->i8042.pending_cmd;
+	d->kbd_head = m->i8042.out_head, d->kbd_count = m->i8042.out_count;
+	d->vb_features = v->guest_features, d->vb_pfn = v->queue_pfn, d->vb_sel = v->queue_sel;
+	d->vb_avail = v->last_avail, d->vb_used = v->used_idx;
+	d->vb_status = v->status, d->vb_isr = v->isr, d->vb_line = v->raised_line;
+}
+
+static void devices_set(struct vmm_machine *m, const struct snap_devices *d)
+{
+	struct vmm_uart *u = &m->uart;
+	struct vmm_vblk *v = &m->vblk;
+
+	u->ier = d->uart[0], u->lcr = d->uart[1], u->mcr = d->uart[2], u->scr = d->uart[3];
+	u->dll = d->uart[4], u->dlm = d->uart[5], u->fcr = d->uart[6];
+	m->rtc.index = d->rtc_index & 0x7f;
+	memcpy(m->rtc.cmos, d->rtc_cmos, sizeof(d->rtc_cmos));
+	m->fwcfg.selected = d->fwcfg_selected;
+	m->fwcfg.pos = d->fwcfg_pos;
+	m->pci.cf8 = d->pci_cf8;
+	memcpy(m->pci.host.cfg, d->host_cfg, 256);
+	memcpy(m->pci.isa.cfg, d->isa_cfg, 256);
+	memcpy(m->pm.pci.cfg, d->pm_cfg, 256);
+	memcpy(v->pci.cfg, d->vblk_cfg, 256);
+	m->pm.pm1_sts = d->pm1_sts, m->pm.pm1_en = d->pm1_en, m->pm.pm1_cnt = d->pm1_cnt;
+	m->pm.apm_cnt = d->apm_cnt, m->pm.apm_sts = d->apm_sts, m->dbg.port92 = d->port92;
+	memcpy(m->i8042.out, d->kbd_out, sizeof(d->kbd_out));
+	m->i8042.ccb = d->kbd_ccb, m->i8042.pending_cmd = d->kbd_pending;
+	m->i8042.out_head = d->kbd_head % 8, m->i8042.out_count = d->kbd_count % 9;
+	v->guest_features = d->vb_features, v->queue_pfn = d->vb_pfn, v->queue_sel = d->vb_sel;
+	v->last_avail = d->vb_avail, v->used_idx = d->vb_used;
+	v->status = d->vb_status, v->isr = d->vb_isr;
+	v->raised_line = d->vb_line >= 0 && d->vb_line < 16 ? d->vb_line : -1;
+	vmm_pci_dev_restored(&m->pci, &m->pci.host);
+	vmm_pci_dev_restored(&m->pci, &m->pci.isa);
+	vmm_pci_dev_restored(&m->pci, &m->pm.pci);
+	vmm_pci_dev_restored(&m->pci, &v->pci);
+}
+
+/* ---- writing ---- */
+
+static int put(FILE *f, uint32_t tag, const void *data, uint32_t len)
+{
+	uint32_t h[2] = { tag, len };
+
+	if (fwrite(h, sizeof(h), 1, f) != 1 || (len && fwrite(data, len, 1, f) != 1))
+		return -EIO;
+	return 0;
+}
+
+/* Every MSR KVM lists, plus the MTRRs and PAT SeaBIOS programs; those the
+ * vCPU will not read are left out. */
+static int put_msrs(FILE *f, const struct vmm_machine *m)
+{
+	static const uint32_t extra[] = { 0x2ff, 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b,
+					  0x26c, 0x26d, 0x26e, 0x26f, 0x277 };
+	struct { struct kvm_msr_list l; uint32_t idx[SNAP_MAX_MSRS]; } list = { .l.nmsrs = SNAP_MAX_MSRS };
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
+	struct kvm_msr_entry *out = calloc(SNAP_MAX_MSRS + 16, sizeof(*out));
+	uint32_t n = 0, total;
+	int r;
+
+	if (!out)
+		return -ENOMEM;
+	if (ioctl(m->kvm.kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
+		list.l.nmsrs = 0;
+	total = list.l.nmsrs + (uint32_t)(sizeof(extra) / sizeof(extra[0]));
+	for (uint32_t i = 0; i < total && n < SNAP_MAX_MSRS + 16; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e[0].index = i < list.l.nmsrs ? list.idx[i] : extra[i - list.l.nmsrs];
+		if (ioctl(m->kvm.vcpu_fd[0], KVM_GET_MSRS, &one) == 1)
+			out[n++] = one.e[0];
+	}
+	r = put(f, T_MSRS, out, n * (uint32_t)sizeof(*out));
+	free(out);
+	return r;
+}
+
+static int put_vcpu(FILE *f, const struct vmm_machine *m)
+{
+	int fd = m->kvm.vcpu_fd[0];
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp;
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0 ||
+	    ioctl(fd, KVM_GET_FPU, &fpu) < 0 || ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 ||
+	    ioctl(fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	if (put(f, T_REGS, &regs, sizeof(regs)) || put(f, T_SREGS, &sregs, sizeof(sregs)) ||
+	    put(f, T_FPU, &fpu, sizeof(fpu)) || put(f, T_LAPIC, &lapic, sizeof(lapic)) ||
+	    put(f, T_MP_STATE, &mp, sizeof(mp)) || put(f, T_EVENTS, &ev, sizeof(ev)))
+		return -EIO;
+	return put_msrs(f, m);
+}
+
+static int put_vm(FILE *f, const struct vmm_machine *m)
+{
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+
+	for (uint32_t chip = 0; chip < 3; chip++) {
+		struct kvm_irqchip c = { .chip_id = chip };
+		if (ioctl(m->kvm.vm_fd, KVM_GET_IRQCHIP, &c) < 0)
+			return -errno;
+		if (put(f, T_IRQCHIP, &c, sizeof(c)))
+			return -EIO;
+	}
+	memset(&clock, 0, sizeof(clock));
+	if (ioctl(m->kvm.vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(m->kvm.vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return -errno;
+	clock.flags = 0;
+	if (put(f, T_PIT, &pit, sizeof(pit)) || put(f, T_CLOCK, &clock, sizeof(clock)))
+		return -EIO;
+	return 0;
+}
+
+/* Non-zero pages only: most of the guest RAM was never touched. */
+static int put_pages(FILE *f, const struct vmm_machine *m)
+{
+	static const uint8_t zero[SNAP_PAGE_BYTES];
+	uint8_t rec[8 + SNAP_PAGE_BYTES];
+
+	for (uint64_t off = 0; off < m->ram_bytes; off += SNAP_PAGE_BYTES) {
+		if (!memcmp(m->ram + off, zero, SNAP_PAGE_BYTES))
+			continue;
+		memcpy(rec, &off, 8);
+		memcpy(rec + 8, m->ram + off, SNAP_PAGE_BYTES);
+		if (put(f, T_PAGE, rec, sizeof(rec)))
+			return -EIO;
+	}
+	return 0;
+}
+
+static int put_all(FILE *f, const struct vmm_machine *m, const char *key)
+{
+	struct snap_devices d;
+	int r;
+
+	devices_get(m, &d);
+	if (fwrite(SNAP_MAGIC, 8, 1, f) != 1 || put(f, T_KEY, key, (uint32_t)strlen(key)))
+		return -EIO;
+	if ((r = put_vcpu(f, m)) < 0 || (r = put_vm(f, m)) < 0)
+		return r;
+	if (put(f, T_DEVICES, &d, sizeof(d)) ||
+	    put(f, T_CONSOLE, m->console_tee.buf, (uint32_t)m->console_tee.len) ||
+	    put(f, T_FWLOG, m->fwlog_tee.buf, (uint32_t)m->fwlog_tee.len))
+		return -EIO;
+	if ((r = put_pages(f, m)) < 0)
+		return r;
+	return put(f, T_END, NULL, 0);
+}
+
+int vmm_snap_save(struct vmm_machine *m, const char *dir)
+{
+	char key[512], path[4096], tmp[4200];
+	FILE *f;
+	int r;
+
+	if ((r = snap_key(m, key, sizeof(key))) < 0 || (r = snap_path(dir, key, path, sizeof(path))) < 0)
+		return r;
+	mkdir(dir, 0700);
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	if (!(f = fopen(tmp, "wbe")))
+		return -errno;
+	r = put_all(f, m, key);
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		r = r ? r : -EIO;
+	fclose(f);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* ---- reading ---- */
+
+struct snap_file {
+	uint8_t *data;
+	size_t len;
+};
+
+/* The next record at *pos: tag and payload, bounds-checked. */
+static int next_rec(const struct snap_file *s, size_t *pos, uint32_t *tag, const uint8_t **p,
+		    uint32_t *len)
+{
+	uint32_t h[2];
+
+	if (s->len - *pos < sizeof(h))
+		return -EINVAL;
+	memcpy(h, s->data + *pos, sizeof(h));
+	if (h[1] > s->len - *pos - sizeof(h))
+		return -EINVAL;
+	*tag = h[0];
+	*len = h[1];
+	*p = s->data + *pos + sizeof(h);
+	*pos += sizeof(h) + h[1];
+	return 0;
+}
+
+static int apply_msrs(const struct vmm_machine *m, const uint8_t *p, uint32_t len)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
+	uint32_t n = len / (uint32_t)sizeof(struct kvm_msr_entry);
+
+	if (len % sizeof(struct kvm_msr_entry))
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		memcpy(&one.e[0], p + i * sizeof(one.e[0]), sizeof(one.e[0]));
+		ioctl(m->kvm.vcpu_fd[0], KVM_SET_MSRS, &one); /* read-only ones refuse: fine */
+	}
+	return 0;
+}
+
+static int apply_page(struct vmm_machine *m, const uint8_t *p, uint32_t len)
+{
+	uint64_t off;
+
+	if (len != 8 + SNAP_PAGE_BYTES)
+		return -EINVAL;
+	memcpy(&off, p, 8);
+	if (off % SNAP_PAGE_BYTES || off >= m->ram_bytes)
+		return -EINVAL;
+	memcpy(m->ram + off, p + 8, SNAP_PAGE_BYTES);
+	return 0;
+}
+
+/* ioctl on fd with a payload of exactly the struct's size. */
+static int apply_exact(int fd, unsigned long req, const uint8_t *p, uint32_t len, size_t want)
+{
+	uint8_t buf[8192] __attribute__((aligned(16)));
+
+	if (len != want || want > sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, p, len);
+	return ioctl(fd, req, buf) < 0 ? -errno : 0;
+}
+
+static void replay(struct vmm_machine *m, uint32_t tag, const uint8_t *p, uint32_t len)
+{
+	if (tag == T_CONSOLE && len && m->cfg->console_out)
+		m->cfg->console_out(m->cfg->console_opaque, p, len);
+	if (tag == T_FWLOG && len && m->dbg.log)
+		fwrite(p, 1, len, (FILE *)m->dbg.log);
+}
+
+static int apply_rec(struct vmm_machine *m, uint32_t tag, const uint8_t *p, uint32_t len)
+{
+	int cpu = m->kvm.vcpu_fd[0], vm = m->kvm.vm_fd;
+	struct snap_devices d;
+
+	switch (tag) {
+	case T_REGS: return apply_exact(cpu, KVM_SET_REGS, p, len, sizeof(struct kvm_regs));
+	case T_SREGS: return apply_exact(cpu, KVM_SET_SREGS, p, len, sizeof(struct kvm_sregs));
+	case T_FPU: return apply_exact(cpu, KVM_SET_FPU, p, len, sizeof(struct kvm_fpu));
+	case T_LAPIC: return apply_exact(cpu, KVM_SET_LAPIC, p, len, sizeof(struct kvm_lapic_state));
+	case T_MP_STATE: return apply_exact(cpu, KVM_SET_MP_STATE, p, len, sizeof(struct kvm_mp_state));
+	case T_EVENTS: return apply_exact(cpu, KVM_SET_VCPU_EVENTS, p, len, sizeof(struct kvm_vcpu_events));
+	case T_MSRS: return apply_msrs(m, p, len);
+	case T_IRQCHIP: return apply_exact(vm, KVM_SET_IRQCHIP, p, len, sizeof(struct kvm_irqchip));
+	case T_PIT: return apply_exact(vm, KVM_SET_PIT2, p, len, sizeof(struct kvm_pit_state2));
+	case T_CLOCK: return apply_exact(vm, KVM_SET_CLOCK, p, len, sizeof(struct kvm_clock_data));
+	case T_PAGE: return apply_page(m, p, len);
+	case T_DEVICES:
+		if (len != sizeof(d))
+			return -EINVAL;
+		memcpy(&d, p, sizeof(d));
+		devices_set(m, &d);
+		return 0;
+	case T_CONSOLE: case T_FWLOG: replay(m, tag, p, len); return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* Key first (nothing applied unless it matches), then every record. */
+static int apply_all(struct vmm_machine *m, const struct snap_file *s, const char *key)
+{
+	size_t pos = 8;
+	const uint8_t *p;
+	uint32_t tag, len;
+	int r;
+
+	if (s->len < 8 || memcmp(s->data, SNAP_MAGIC, 8) || next_rec(s, &pos, &tag, &p, &len) < 0 ||
+	    tag != T_KEY || len != strlen(key) || memcmp(p, key, len))
+		return 0; /* another machine's (a hash collision) or not ours: no snapshot */
+	while ((r = next_rec(s, &pos, &tag, &p, &len)) == 0 && tag != T_END)
+		if ((r = apply_rec(m, tag, p, len)) < 0)
+			return r;
+	return r < 0 ? r : 1;
+}
+
+static int read_file(const char *path, size_t max_bytes, struct snap_file *s)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+	struct stat st;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < 8 || (uint64_t)st.st_size > max_bytes) {
+		close(fd);
+		return -EINVAL;
+	}
+	s->len = (size_t)st.st_size;
+	s->data = malloc(s->len);
+	if (!s->data || read(fd, s->data, s->len) != (ssize_t)s->len)
+		r = -EIO;
+	close(fd);
+	return r < 0 ? r : 1;
+}
+
+int vmm_snap_restore(struct vmm_machine *m, const char *dir)
+{
+	char key[512], path[4096];
+	struct snap_file s = { 0 };
+	int r;
+
+	if ((r = snap_key(m, key, sizeof(key))) < 0 || (r = snap_path(dir, key, path, sizeof(path))) < 0)
+		return 0;
+	r = read_file(path, m->ram_bytes + 2 * VMM_TEE_MAX_BYTES + (1u << 20), &s);
+	if (r == 1)
+		r = apply_all(m, &s, key);
+	if (r < 0)
+		unlink(path); /* unusable: the next run makes a new one */
+	free(s.data);
+	return r;
+}
