@@ -255,7 +255,7 @@ static int run_copy(struct cap *c, const char *format, struct imgfmt_image *src)
 		p2v_err("%s", c->err);
 		return r;
 	}
-	p2v_progress_init(&pg, "capture", c->o.quiet || c->o.json);
+	p2v_progress_init(&pg, "capture", c->o.quiet); /* stderr, terminals only */
 	r = imgfmt_copy(src, dst, &co, &c->res.stats, c->err, sizeof(c->err));
 	c->res.copy_s = p2v_now_s() - pg.start_s;
 	p2v_progress_finish(&pg);

@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct migrate_args {
@@ -22,6 +23,7 @@ struct migrate_step {
 	const char *name;
 	int exit_code;
 	double seconds;
+	char *json;                  /* the step's own --json report (JSON mode) */
 };
 
 static const char usage[] =
@@ -89,20 +91,45 @@ static char *temp_name(const char *out)
 	return tmp;
 }
 
-/* Run one subcommand in-process; with --json its stdout goes to stderr so
- * that only the final report is on stdout. */
+/* Everything written to fd since it was created, as a string (NULL if none). */
+static char *slurp_fd(int fd)
+{
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *text;
+
+	if (len <= 0 || len > (1 << 24) || !(text = malloc((size_t)len + 1)))
+		return NULL;
+	if (pread(fd, text, (size_t)len, 0) != (ssize_t)len) {
+		free(text);
+		return NULL;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	text[len] = '\0';
+	if (text[0] != '{') { /* not a report: leave it out */
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Run one subcommand in-process.  With --json its stdout (its own JSON
+ * report) is kept for the final report, so only that is on stdout; its
+ * stderr (notices, the progress bar on a terminal) passes through. */
 static int run_step(struct migrate_step *st, bool json, int (*cmd)(int, char **), int argc,
 		    char **argv)
 {
 	double t0 = p2v_now_s();
-	int saved = -1;
+	int saved = -1, mem = -1;
 
-	if (json) {
-		fflush(stdout);
+	fflush(stdout);
+	if (json && (mem = memfd_create("p2v-step-report", MFD_CLOEXEC)) >= 0) {
 		saved = dup(STDOUT_FILENO);
-		dup2(STDERR_FILENO, STDOUT_FILENO);
+		dup2(mem, STDOUT_FILENO);
 	}
-	if (!json)
+	if (json)
+		fprintf(stderr, "p2v migrate: %s ...\n", st->name);
+	else
 		printf("== %s\n", st->name);
 	fflush(stdout);
 	optind = 0;
@@ -111,6 +138,10 @@ static int run_step(struct migrate_step *st, bool json, int (*cmd)(int, char **)
 	if (saved >= 0) {
 		dup2(saved, STDOUT_FILENO);
 		close(saved);
+	}
+	if (mem >= 0) {
+		st->json = slurp_fd(mem);
+		close(mem);
 	}
 	st->seconds = p2v_now_s() - t0;
 	return st->exit_code;
@@ -135,6 +166,9 @@ static void report(const struct migrate_args *a, const struct migrate_step *step
 			p2v_json_obj_end(&j);
 		}
 		p2v_json_arr_end(&j);
+		for (int i = 0; i < n; i++) /* what was captured, changed, and the boot evidence */
+			if (steps[i].json)
+				p2v_json_raw(&j, steps[i].name, steps[i].json);
 		p2v_json_str(&j, "verdict", pass ? "PASS" : "FAIL");
 		p2v_json_obj_end(&j);
 		p2v_json_finish(&j);
@@ -150,13 +184,21 @@ static void report(const struct migrate_args *a, const struct migrate_step *step
 
 static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
 {
-	char fmt_arg[32], *cap[] = { "capture", (char *)a->src, tmp, "-O", fmt_arg, "--force", "-q", NULL };
-	char *inj[] = { "inject", tmp, a->serial_console ? "--serial-console" : NULL, NULL };
-	char *ver[9] = { "verify", tmp, "-f", fmt_arg };
-	struct migrate_step steps[3] = { { "capture", 0, 0 }, { "inject", 0, 0 }, { "verify", 0, 0 } };
-	int n = 0, nv = 4, r;
+	char fmt_arg[32], *cap[8] = { "capture", (char *)a->src, tmp, "-O", fmt_arg, "--force" };
+	char *inj[5] = { "inject", tmp };
+	char *ver[10] = { "verify", tmp, "-f", fmt_arg };
+	struct migrate_step steps[3] = { { "capture", 0, 0, NULL }, { "inject", 0, 0, NULL },
+					 { "verify", 0, 0, NULL } };
+	int n = 0, nc = 6, ni = 2, nv = 4, r;
 
 	snprintf(fmt_arg, sizeof(fmt_arg), "%s", fmt);
+	if (a->serial_console)
+		inj[ni++] = "--serial-console";
+	if (a->json) {
+		cap[nc++] = "--json";
+		inj[ni++] = "--json";
+		ver[nv++] = "--json";
+	}
 	if (a->timeout) {
 		ver[nv++] = "--timeout";
 		ver[nv++] = (char *)a->timeout;
@@ -165,9 +207,9 @@ static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
 		ver[nv++] = "--engine";
 		ver[nv++] = (char *)a->engine;
 	}
-	r = run_step(&steps[n++], a->json, p2v_cmd_capture, 7, cap);
+	r = run_step(&steps[n++], a->json, p2v_cmd_capture, nc, cap);
 	if (r == 0 && !p2v_interrupted)
-		r = run_step(&steps[n++], a->json, p2v_cmd_inject, a->serial_console ? 3 : 2, inj);
+		r = run_step(&steps[n++], a->json, p2v_cmd_inject, ni, inj);
 	if (r == 0 && !p2v_interrupted)
 		r = run_step(&steps[n++], a->json, p2v_cmd_verify, nv, ver);
 	if (r == 0 && rename(tmp, a->out) < 0) {
@@ -178,6 +220,8 @@ static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
 		p2v_err("migrate: %s failed (exit %d); %s was not written", steps[n - 1].name,
 			steps[n - 1].exit_code, a->out);
 	report(a, steps, n, fmt, r == 0);
+	for (int i = 0; i < n; i++)
+		free(steps[i].json);
 	return r;
 }
 

@@ -18,7 +18,11 @@ cat report.json
 python3 -c '
 import json; r=json.load(open("report.json"))
 assert r["verdict"]=="PASS" and r["output"]=="out.qcow2", r
-assert [s["exit"] for s in r["steps"]]==[0,0,0], r' || fail "JSON report"
+assert [s["exit"] for s in r["steps"]]==[0,0,0], r
+# one report: what was captured, what changed in the guest, the boot evidence
+assert any(p["filesystem"]=="ext4" and p["method"]!="all-sectors" for p in r["capture"]["partitions"]), r["capture"]
+assert r["inject"]["initramfs_tool"] and any(c["path"]=="/etc/fstab" for c in r["inject"]["changes"]), r["inject"]
+assert r["verify"]["verdict"]=="pass" and r["verify"]["engine"], r["verify"]' || fail "JSON report"
 qemu-img check out.qcow2 | grep -q "No errors" || fail "qemu-img check"
 ls -A | grep -q p2v-migrate && fail "temporary file left"
 echo "ok: migrate from a loop device to a verified qcow2"

@@ -14,7 +14,8 @@ grep -q "inject failed" err.txt || { cat err.txt; fail "the failing step is not 
 python3 -c '
 import json; r=json.load(open("report.json"))
 assert r["verdict"]=="FAIL" and r["output"] is None, r
-assert [s["step"] for s in r["steps"]]==["capture","inject"] and r["steps"][0]["exit"]==0, r' ||
+assert [s["step"] for s in r["steps"]]==["capture","inject"] and r["steps"][0]["exit"]==0, r
+assert r["capture"]["partitions"][0]["start_bytes"]==1048576, r["capture"]' ||
 	fail "JSON report"
 [ ! -e out.qcow2 ] || fail "output written despite the failure"
 ls -A | grep -q p2v- && fail "temporary files left: $(ls -A)"
