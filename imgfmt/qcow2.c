@@ -879,8 +879,27 @@ static int level_option(struct imgfmt_image *img, struct imgfmt_optlist *opts, i
 	return 0;
 }
 
+/* compat=0.10 (version 2, for old hypervisors) or 1.1 (version 3, the
+ * default).  Version 2 has 16-bit refcounts, zlib and no zero clusters. */
+static int compat_option(struct imgfmt_image *img, const char *compat, uint32_t ref_bits,
+			 uint8_t comp, uint32_t *version)
+{
+	*version = 3;
+	if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3"))
+		return 0;
+	if (strcmp(compat, "0.10") && strcmp(compat, "v2"))
+		return imgfmt_err(img, -EINVAL, "compat=%s: expected 0.10 (version 2) or 1.1 (version 3)",
+				  compat);
+	if (ref_bits != 16 || comp != QCOW2_COMP_ZLIB)
+		return imgfmt_err(img, -EINVAL, "compat=%s has 16-bit refcounts and zlib only "
+				  "(refcount_bits=%u, compression_type=%s)", compat, ref_bits,
+				  comp == QCOW2_COMP_ZSTD ? "zstd" : "zlib");
+	*version = 2;
+	return 0;
+}
+
 static int create_options(struct imgfmt_image *img, struct imgfmt_optlist *opts,
-			  uint32_t *cluster_bytes, uint32_t *ref_bits, uint8_t *comp)
+			  uint32_t *cluster_bytes, uint32_t *ref_bits, uint8_t *comp, uint32_t *version)
 {
 	const char *ct = imgfmt_opt_take(opts, "compression_type");
 	const char *compat = imgfmt_opt_take(opts, "compat");
@@ -908,9 +927,7 @@ static int create_options(struct imgfmt_image *img, struct imgfmt_optlist *opts,
 		return imgfmt_err(img, -EINVAL, "compression_type '%s' is not zlib or zstd", ct);
 	if (ct && !strcmp(ct, "zstd"))
 		*comp = QCOW2_COMP_ZSTD;
-	if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3"))
-		return imgfmt_err(img, -ENOTSUP, "compat=%s: only version 3 (compat=1.1) is written", compat);
-	return 0;
+	return compat_option(img, compat, *ref_bits, *comp, version);
 }
 
 /* Clusters the refcount table needs to cover an image of size bytes. */
@@ -929,22 +946,23 @@ static uint64_t reftable_clusters_for(uint64_t size, uint32_t cb, uint64_t refs_
 
 static int qcow2_create(struct imgfmt_image *img, uint64_t size, struct imgfmt_optlist *opts)
 {
-	uint32_t cb, ref_bits;
+	uint32_t cb, ref_bits, version;
 	uint8_t comp;
 	struct qcow2 *s;
 	uint64_t l1_size, rt_clusters, l1_clusters;
 	int r, level;
 
-	if ((r = create_options(img, opts, &cb, &ref_bits, &comp)) < 0 ||
+	if ((r = create_options(img, opts, &cb, &ref_bits, &comp, &version)) < 0 ||
 	    (r = level_option(img, opts, &level)) < 0 || (r = alloc_state(img)) < 0)
 		return r;
 	s = qcow2_state(img);
 	s->deflate_level = level;
 	size = (size + 511) & ~511ull; /* QEMU counts whole sectors */
 	s->h = (struct qcow2_header){
-		.magic = QCOW2_MAGIC, .version = 3, .cluster_bits = (uint32_t)__builtin_ctz(cb),
+		.magic = QCOW2_MAGIC, .version = version, .cluster_bits = (uint32_t)__builtin_ctz(cb),
 		.size = size, .refcount_order = (uint32_t)__builtin_ctz(ref_bits),
-		.header_length = QCOW2_HEADER_WRITE_BYTES, .compression_type = comp,
+		.header_length = version < 3 ? QCOW2_HEADER_V2_BYTES : QCOW2_HEADER_WRITE_BYTES,
+		.compression_type = comp,
 		.incompatible_features = comp ? QCOW2_INCOMPAT_COMPRESSION : 0,
 	};
 	l1_size = imgfmt_div_round_up(size, (uint64_t)cb * (cb / 8));

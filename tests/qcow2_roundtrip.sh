@@ -79,6 +79,15 @@ check_one rnd.raw rnd.qcow2 "full random"
 "$P2V" convert -f raw -O qcow2 -c rnd.raw rndc.qcow2
 check_one rnd.raw rndc.qcow2 "full random compressed"
 
+# version 2 (compat=0.10) for old hypervisors: plain and compressed
+"$P2V" convert -f raw -O qcow2 -o compat=0.10 disk.raw v2.qcow2
+qemu-img info v2.qcow2 | grep -q "compat: 0.10" || fail "compat=0.10: not version 2"
+check_one disk.raw v2.qcow2 "version 2"
+"$P2V" convert -f raw -O qcow2 -c -o compat=0.10 disk.raw v2c.qcow2
+check_one disk.raw v2c.qcow2 "version 2 compressed"
+expect_fail "compat=0.10 with zstd" "$P2V" convert -f raw -O qcow2 -o compat=0.10,compression_type=zstd disk.raw bad.qcow2
+expect_fail "compat=0.9" "$P2V" convert -f raw -O qcow2 -o compat=0.9 disk.raw bad.qcow2
+
 # holes stay holes: the map of the qcow2 matches the raw's data layout
 "$P2V" map --json p-64K.qcow2 | python3 -c '
 import json,sys
