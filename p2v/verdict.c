@@ -34,6 +34,8 @@ static const struct pattern fail_patterns[] = {
 	  "kernel could not mount the root filesystem" },
 	{ "Kernel panic", NULL, false, false, "kernel panic" },
 	{ "ALERT!", NULL, false, false, "initramfs could not find the root device" },
+	/* dracut, just before its emergency shell */
+	{ "Warning: /dev/", "does not exist", true, false, "initramfs could not find the root device" },
 	{ "Dropping to a shell", NULL, false, false, "initramfs dropped to a shell" },
 	{ "(initramfs)", NULL, true, false, "initramfs dropped to a shell" },
 	{ "Entering emergency mode", NULL, false, false, "the system dropped to emergency mode" },

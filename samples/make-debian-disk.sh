@@ -1,5 +1,5 @@
 #!/bin/sh
-# make-debian-disk.sh OUT [--gpt]
+# make-debian-disk.sh OUT [--gpt | --lvm | --dracut]
 # A "physical" Debian 12 install as a raw 2 GiB sparse disk, built with no
 # interactive step and without mounting anything:
 #   debootstrap (minbase + kernel, initramfs-tools, systemd-sysv, udev, kmod,
@@ -10,20 +10,37 @@
 #   - /etc/fstab and the kernel command line name /dev/sda1 (root, ext4) and
 #     /dev/sda2 (swap);
 #   - console=ttyS0 with a serial getty there; root has an empty password.
+# Variants:
+#   --gpt     GPT with a BIOS boot partition (core.img there);
+#   --lvm     MBR with /boot on /dev/sda1 and root and swap as logical volumes
+#             p2vvg/root and p2vvg/swap (lvm2 in the guest, root named
+#             /dev/mapper/p2vvg-root); the LVM metadata is written with
+#             activation off (no device-mapper needed on the build host) and
+#             the filesystems are dd'd at the volumes' extents;
+#   --dracut  the initramfs built by dracut instead of initramfs-tools, with
+#             drivers= limited to the AHCI disk and ext4 (like hostonly).
 # GRUB for BIOS without grub-install: grub-mkimage's core.img in the MBR gap
 # (or in a BIOS boot partition with --gpt), the first 440 bytes of boot.img
 # in the MBR.
 # debootstrap takes about 2 minutes, so the finished disk is cached under
 # $P2V_SAMPLE_CACHE (default /var/cache/p2v-samples), keyed by the sha256 of
 # this script and the options.  Needs root, network access to the Debian
-# mirror apt uses, debootstrap, grub-pc-bin, e2fsprogs, fdisk.
+# mirror apt uses, debootstrap, grub-pc-bin, e2fsprogs, fdisk (and lvm2 and
+# losetup for --lvm).
 set -eu
-out=${1:?usage: make-debian-disk.sh OUT [--gpt]}
+out=${1:?usage: make-debian-disk.sh OUT [--gpt | --lvm | --dracut]}
+variant=${2:-}
+case $variant in
+"" | --gpt | --lvm | --dracut) ;;
+*) echo "make-debian-disk.sh: unknown variant '$variant'" >&2; exit 2 ;;
+esac
 label=dos
-[ "${2:-}" = "--gpt" ] && label=gpt
+[ "$variant" = --gpt ] && label=gpt
+name=$label
+[ -n "$variant" ] && name=${variant#--}
 cache=${P2V_SAMPLE_CACHE:-/var/cache/p2v-samples}
-key=$( (cat "$0"; echo "$label") | sha256sum | cut -c1-16)
-cached="$cache/debian12-$label-$key.img"
+key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
+cached="$cache/debian12-$name-$key.img"
 
 if [ -f "$cached" ]; then
 	cp --sparse=always "$cached" "$out"
@@ -32,29 +49,46 @@ fi
 
 disk_mib=2048
 root_mib=1792
+boot_mib=256 # --lvm: the /boot partition; the rest is the physical volume
 swap_start=$(( 2048 + root_mib * 2048 ))
 swap_sectors=$(( disk_mib * 2048 - swap_start - 2048 )) # room for the GPT backup
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/p2v-debian.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+loop=
+cleanup() { [ -z "$loop" ] || losetup -d "$loop" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
 root=$tmp/root
 in_root() { LC_ALL=C DEBIAN_FRONTEND=noninteractive chroot "$root" "$@"; }
 
 # 1. The base system.  The kernel and grub-pc come after the initramfs and
 #    debconf settings are in place, so the initramfs is built once, our way.
+tool=initramfs-tools
+[ "$variant" = --dracut ] && tool=dracut
+extra=
+[ "$variant" = --lvm ] && extra=,lvm2
 debootstrap --variant=minbase \
-	--include=initramfs-tools,systemd-sysv,udev,kmod,e2fsprogs \
+	--include=$tool,systemd-sysv,udev,kmod,e2fsprogs$extra \
 	bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
 	{ tail -n 30 "$tmp/debootstrap.log" >&2; exit 1; }
 
-cat >"$root/etc/initramfs-tools/conf.d/p2v-physical.conf" <<'EOF'
+if [ $tool = dracut ]; then
+	cat >"$root/etc/dracut.conf.d/p2v-physical.conf" <<'EOF'
+# what a host-only image of this AHCI machine carries: no virtio
+hostonly="no"
+drivers=" ahci libahci sd_mod ext4 "
+compress="gzip"
+EOF
+else
+	cat >"$root/etc/initramfs-tools/conf.d/p2v-physical.conf" <<'EOF'
 MODULES=list
 FSTYPE=ext4
 COMPRESS=gzip
 EOF
-printf 'ahci\nsd_mod\next4\n' >>"$root/etc/initramfs-tools/modules"
+	printf 'ahci\nsd_mod\next4\n' >>"$root/etc/initramfs-tools/modules"
+	[ "$variant" = --lvm ] && printf 'dm_mod\n' >>"$root/etc/initramfs-tools/modules"
+fi
 in_root debconf-set-selections <<'EOF'
 grub-pc grub-pc/install_devices multiselect
 grub-pc grub-pc/install_devices_empty boolean true
@@ -68,11 +102,22 @@ kver=$(ls "$root/lib/modules" | head -n 1)
 [ -f "$root/boot/initrd.img-$kver" ] || { echo "no initramfs for $kver" >&2; exit 1; }
 
 # 2. The configuration of a machine installed on /dev/sda.
-cat >"$root/etc/fstab" <<'EOF'
+rootdev=/dev/sda1
+if [ "$variant" = --lvm ]; then
+	rootdev=/dev/mapper/p2vvg-root
+	cat >"$root/etc/fstab" <<'EOF'
+# <file system> <mount point> <type> <options> <dump> <pass>
+/dev/mapper/p2vvg-root / ext4 errors=remount-ro 0 1
+/dev/sda1 /boot ext4 defaults 0 2
+/dev/mapper/p2vvg-swap none swap sw 0 0
+EOF
+else
+	cat >"$root/etc/fstab" <<'EOF'
 # <file system> <mount point> <type> <options> <dump> <pass>
 /dev/sda1 / ext4 errors=remount-ro 0 1
 /dev/sda2 none swap sw 0 0
 EOF
+fi
 echo p2v-debian >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tp2v-debian\n' >"$root/etc/hosts"
 in_root passwd -d root >/dev/null
@@ -86,9 +131,16 @@ grep -q '^GRUB_DISABLE_OS_PROBER' "$root/etc/default/grub" ||
 	echo 'GRUB_DISABLE_OS_PROBER=true' >>"$root/etc/default/grub"
 
 # grub-mkconfig cannot probe a disk that is not there: write grub.cfg as
-# an installer that knew the disk as (hd0,1) and /dev/sda1 would.
+# an installer that knew the disk as (hd0,1) and the root device would.
+# With a separate /boot (--lvm) GRUB's paths are relative to that partition.
 part=msdos1
 [ $label = gpt ] && part=gpt1
+bootdir=/boot
+[ "$variant" = --lvm ] && bootdir=
+# dracut waits for a missing root for minutes by default (rd.retry 180 s,
+# systemd's device timeout 90 s); a physical install would never notice
+retry=
+[ $tool = dracut ] && retry=" rd.retry=20 rd.timeout=30"
 mkdir -p "$root/boot/grub/i386-pc"
 cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$root/boot/grub/i386-pc/"
 cat >"$root/boot/grub/grub.cfg" <<EOF
@@ -101,20 +153,45 @@ insmod ext2
 set root='hd0,$part'
 menuentry 'Debian GNU/Linux' {
 	insmod gzio
-	linux /boot/vmlinuz-$kver root=/dev/sda1 ro console=ttyS0 quiet
-	initrd /boot/initrd.img-$kver
+	linux $bootdir/vmlinuz-$kver root=$rootdev ro console=ttyS0 quiet$retry
+	initrd $bootdir/initrd.img-$kver
 }
 EOF
 
-# 3. The disk: partition table, ext4 root from the tree, swap, GRUB.
+# 3. The disk: partition table, filesystems from the tree, swap, GRUB.
+# put IMAGE BYTE_OFFSET: copy a filesystem image into the disk, sparse.
+put() {
+	[ $(( $2 % 1048576 )) -eq 0 ] || { echo "offset $2 is not MiB-aligned" >&2; exit 1; }
+	dd if="$1" of="$tmp/disk.img" bs=1M seek=$(( $2 / 1048576 )) conv=notrunc,sparse status=none
+}
+# fs_image FILE MIB DIR LABEL: ext4 of that size holding DIR.
+fs_image() { truncate -s "$2M" "$1"; mkfs.ext4 -q -F -L "$4" -E lazy_itable_init=0 -d "$3" "$1"; }
+# swap_at BYTE_OFFSET BYTES
+swap_at() {
+	truncate -s "$2" "$tmp/swap.img"
+	mkswap -q -L debian-swap "$tmp/swap.img"
+	dd if="$tmp/swap.img" of="$tmp/disk.img" bs=512 seek=$(( $1 / 512 )) conv=notrunc,sparse status=none
+	rm -f "$tmp/swap.img"
+}
+# lvm_cmd: LVM on the loop device only, with no device-mapper, no backups
+# and nothing remembered on the build host.
+export LVM_SUPPRESS_FD_WARNINGS=1
+lvm_cmd() {
+	"$@" --devices "$loop" \
+		--config 'global { activation = 0 } backup { backup = 0 archive = 0 }' \
+		>/dev/null 2>"$tmp/lvm.log" || { cat "$tmp/lvm.log" >&2; exit 1; }
+}
+# lv_offset LV: byte offset of the volume's first extent inside the PV.
+lv_offset() {
+	pe_start=$(pvs --devices "$loop" --noheadings --units b --nosuffix -o pe_start "$loop" | tr -d ' ')
+	extent=$(vgs --devices "$loop" --noheadings --units b --nosuffix -o vg_extent_size p2vvg | tr -d ' ')
+	first=$(lvs --devices "$loop" --noheadings -o seg_pe_ranges "p2vvg/$1" | sed 's/.*:\([0-9]*\)-.*/\1/')
+	echo $(( pe_start + first * extent ))
+}
+
 truncate -s ${disk_mib}M "$tmp/disk.img"
-if [ $label = dos ]; then
-	sfdisk -q "$tmp/disk.img" <<EOF
-label: dos
-start=2048, size=$(( root_mib * 2048 )), type=83, bootable
-start=$swap_start, size=$swap_sectors, type=82
-EOF
-else
+case $variant in
+--gpt)
 	sfdisk -q "$tmp/disk.img" <<EOF
 label: gpt
 first-lba: 34
@@ -122,18 +199,51 @@ start=2048, size=$(( root_mib * 2048 )), type=0FC63DAF-8483-4772-8E79-3D69D8477D
 start=$swap_start, size=$swap_sectors, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F
 start=34, size=2014, type=21686148-6449-6E61-6E6F-744E656564EF
 EOF
-fi
-truncate -s ${root_mib}M "$tmp/root.img"
-mkfs.ext4 -q -F -L debian-root -E lazy_itable_init=0 -d "$root" "$tmp/root.img"
-dd if="$tmp/root.img" of="$tmp/disk.img" bs=1M seek=1 conv=notrunc,sparse status=none
+	fs_image "$tmp/root.img" $root_mib "$root" debian-root
+	put "$tmp/root.img" 1048576
+	swap_at $(( swap_start * 512 )) $(( swap_sectors * 512 )) ;;
+--lvm)
+	pv_start=$(( 2048 + boot_mib * 2048 ))
+	sfdisk -q "$tmp/disk.img" <<EOF
+label: dos
+start=2048, size=$(( boot_mib * 2048 )), type=83, bootable
+start=$pv_start, type=8e
+EOF
+	pv_bytes=$(( (disk_mib * 2048 - pv_start) * 512 ))
+	loop=$(losetup -f --show -o $(( pv_start * 512 )) --sizelimit $pv_bytes "$tmp/disk.img")
+	lvm_cmd pvcreate -q "$loop"
+	lvm_cmd vgcreate -q -s 4M p2vvg "$loop"
+	lvm_cmd lvcreate -q -an -Zn -L 1536M -n root p2vvg
+	lvm_cmd lvcreate -q -an -Zn -L 128M -n swap p2vvg
+	root_off=$(( pv_start * 512 + $(lv_offset root) ))
+	swap_off=$(( pv_start * 512 + $(lv_offset swap) ))
+	losetup -d "$loop"
+	loop=
+	mv "$root/boot" "$tmp/boot"
+	mkdir "$root/boot"
+	fs_image "$tmp/root.img" 1536 "$root" debian-root
+	put "$tmp/root.img" $root_off
+	rm -f "$tmp/root.img"
+	fs_image "$tmp/root.img" $boot_mib "$tmp/boot" debian-boot
+	put "$tmp/root.img" 1048576
+	swap_at $swap_off $(( 128 * 1048576 )) ;;
+*)
+	sfdisk -q "$tmp/disk.img" <<EOF
+label: dos
+start=2048, size=$(( root_mib * 2048 )), type=83, bootable
+start=$swap_start, size=$swap_sectors, type=82
+EOF
+	fs_image "$tmp/root.img" $root_mib "$root" debian-root
+	put "$tmp/root.img" 1048576
+	swap_at $(( swap_start * 512 )) $(( swap_sectors * 512 )) ;;
+esac
 rm -f "$tmp/root.img"
-truncate -s $(( swap_sectors * 512 )) "$tmp/swap.img"
-mkswap -q -L debian-swap "$tmp/swap.img"
-dd if="$tmp/swap.img" of="$tmp/disk.img" bs=512 seek=$swap_start conv=notrunc,sparse status=none
 
 core_sector=1
 [ $label = gpt ] && core_sector=34
-grub-mkimage -O i386-pc -o "$tmp/core.img" -p "(hd0,$part)/boot/grub" \
+prefix="(hd0,$part)/boot/grub"
+[ "$variant" = --lvm ] && prefix="(hd0,$part)/grub"
+grub-mkimage -O i386-pc -o "$tmp/core.img" -p "$prefix" \
 	biosdisk part_msdos part_gpt ext2 normal linux configfile search gzio
 core_sectors=$(( ($(stat -c %s "$tmp/core.img") + 511) / 512 ))
 [ $(( core_sector + core_sectors )) -le 2048 ] || { echo "core.img too big" >&2; exit 1; }

@@ -4,4 +4,9 @@
 if(TARGET drvinject)
   p2v_shell_test(migrate_fail migrate_fail.sh TIMEOUT 600)
   p2v_shell_test(migrate_debian migrate_debian.sh TIMEOUT 1800 LABELS slow)
+  # the other variants of the sample (GPT, root on LVM, dracut), each to
+  # another output format (label slow: a cold sample build and a migrate each)
+  p2v_shell_test(migrate_gpt_vpc migrate_variants.sh TIMEOUT 2400 LABELS slow ARGS gpt vpc)
+  p2v_shell_test(migrate_lvm_vmdk migrate_variants.sh TIMEOUT 2400 LABELS slow ARGS lvm vmdk)
+  p2v_shell_test(migrate_dracut_qcow2 migrate_variants.sh TIMEOUT 2400 LABELS slow ARGS dracut qcow2)
 endif()

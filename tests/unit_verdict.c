@@ -70,6 +70,9 @@ static const struct fail_case fail_cases[] = {
 	{ P2V_CH_FIRMWARE, "Booting from Hard Disk...\nBoot failed: not a bootable disk\n\n",
 	  "no bootable device: Boot failed: not a bootable disk" },
 	{ P2V_CH_CONSOLE, "No bootable device.\n", "no bootable device" },
+	{ P2V_CH_CONSOLE, "[ TIME ] Timed out waiting for device dev-sda1.device - /dev/sda1.\r\n"
+			  "Warning: /dev/sda1 does not exist\r\n",
+	  "initramfs could not find the root device: Warning: /dev/sda1 does not exist" },
 	{ P2V_CH_CONSOLE, "GRUB loading.\r\nWelcome to GRUB!\r\n\r\nerror: unknown filesystem.\r\n",
 	  "bootloader error: error: unknown filesystem." },
 	{ P2V_CH_CONSOLE, "Entering rescue mode...\r\ngrub rescue> ", "bootloader error (GRUB rescue shell)" },
