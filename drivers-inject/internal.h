@@ -14,6 +14,12 @@ struct inj {
 	const char *root;       /* the inspected root filesystem */
 	char *err;
 	size_t err_bytes;
+	/* Linux: grub-mkconfig, deferred to run in the guest beside the first
+	 * initramfs build (both are slow in a TCG appliance, and independent) */
+	char grub_cmd[256];     /* pending command, "" when none */
+	char grub_cfg[64];      /* the file it regenerates, "" when none */
+	char grub_tool[64];
+	int grub_rc;            /* its exit status once it ran, else -1 */
 };
 
 void inj_log(struct inj *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
