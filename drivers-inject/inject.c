@@ -62,6 +62,11 @@ int inj_backup(struct inj *c, const char *path)
 		return inj_gfail(c, backup);
 	if (exists)
 		return 0;  /* a second run keeps the original, not the first run's output */
+	exists = guestfs_exists(c->g, path);
+	if (exists < 0)
+		return inj_gfail(c, path);
+	if (!exists)
+		return 0;  /* a file p2v creates has no original */
 	if (guestfs_cp_a(c->g, path, backup) < 0)
 		return inj_gfail(c, "backing up");
 	return 0;

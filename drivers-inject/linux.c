@@ -74,7 +74,7 @@ static const char *first_existing(struct inj *c, const char *const *paths, size_
 static char *guest_sh(struct inj *c, const char *cmd)
 {
 	char line[2048];
-	snprintf(line, sizeof(line), GUEST_PATH " %s", cmd);
+	snprintf(line, sizeof(line), "export " GUEST_PATH "; %s", cmd);
 	inj_log(c, "running in the guest: %s", cmd);
 	char *out = guestfs_sh(c->g, line);
 	if (!out)
