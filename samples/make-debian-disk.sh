@@ -42,6 +42,11 @@ cache=${P2V_SAMPLE_CACHE:-/var/cache/p2v-samples}
 key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
 cached="$cache/debian12-$name-$key.img"
 
+# One builder per variant at a time: a second one (parallel tests) waits and
+# then copies what the first cached.
+mkdir -p "$cache"
+exec 9>"$cache/.debian12-$name.lock"
+flock 9
 if [ -f "$cached" ]; then
 	cp --sparse=always "$cached" "$out"
 	exit 0
@@ -260,6 +265,5 @@ dd if=/usr/lib/grub/i386-pc/boot.img of="$tmp/disk.img" bs=440 count=1 conv=notr
 [ $core_sector -eq 1 ] ||
 	le64 $core_sector | dd of="$tmp/disk.img" bs=1 seek=$((0x5c)) conv=notrunc status=none
 
-mkdir -p "$cache"
-cp --sparse=always "$tmp/disk.img" "$cached.tmp" && mv "$cached.tmp" "$cached"
+cp --sparse=always "$tmp/disk.img" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"
 mv "$tmp/disk.img" "$out"

@@ -10,9 +10,14 @@ sample_disk() {
 	dir=${P2V_BUILD:-$TMP}/samples
 	out=$dir/$name-$key.raw
 	mkdir -p "$dir"
+	# parallel tests: one builds, the others wait for the finished file
+	exec 8>"$out.lock"
+	flock 8
 	if [ ! -f "$out" ]; then
-		bash "$script" "$out" "$@" >&2 || fail "building the $name sample with $script"
+		bash "$script" "$out.tmp.$$" "$@" >&2 || fail "building the $name sample with $script"
+		mv "$out.tmp.$$" "$out"
 	fi
+	exec 8>&-
 	echo "$out"
 }
 # json_get FILE KEY: a top-level JSON value (the file must parse).
