@@ -163,31 +163,46 @@ static int put(FILE *f, uint32_t tag, const void *data, uint32_t len)
 	return 0;
 }
 
+/* One MSR through KVM_GET_MSRS / KVM_SET_MSRS; true when the vCPU took it. */
+static bool msr_one(int vcpu_fd, unsigned long req, struct kvm_msr_entry *e)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + sizeof(*e));
+	bool ok;
+
+	if (!m)
+		return false;
+	m->nmsrs = 1;
+	m->entries[0] = *e;
+	ok = ioctl(vcpu_fd, req, m) == 1;
+	*e = m->entries[0];
+	free(m);
+	return ok;
+}
+
 /* Every MSR KVM lists, plus the MTRRs and PAT SeaBIOS programs; those the
  * vCPU will not read are left out. */
 static int put_msrs(FILE *f, const struct vmm_machine *m)
 {
 	static const uint32_t extra[] = { 0x2ff, 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b,
 					  0x26c, 0x26d, 0x26e, 0x26f, 0x277 };
-	struct { struct kvm_msr_list l; uint32_t idx[SNAP_MAX_MSRS]; } list = { .l.nmsrs = SNAP_MAX_MSRS };
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
-	struct kvm_msr_entry *out = calloc(SNAP_MAX_MSRS + 16, sizeof(*out));
-	uint32_t n = 0, total;
-	int r;
+	const uint32_t n_extra = (uint32_t)(sizeof(extra) / sizeof(extra[0]));
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + SNAP_MAX_MSRS * sizeof(uint32_t));
+	struct kvm_msr_entry *out = calloc(SNAP_MAX_MSRS + n_extra, sizeof(*out));
+	uint32_t n = 0, listed = 0;
+	int r = -ENOMEM;
 
-	if (!out)
-		return -ENOMEM;
-	if (ioctl(m->kvm.kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
-		list.l.nmsrs = 0;
-	total = list.l.nmsrs + (uint32_t)(sizeof(extra) / sizeof(extra[0]));
-	for (uint32_t i = 0; i < total && n < SNAP_MAX_MSRS + 16; i++) {
-		memset(&one, 0, sizeof(one));
-		one.h.nmsrs = 1;
-		one.e[0].index = i < list.l.nmsrs ? list.idx[i] : extra[i - list.l.nmsrs];
-		if (ioctl(m->kvm.vcpu_fd[0], KVM_GET_MSRS, &one) == 1)
-			out[n++] = one.e[0];
+	if (list && out) {
+		list->nmsrs = SNAP_MAX_MSRS;
+		if (ioctl(m->kvm.kvm_fd, KVM_GET_MSR_INDEX_LIST, list) == 0)
+			listed = list->nmsrs;
+		for (uint32_t i = 0; i < listed + n_extra; i++) {
+			struct kvm_msr_entry e = { .index = i < listed ? list->indices[i] : extra[i - listed] };
+			if (msr_one(m->kvm.vcpu_fd[0], KVM_GET_MSRS, &e))
+				out[n++] = e;
+		}
+		r = put(f, T_MSRS, out, n * (uint32_t)sizeof(*out));
 	}
-	r = put(f, T_MSRS, out, n * (uint32_t)sizeof(*out));
+	free(list);
 	free(out);
 	return r;
 }
@@ -320,16 +335,14 @@ static int next_rec(const struct snap_file *s, size_t *pos, uint32_t *tag, const
 
 static int apply_msrs(const struct vmm_machine *m, const uint8_t *p, uint32_t len)
 {
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
 	uint32_t n = len / (uint32_t)sizeof(struct kvm_msr_entry);
 
 	if (len % sizeof(struct kvm_msr_entry))
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
-		memset(&one, 0, sizeof(one));
-		one.h.nmsrs = 1;
-		memcpy(&one.e[0], p + i * sizeof(one.e[0]), sizeof(one.e[0]));
-		ioctl(m->kvm.vcpu_fd[0], KVM_SET_MSRS, &one); /* read-only ones refuse: fine */
+		struct kvm_msr_entry e;
+		memcpy(&e, p + i * sizeof(e), sizeof(e));
+		msr_one(m->kvm.vcpu_fd[0], KVM_SET_MSRS, &e); /* read-only ones refuse: fine */
 	}
 	return 0;
 }
