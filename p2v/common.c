@@ -138,11 +138,39 @@ void p2v_json_init(struct p2v_json *j, FILE *f)
 	j->f = f;
 }
 
-static void put_string(FILE *f, const char *s)
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
+ * surrogates or code points past U+10FFFF), 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
 {
+	static const unsigned char lo[5] = { 0, 0, 0x80, 0xa0, 0x90 }; /* 2nd byte bounds */
+	static const unsigned char hi[5] = { 0, 0, 0xbf, 0xbf, 0xbf };
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	unsigned char l, h;
+
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	l = n == 3 && s[0] != 0xe0 ? 0x80 : lo[n];
+	h = n == 3 && s[0] == 0xed ? 0x9f : n == 4 && s[0] == 0xf4 ? 0x8f : hi[n];
+	if (n == 4 && s[0] != 0xf0)
+		l = 0x80;
+	if (s[1] < l || s[1] > h)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A JSON string: escapes, and U+FFFD for bytes that are not UTF-8 (guest
+ * consoles print anything). */
+static void put_string(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		unsigned char c = *s;
+		size_t n = c < 0x80 ? 1 : utf8_len(s);
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
 		else if (c == '\n')
@@ -151,8 +179,11 @@ static void put_string(FILE *f, const char *s)
 			fputs("\\t", f);
 		else if (c < 0x20)
 			fprintf(f, "\\u%04x", c);
+		else if (n == 0)
+			fputs("\\ufffd", f);
 		else
-			fputc(c, f);
+			fwrite(s, 1, n, f);
+		s += n ? n : 1;
 	}
 	fputc('"', f);
 }

@@ -1,9 +1,12 @@
 /* The boot verdict fed canned console transcripts and VMM events. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
 #include "verdict.h"
+#include "p2v.h"
 
 static void feed(struct p2v_watch *w, enum p2v_channel ch, double t_s, const char *text)
 {
@@ -297,6 +300,30 @@ static void test_tail_and_long_lines(void)
 	p2v_watch_free(&w);
 }
 
+/* JSON strings stay valid UTF-8 whatever the guest console printed. */
+static void test_json_utf8(void)
+{
+	static const char in[] = "ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad \x80 \xc3 \xed\xa0\x80 "
+				 "\xc0\xaf \xf5\x80\x80\x80 end\x1b";
+	static const char want[] = "\"ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad \\ufffd \\ufffd "
+				   "\\ufffd\\ufffd\\ufffd \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd\\ufffd end\\u001b\"";
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct p2v_json j;
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	p2v_json_init(&j, f);
+	p2v_json_str(&j, NULL, in);
+	fclose(f);
+	CHECK(buf && strstr(buf, want) != NULL);
+	if (buf && !strstr(buf, want))
+		fprintf(stderr, "got %s\n", buf);
+	free(buf);
+}
+
 int main(void)
 {
 	test_pass_on_login();
@@ -311,5 +338,6 @@ int main(void)
 	test_disk_stats();
 	test_run_ends();
 	test_tail_and_long_lines();
+	test_json_utf8();
 	UNIT_DONE();
 }
