@@ -1,9 +1,10 @@
 /* Compression back-ends shared by the drivers.
  *
  * qcow2 "zlib" clusters are raw deflate that QEMU inflates with a 4 KiB
- * window (windowBits -12): ISA-L is asked for hist_bits = 12 (measured on
- * /usr files: 16x faster than zlib level 6 for 6-8% more output), or zlib
- * itself at a chosen level with windowBits -12.  Inflation uses
+ * window (windowBits -12): p2v's own encoder (deflate4k.c, the default),
+ * ISA-L asked for hist_bits = 12 (measured on /usr files: 16x faster than
+ * zlib level 6 for 6-8% more output), or zlib itself at a chosen level with
+ * windowBits -12.  Inflation uses
  * libdeflate (any window).  VMDK grains are zlib streams: libdeflate.  zstd
  * clusters are plain zstd frames. */
 #include "driver.h"
@@ -37,7 +38,9 @@ long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t ou
 {
 	if (level > 0)
 		return deflate_zlib_4k(in, in_bytes, out, out_cap, level);
-	return deflate_isal_4k(in, in_bytes, out, out_cap);
+	if (level == IMGFMT_DEFLATE_ISAL)
+		return deflate_isal_4k(in, in_bytes, out, out_cap);
+	return imgfmt_deflate_4k(in, in_bytes, out, out_cap);
 }
 
 static long deflate_isal_4k(const void *in, size_t in_bytes, void *out, size_t out_cap)

@@ -156,7 +156,13 @@ uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len);
  * -EIO on corrupt input. */
 /* Raw deflate with at most a 4 KiB window (qcow2's zlib type).  level 0:
  * ISA-L (fast, a few percent larger); 1-9: zlib at that level (6 = QEMU's). */
+/* Raw deflate with a 4 KiB window (qcow2 zlib clusters) by p2v's encoder,
+ * ISA-L, or zlib at level 1-9.  Output length, or -ENOSPC if it exceeds
+ * out_cap. */
+#define IMGFMT_DEFLATE_P2V 0
+#define IMGFMT_DEFLATE_ISAL (-1)
 long imgfmt_deflate_raw_4k(const void *in, size_t in_bytes, void *out, size_t out_cap, int level);
+long imgfmt_deflate_4k(const void *in, size_t in_bytes, void *out, size_t out_cap);
 /* Raw inflate (any window); produces exactly out_bytes or fails. */
 int imgfmt_inflate_raw(const void *in, size_t in_bytes, void *out, size_t out_bytes);
 /* zlib-wrapped deflate (VMDK grains) and its inverse (returns bytes produced). */

@@ -85,7 +85,7 @@ struct qcow2 {
 	bool header_dirty;
 	uint8_t *cluster_buf;         /* scratch cluster */
 	uint8_t *cbuf;                /* scratch for compressed input */
-	int deflate_level;            /* 0 = ISA-L (fast), 1-9 = zlib level */
+	int deflate_level;            /* IMGFMT_DEFLATE_*, or 1-9 = zlib level */
 	char backing_name[1024];
 	char backing_format[32];
 	uint32_t nb_bitmaps;          /* bitmaps extension, when consistent */

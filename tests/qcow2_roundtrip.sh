@@ -52,10 +52,16 @@ done
 # zlib itself at QEMU's level, 4 KiB window: QEMU must read it too
 "$P2V" convert -f raw -O qcow2 -c -o compression_level=6 disk.raw z6.qcow2
 check_one disk.raw z6.qcow2 "zlib level 6"
+# ISA-L with a 4 KiB history
+"$P2V" convert -f raw -O qcow2 -c -o compression_level=fast disk.raw zf.qcow2
+check_one disk.raw zf.qcow2 "zlib fast (ISA-L)"
 expect_fail "bad compression_level" "$P2V" convert -f raw -O qcow2 -c -o compression_level=11 disk.raw bad.qcow2
 # compression must have happened: the text parts shrink
 [ "$(stat -c %s z-64K.qcow2)" -lt "$(stat -c %s p-64K.qcow2)" ] || fail "zlib output not smaller"
 [ "$(stat -c %s s-64K.qcow2)" -lt "$(stat -c %s p-64K.qcow2)" ] || fail "zstd output not smaller"
+# p2v's own deflate (the default) is no larger than zlib level 6's
+[ "$(stat -c %s z-64K.qcow2)" -le "$(stat -c %s z6.qcow2)" ] ||
+	fail "default zlib output $(stat -c %s z-64K.qcow2) > zlib level 6's $(stat -c %s z6.qcow2)"
 
 # a size that is no multiple of the cluster size (nor of a sector)
 mkdisk odd.raw $((7*1024*1024 + 12345))
