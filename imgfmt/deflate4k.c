@@ -52,6 +52,19 @@ struct d4k_tree {
 	uint16_t code[D4K_NLITLEN_FIXED]; /* bit-reversed, ready to emit LSB first */
 };
 
+/* Block splitting: symbols fall into a few classes (literals by their top
+ * three bits, short and long matches); every D4K_SPLIT_STEP symbols the
+ * classes' share in the newest symbols is compared with the block so far,
+ * and a clear change ends the block so each part gets its own code. */
+#define D4K_SPLIT_CLASSES 10
+#define D4K_SPLIT_STEP 512u
+#define D4K_SPLIT_MIN_SYMS 2048u
+
+struct d4k_split {
+	uint32_t seen[D4K_SPLIT_CLASSES], fresh[D4K_SPLIT_CLASSES];
+	uint32_t n_seen, n_fresh;
+};
+
 struct d4k {
 	int32_t head[1u << D4K_HASH4_BITS];
 	int32_t head3[1u << D4K_HASH3_BITS];
@@ -59,6 +72,7 @@ struct d4k {
 	uint16_t sym_litlen[D4K_BLOCK_SYMS]; /* literal byte, or 256 + length */
 	uint16_t sym_dist[D4K_BLOCK_SYMS];   /* 0 for a literal */
 	unsigned n_syms;
+	struct d4k_split split;
 	struct d4k_tree lit, dist;
 	struct d4k_bits out;
 	const uint8_t *in;
@@ -463,12 +477,48 @@ static void flush_block(struct d4k *z, bool last)
 	build_codes(z->dist.len, z->dist.code, D4K_NDIST);
 	put_symbols(z);
 	z->n_syms = 0;
+	memset(&z->split, 0, sizeof(z->split));
 	memset(z->lit.freq, 0, sizeof(z->lit.freq));
 	memset(z->dist.freq, 0, sizeof(z->dist.freq));
 }
 
+static void observe(struct d4k_split *sp, unsigned cls)
+{
+	sp->fresh[cls]++;
+	sp->n_fresh++;
+}
+
+/* True when the newest symbols differ enough from the block so far that a
+ * new block should start before them. */
+static bool split_due(struct d4k_split *sp, unsigned block_syms)
+{
+	uint64_t delta = 0, cutoff;
+
+	if (sp->n_fresh < D4K_SPLIT_STEP)
+		return false;
+	if (sp->n_seen && block_syms >= D4K_SPLIT_MIN_SYMS) {
+		for (unsigned i = 0; i < D4K_SPLIT_CLASSES; i++) {
+			int64_t expect = (int64_t)sp->seen[i] * sp->n_fresh;
+			int64_t got = (int64_t)sp->fresh[i] * sp->n_seen;
+
+			delta += (uint64_t)(got > expect ? got - expect : expect - got);
+		}
+		cutoff = (uint64_t)sp->n_fresh * 200 / 512 * sp->n_seen;
+		if (delta >= cutoff)
+			return true;
+	}
+	for (unsigned i = 0; i < D4K_SPLIT_CLASSES; i++) {
+		sp->seen[i] += sp->fresh[i];
+		sp->fresh[i] = 0;
+	}
+	sp->n_seen += sp->n_fresh;
+	sp->n_fresh = 0;
+	return false;
+}
+
 static void tally_literal(struct d4k *z, uint8_t c)
 {
+	observe(&z->split, c >> 5);
 	z->sym_litlen[z->n_syms] = c;
 	z->sym_dist[z->n_syms++] = 0;
 	z->lit.freq[c]++;
@@ -478,6 +528,7 @@ static void tally_match(struct d4k *z, unsigned len, unsigned dist)
 {
 	unsigned eb, ev;
 
+	observe(&z->split, len < 9 ? 8 : 9);
 	z->sym_litlen[z->n_syms] = (uint16_t)(256 + len);
 	z->sym_dist[z->n_syms++] = (uint16_t)dist;
 	z->lit.freq[len_code(len, &eb, &ev)]++;
@@ -623,7 +674,7 @@ static void parse(struct d4k *z)
 			prev_dist = dist;
 			pos++;
 		}
-		if (z->n_syms >= D4K_BLOCK_SYMS - 2) {
+		if (z->n_syms >= D4K_BLOCK_SYMS - 2 || split_due(&z->split, z->n_syms)) {
 			flush_block(z, false);
 			if (z->out.full)
 				return; /* will not fit: the caller stores the data */
@@ -646,6 +697,7 @@ long imgfmt_deflate_4k(const void *in, size_t in_bytes, void *out, size_t out_ca
 	memset(&z->lit, 0, sizeof(z->lit));
 	memset(&z->dist, 0, sizeof(z->dist));
 	z->n_syms = 0;
+	memset(&z->split, 0, sizeof(z->split));
 	z->in = in;
 	z->in_bytes = in_bytes;
 	/* zlib level 6's lazy parse with half its chain, which the 4-byte hash
