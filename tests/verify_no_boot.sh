@@ -82,11 +82,16 @@ rc=0; P2V_QEMU=/nonexistent/qemu "$P2V" verify "$IMG" --engine qemu 2>"$TMP/noqe
 grep -q 'no engine can run' "$TMP/noqemu" || fail "no QEMU: no explanation"
 rc=0; "$P2V" verify "$IMG" --expect '([a' 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "bad regex: exit $rc, expected 2"
-# --engine vmm: refused when vmm-min is not built in, else the same verdict.
+# --engine vmm: refused when vmm-min is not built in or the host has no KVM
+# (could not run: exit 2, saying why), else the same verdict.
 rc=0; "$P2V" verify -f raw "$TMP/bl,ank.raw" --engine vmm --timeout 90 > "$TMP/vmm.out" 2>&1 || rc=$?
 cat "$TMP/vmm.out"
 if grep -q 'not built into' "$TMP/vmm.out"; then
 	[ "$rc" -eq 2 ] || fail "--engine vmm without vmm-min: exit $rc, expected 2"
+elif [ ! -e /dev/kvm ]; then
+	[ "$rc" -eq 2 ] || fail "--engine vmm without /dev/kvm: exit $rc, expected 2"
+	grep -q '/dev/kvm' "$TMP/vmm.out" || fail "--engine vmm without /dev/kvm: no explanation"
+	echo "skipped: the vmm-min half (no /dev/kvm on this host); its refusal was checked"
 else
 	[ "$rc" -eq 1 ] || fail "--engine vmm on a blank disk: exit $rc, expected 1"
 	grep -q '^verdict: FAIL: no bootable device' "$TMP/vmm.out" || fail "--engine vmm: wrong reason"
