@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define COPY_DEFAULT_CHUNK_BYTES (1u << 20)
+#define COPY_DEFAULT_CHUNK_BYTES (4u << 20)
 #define COPY_MAX_ZERO_UNIT_BYTES (64u * 1024u)
 #define COPY_MAX_THREADS 8u
 #define COPY_ZERO_JOB_MAX_BYTES (1ull << 30)

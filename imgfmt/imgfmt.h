@@ -179,7 +179,7 @@ typedef int (*imgfmt_read_fn)(void *opaque, void *buf, uint64_t len_bytes, uint6
 struct imgfmt_copy_opts {
 	bool compress;                /* write compressed clusters where possible */
 	unsigned threads;             /* workers; 0 = number of online CPUs */
-	unsigned chunk_bytes;         /* 0 = default (1 MiB, rounded to clusters) */
+	unsigned chunk_bytes;         /* 0 = default (4 MiB, rounded to clusters) */
 	/* Optional override of which ranges of the source hold data: sorted,
 	 * non-overlapping extents covering [0, size); anything not DATA is
 	 * treated as zero and not read. */

@@ -387,6 +387,7 @@ static void test_copy_errors(void)
 	o.cancel = NULL;
 	o.read = failing_read;
 	o.read_opaque = &calls;
+	o.chunk_bytes = 1024 * 1024; /* the first job reads, the next fails */
 	CHECK(imgfmt_copy(src, dst, &o, NULL, err, sizeof(err)) == -EIO);
 	CHECK(calls > 0);
 	imgfmt_close(dst);
