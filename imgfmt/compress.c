@@ -4,9 +4,8 @@
  * window (windowBits -12): p2v's own encoder (deflate4k.c, the default),
  * ISA-L asked for hist_bits = 12 (measured on /usr files: 16x faster than
  * zlib level 6 for 6-8% more output), or zlib itself at a chosen level with
- * windowBits -12.  Inflation uses
- * libdeflate (any window).  VMDK grains are zlib streams: libdeflate.  zstd
- * clusters are plain zstd frames. */
+ * windowBits -12.  Inflation uses libdeflate (any window).  VMDK grains are
+ * zlib streams: libdeflate.  zstd clusters are plain zstd frames. */
 #include "driver.h"
 
 #include <errno.h>

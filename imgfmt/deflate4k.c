@@ -32,12 +32,13 @@
 #define D4K_MAX_BITS 15
 #define D4K_MAX_CL_BITS 7
 
-struct d4k_params {
-	unsigned max_chain; /* chain links followed per search */
-	unsigned good_len;  /* quarter the chain once a match this long is held */
-	unsigned lazy_len;  /* do not look for a better match past this length */
-	unsigned nice_len;  /* stop searching at this length */
-};
+/* zlib level 6's lazy parse with half its chain, which the 4-byte hash
+ * keeps to true candidates: measured on /usr files in 64 KiB clusters,
+ * smaller than zlib level 6 and twice as fast. */
+#define D4K_MAX_CHAIN 64u /* chain links followed per search */
+#define D4K_GOOD_LEN 8u   /* quarter the chain once a match this long is held */
+#define D4K_LAZY_LEN 16u  /* do not look for a better match past this length */
+#define D4K_NICE_LEN 128u /* stop searching at this length */
 
 struct d4k_bits {
 	uint8_t *p, *end;
@@ -76,8 +77,7 @@ struct d4k {
 	struct d4k_tree lit, dist;
 	struct d4k_bits out;
 	const uint8_t *in;
-	size_t in_bytes, block_start;
-	struct d4k_params prm;
+	size_t in_bytes;
 };
 
 /* ---- bit output ---- */
@@ -324,6 +324,8 @@ struct d4k_header {
 
 static const uint8_t d4k_cl_order[D4K_NCL] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
 					      11, 4, 12, 3, 13, 2, 14, 1, 15};
+/* extra bits after code-length symbols 16 (repeat), 17 and 18 (zeros) */
+static const uint8_t d4k_cl_extra_bits[D4K_NCL] = {[16] = 2, [17] = 3, [18] = 7};
 
 static void rle_push(struct d4k_header *h, unsigned sym, unsigned extra)
 {
@@ -378,8 +380,6 @@ static void build_header(struct d4k *z, struct d4k_header *h)
 
 static void put_header(struct d4k_bits *b, const struct d4k_header *h, bool last)
 {
-	static const uint8_t rle_extra_bits[D4K_NCL] = {[16] = 2, [17] = 3, [18] = 7};
-
 	bits_put(b, last ? 1u : 0u, 1);
 	bits_put(b, 2, 2); /* dynamic Huffman */
 	bits_put(b, h->n_lit - 257, 5);
@@ -391,8 +391,8 @@ static void put_header(struct d4k_bits *b, const struct d4k_header *h, bool last
 		unsigned s = h->rle_sym[i];
 
 		bits_put(b, h->cl.code[s], h->cl.len[s]);
-		if (rle_extra_bits[s])
-			bits_put(b, h->rle_extra[i], rle_extra_bits[s]);
+		if (d4k_cl_extra_bits[s])
+			bits_put(b, h->rle_extra[i], d4k_cl_extra_bits[s]);
 	}
 }
 
@@ -419,16 +419,24 @@ static void put_symbols(struct d4k *z)
 	bits_put(b, z->lit.code[256], z->lit.len[256]);
 }
 
-/* Bits the block's symbols take with the given code lengths (extra bits,
- * the same under every code, left out). */
-static uint64_t symbol_bits(const struct d4k *z, const uint8_t *lit_len, const uint8_t *dist_len)
+/* RFC 1951's fixed code lengths. */
+static unsigned fixed_lit_len(unsigned s)
+{
+	return s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
+}
+
+#define D4K_FIXED_DIST_LEN 5u
+
+/* Bits the block's symbols take under its own code (fixed = false) or the
+ * fixed one; extra bits, the same under both, left out. */
+static uint64_t symbol_bits(const struct d4k *z, bool fixed)
 {
 	uint64_t bits = 0;
 
 	for (unsigned s = 0; s < D4K_NLITLEN; s++)
-		bits += (uint64_t)z->lit.freq[s] * lit_len[s];
+		bits += (uint64_t)z->lit.freq[s] * (fixed ? fixed_lit_len(s) : z->lit.len[s]);
 	for (unsigned s = 0; s < D4K_NDIST; s++)
-		bits += (uint64_t)z->dist.freq[s] * dist_len[s];
+		bits += (uint64_t)z->dist.freq[s] * (fixed ? D4K_FIXED_DIST_LEN : z->dist.len[s]);
 	return bits;
 }
 
@@ -437,40 +445,32 @@ static uint64_t header_bits(const struct d4k_header *h)
 	uint64_t bits = 3 + 5 + 5 + 4 + 3 * h->n_cl;
 
 	for (unsigned i = 0; i < h->n_rle; i++)
-		bits += h->cl.len[h->rle_sym[i]] + (h->rle_sym[i] == 16 ? 2 : h->rle_sym[i] == 17 ? 3
-							       : h->rle_sym[i] == 18 ? 7 : 0);
+		bits += h->cl.len[h->rle_sym[i]] + d4k_cl_extra_bits[h->rle_sym[i]];
 	return bits;
 }
 
-/* RFC 1951's fixed code, for blocks too small to carry their own. */
+/* The fixed code, for blocks too small to carry their own. */
 static void fixed_code(struct d4k *z)
 {
 	for (unsigned s = 0; s < D4K_NLITLEN_FIXED; s++)
-		z->lit.len[s] = s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
-	memset(z->dist.len, 5, D4K_NDIST);
+		z->lit.len[s] = (uint8_t)fixed_lit_len(s);
+	memset(z->dist.len, D4K_FIXED_DIST_LEN, D4K_NDIST);
 }
 
 static void flush_block(struct d4k *z, bool last)
 {
 	struct d4k_header h;
-	uint8_t dyn_lit[D4K_NLITLEN_FIXED], dyn_dist[D4K_NDIST];
-	uint64_t dyn_bits;
 
 	z->lit.freq[256] = 1;
 	z->lit.len[286] = z->lit.len[287] = 0;
 	build_lengths(z->lit.freq, z->lit.len, D4K_NLITLEN, D4K_MAX_BITS);
 	build_lengths(z->dist.freq, z->dist.len, D4K_NDIST, D4K_MAX_BITS);
 	build_header(z, &h);
-	dyn_bits = header_bits(&h) + symbol_bits(z, z->lit.len, z->dist.len);
-	memcpy(dyn_lit, z->lit.len, sizeof(dyn_lit));
-	memcpy(dyn_dist, z->dist.len, sizeof(dyn_dist));
-	fixed_code(z);
-	if (3 + symbol_bits(z, z->lit.len, z->dist.len) < dyn_bits) {
+	if (3 + symbol_bits(z, true) < header_bits(&h) + symbol_bits(z, false)) {
+		fixed_code(z);
 		bits_put(&z->out, last ? 1u : 0u, 1);
 		bits_put(&z->out, 1, 2); /* fixed Huffman */
 	} else {
-		memcpy(z->lit.len, dyn_lit, sizeof(dyn_lit));
-		memcpy(z->dist.len, dyn_dist, sizeof(dyn_dist));
 		put_header(&z->out, &h, last);
 	}
 	build_codes(z->lit.len, z->lit.code, D4K_NLITLEN_FIXED);
@@ -555,18 +555,24 @@ static uint32_t hash4(uint32_t v)
 	return (v * 0x9E3779B1u) >> (32 - D4K_HASH4_BITS);
 }
 
-/* Positions within 4 bytes of the end are never inserted (nor searched). */
-static void insert(struct d4k *z, size_t pos)
+/* Links pos into its 4-byte chain and makes it the latest of its 3 bytes;
+ * returns the position that was the latest before (or -1).  Positions
+ * within 4 bytes of the end are never inserted (nor searched). */
+static int32_t insert(struct d4k *z, size_t pos)
 {
 	uint32_t v, h;
+	int32_t before3;
 
 	if (pos + 4 > z->in_bytes)
-		return;
+		return -1;
 	v = load32(z->in + pos);
 	h = hash4(v);
 	z->prev[pos & (D4K_WINDOW - 1)] = z->head[h];
 	z->head[h] = (int32_t)pos;
-	z->head3[hash3(v)] = (int32_t)pos;
+	h = hash3(v);
+	before3 = z->head3[h];
+	z->head3[h] = (int32_t)pos;
+	return before3;
 }
 
 static unsigned match_len(const uint8_t *a, const uint8_t *b, unsigned max)
@@ -610,13 +616,13 @@ static unsigned longest_match(struct d4k *z, size_t pos, unsigned have, int32_t 
 	size_t limit = pos > D4K_MAX_DIST ? pos - D4K_MAX_DIST : 0;
 	size_t left = z->in_bytes - pos;
 	unsigned max = left < D4K_MAX_MATCH ? (unsigned)left : D4K_MAX_MATCH;
-	unsigned chain = z->prm.max_chain, best = have > 3 ? have : 3;
+	unsigned chain = D4K_MAX_CHAIN, best = have > 3 ? have : 3;
 	int32_t cand = z->prev[pos & (D4K_WINDOW - 1)];
 	uint32_t first, tail;
 
 	if (max <= have || max < 4)
 		return 0;
-	if (have >= z->prm.good_len)
+	if (have >= D4K_GOOD_LEN)
 		chain >>= 2;
 	first = load32(cur);
 	tail = load32(cur + best - 3);
@@ -630,7 +636,7 @@ static unsigned longest_match(struct d4k *z, size_t pos, unsigned have, int32_t 
 			if (l > best) {
 				best = l;
 				*dist = (unsigned)(pos - (size_t)cand);
-				if (l >= z->prm.nice_len || l == max)
+				if (l >= D4K_NICE_LEN || l == max)
 					break;
 				tail = load32(cur + best - 3);
 			}
@@ -653,10 +659,9 @@ static void parse(struct d4k *z)
 
 	for (size_t pos = 0; pos < z->in_bytes;) {
 		unsigned len = 0, dist = 0;
-		int32_t cand3 = pos + 4 <= z->in_bytes ? z->head3[hash3(load32(z->in + pos))] : -1;
+		int32_t cand3 = insert(z, pos);
 
-		insert(z, pos);
-		if (prev_len < z->prm.lazy_len)
+		if (prev_len < D4K_LAZY_LEN)
 			len = longest_match(z, pos, prev_len >= D4K_MIN_MATCH ? prev_len : D4K_MIN_MATCH - 1,
 					    cand3, &dist);
 		if (prev_len >= D4K_MIN_MATCH && len <= prev_len) {
@@ -700,10 +705,6 @@ long imgfmt_deflate_4k(const void *in, size_t in_bytes, void *out, size_t out_ca
 	memset(&z->split, 0, sizeof(z->split));
 	z->in = in;
 	z->in_bytes = in_bytes;
-	/* zlib level 6's lazy parse with half its chain, which the 4-byte hash
-	 * keeps to true candidates: measured on /usr files in 64 KiB clusters,
-	 * 0.2% smaller than zlib level 6 and twice as fast */
-	z->prm = (struct d4k_params){.max_chain = 64, .good_len = 8, .lazy_len = 16, .nice_len = 128};
 	z->out = (struct d4k_bits){.p = out, .end = (uint8_t *)out + out_cap};
 	parse(z);
 	flush_block(z, true);

@@ -154,8 +154,6 @@ uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len);
 /* Compression back-ends (compress.c); all thread-safe.
  * Return the output length, -ENOSPC if it would not fit / not shrink,
  * -EIO on corrupt input. */
-/* Raw deflate with at most a 4 KiB window (qcow2's zlib type).  level 0:
- * ISA-L (fast, a few percent larger); 1-9: zlib at that level (6 = QEMU's). */
 /* Raw deflate with a 4 KiB window (qcow2 zlib clusters) by p2v's encoder,
  * ISA-L, or zlib at level 1-9.  Output length, or -ENOSPC if it exceeds
  * out_cap. */
