@@ -19,6 +19,7 @@
 #define COPY_DEFAULT_CHUNK_BYTES (4u << 20)
 #define COPY_MAX_ZERO_UNIT_BYTES (64u * 1024u)
 #define COPY_MAX_THREADS 8u
+#define COPY_BUF_ALIGN_BYTES 4096u
 #define COPY_ZERO_JOB_MAX_BYTES (1ull << 30)
 
 struct copy_range {
@@ -358,12 +359,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Aligned for the target's O_DIRECT data path (imgfmt_data_pwrite). */
+/* Page-aligned: whole pages to copy into the target's page cache. */
 static void *page_alloc(size_t bytes)
 {
 	void *p;
 
-	return posix_memalign(&p, IMGFMT_DIRECT_ALIGN, bytes) == 0 ? p : NULL;
+	return posix_memalign(&p, COPY_BUF_ALIGN_BYTES, bytes) == 0 ? p : NULL;
 }
 
 static int worker_alloc(struct copy_worker *w, struct copy *c)

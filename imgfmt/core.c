@@ -152,7 +152,6 @@ static struct imgfmt_image *image_new(const char *path, int fd, const struct img
 		return NULL;
 	}
 	img->fd = fd;
-	img->direct_fd = -1;
 	img->drv = drv;
 	return img;
 }
@@ -163,8 +162,6 @@ static void image_free(struct imgfmt_image *img)
 		img->drv->close(img);
 	if (img->fd >= 0)
 		close(img->fd);
-	if (img->direct_fd >= 0)
-		close(img->direct_fd);
 	if (img->tmp_path && !img->committed)
 		unlink(img->tmp_path);
 	if (img->backing)
@@ -426,8 +423,6 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 		return -ENOMEM;
 	}
 	img->tmp_path = tmp_path;
-	/* no O_DIRECT (tmpfs, some FUSE): data goes through img->fd */
-	img->direct_fd = open(tmp_path ? tmp_path : path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	img->writable = true;
 	img->flags = IMGFMT_OPEN_RDWR;
 	img->fresh = !is_blk;

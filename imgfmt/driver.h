@@ -69,7 +69,11 @@ struct imgfmt_image {
 	const struct imgfmt_driver *drv;
 	void *priv;                  /* driver state */
 	int fd;                      /* the image file (first extent for VMDK) */
-	int direct_fd;               /* created images: the same file with O_DIRECT, or -1 */
+	struct imgfmt_writeback {    /* imgfmt_data_pwrite's early writeback */
+		uint64_t lo, hi;     /* span written since the last kick */
+		uint64_t bytes;      /* data bytes in it */
+		uint64_t prev_lo, prev_hi; /* kicked, not yet waited for */
+	} wb;
 	char *path;                  /* as opened (final path for created images) */
 	char *tmp_path;              /* created image: temporary name, else NULL */
 	uint64_t size_bytes;         /* virtual size: set by open/create */
@@ -111,12 +115,17 @@ void imgfmt_warn(struct imgfmt_image *img, const char *fmt, ...)
 int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pread_zfill(int fd, void *buf, size_t len, uint64_t off);
 int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off);
-/* Bulk data of a created image: through img->direct_fd (bypassing the page
- * cache, so the copy costs no kernel memcpy and the final fsync finds little
- * left) when buffer, length and offset are IMGFMT_DIRECT_ALIGN-aligned, else
- * through img->fd.  A file system that refuses O_DIRECT writes turns the
- * direct path off for this image.  Returns 0 or -errno (not recorded). */
-#define IMGFMT_DIRECT_ALIGN 4096u
+/* Bulk data (what the copy engine hands a driver): written through img->fd,
+ * and every IMGFMT_WRITEBACK_WINDOW_BYTES the kernel is told to start
+ * writing it back, while the window before is waited for and dropped from
+ * the page cache.  The disk then sees deep queues of large writes during the
+ * copy, the final fsync finds little left, and the copy recycles a few
+ * windows of page cache instead of dirtying the whole image (measured 1.8x
+ * faster than O_DIRECT writes on a virtio disk, where allocating O_DIRECT
+ * writes to ext4 were capped near 1 GB/s; see issue 2's notes).  Callers
+ * must not rely on data pages staying cached.  Returns 0 or -errno (not
+ * recorded). */
+#define IMGFMT_WRITEBACK_WINDOW_BYTES (16u << 20)
 int imgfmt_data_pwrite(struct imgfmt_image *img, const void *buf, size_t len, uint64_t off);
 /* Data/hole extent of a host file at off (SEEK_DATA/SEEK_HOLE; a block
  * device is all data), at most len bytes. */

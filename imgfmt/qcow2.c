@@ -853,7 +853,7 @@ static int qcow2_pwrite_compressed(struct imgfmt_image *img, const void *buf, si
 		r = qcow2_refcount_add(img, start, 1, +1);
 	if (r < 0)
 		return r;
-	if ((r = imgfmt_fd_pwrite(img->fd, buf, len, start)) < 0)
+	if ((r = imgfmt_data_pwrite(img, buf, len, start)) < 0)
 		return imgfmt_err(img, r, "%s: compressed write at %llu: %s", img->path,
 				  (unsigned long long)start, strerror(-r));
 	if (end > s->file_bytes)

@@ -68,23 +68,45 @@ int imgfmt_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static bool direct_aligned(const void *buf, size_t len, uint64_t off)
+/* Start writeback of what was written since the last kick, and wait for
+ * the span kicked before it, dropping its now clean pages: the device sees
+ * a deep queue of large writes while the copy goes on, and the copy reuses
+ * a few windows of page cache instead of dirtying gigabytes. */
+static int writeback_kick(struct imgfmt_image *img)
 {
-	return ((uintptr_t)buf | len | off) % IMGFMT_DIRECT_ALIGN == 0 && len > 0;
+	struct imgfmt_writeback *wb = &img->wb;
+	const unsigned wait = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			      SYNC_FILE_RANGE_WAIT_AFTER;
+
+	if (wb->prev_hi > wb->prev_lo) {
+		if (sync_file_range(img->fd, (off_t)wb->prev_lo, (off_t)(wb->prev_hi - wb->prev_lo), wait) < 0 &&
+		    errno != EINVAL && errno != ESPIPE)
+			return -errno;
+		posix_fadvise(img->fd, (off_t)wb->prev_lo, (off_t)(wb->prev_hi - wb->prev_lo),
+			      POSIX_FADV_DONTNEED);
+	}
+	if (sync_file_range(img->fd, (off_t)wb->lo, (off_t)(wb->hi - wb->lo), SYNC_FILE_RANGE_WRITE) < 0 &&
+	    errno != EINVAL && errno != ESPIPE)
+		return -errno;
+	wb->prev_lo = wb->lo;
+	wb->prev_hi = wb->hi;
+	wb->bytes = 0;
+	return 0;
 }
 
 int imgfmt_data_pwrite(struct imgfmt_image *img, const void *buf, size_t len, uint64_t off)
 {
-	int r;
+	struct imgfmt_writeback *wb = &img->wb;
+	int r = imgfmt_fd_pwrite(img->fd, buf, len, off);
 
-	if (img->direct_fd < 0 || !direct_aligned(buf, len, off))
-		return imgfmt_fd_pwrite(img->fd, buf, len, off);
-	r = imgfmt_fd_pwrite(img->direct_fd, buf, len, off);
-	if (r != -EINVAL)
+	if (r < 0)
 		return r;
-	close(img->direct_fd); /* the file system takes no O_DIRECT writes */
-	img->direct_fd = -1;
-	return imgfmt_fd_pwrite(img->fd, buf, len, off);
+	if (!wb->bytes || off < wb->lo)
+		wb->lo = off;
+	if (!wb->bytes || off + len > wb->hi)
+		wb->hi = off + len;
+	wb->bytes += len;
+	return wb->bytes >= IMGFMT_WRITEBACK_WINDOW_BYTES ? writeback_kick(img) : 0;
 }
 
 int imgfmt_fd_size(int fd, uint64_t *size_bytes)

@@ -44,6 +44,7 @@
 #define VPC_FOOTER_BYTES 512u
 #define VPC_HEADER_BYTES 1024u
 #define VPC_BAT_UNUSED 0xFFFFFFFFu
+#define VPC_DATA_ALIGN_BYTES 4096u           /* block data: page and 4K-sector aligned */
 #define VPC_VERSION 0x00010000u
 #define VPC_FEATURES 0x2u                 /* the "reserved, always set" bit */
 #define VPC_TYPE_FIXED 2u
@@ -1010,11 +1011,11 @@ static void bat_mark(struct vpc *s, uint32_t blk)
 
 /* Append block blk where the trailing footer is; the footer moves at flush.
  * The bitmap goes in the last sectors before a 4 KiB boundary, so the block's
- * data is 4 KiB-aligned (the O_DIRECT data path; 4K-sector disks) at the
+ * data is 4 KiB-aligned (whole page-cache pages; 4K-sector disks) at the
  * cost of at most 3.5 KiB of gap per block. */
 static int alloc_block(struct imgfmt_image *img, struct vpc *s, uint32_t blk)
 {
-	uint64_t off = round_up(s->end_bytes + s->bitmap_bytes, IMGFMT_DIRECT_ALIGN) - s->bitmap_bytes;
+	uint64_t off = round_up(s->end_bytes + s->bitmap_bytes, VPC_DATA_ALIGN_BYTES) - s->bitmap_bytes;
 	uint64_t next;
 
 	if (off / VPC_SECTOR_BYTES >= VPC_BAT_UNUSED ||

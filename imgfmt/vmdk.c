@@ -952,7 +952,7 @@ static uint64_t unallocated_run(const struct vmdk_sparse *sp, uint64_t grain, ui
 static int write_at(struct imgfmt_image *img, const struct vmdk_extent *e, const void *buf,
 		    uint64_t len, uint64_t off)
 {
-	int r = imgfmt_fd_pwrite(e->fd, buf, len, off);
+	int r = vmdk_data_pwrite(img, e, buf, len, off);
 
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at %llu: %s", e->name,

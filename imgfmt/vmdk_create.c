@@ -348,7 +348,7 @@ static int append_grain(struct imgfmt_image *img, struct vmdk_state *st, struct 
 	imgfmt_put_le64(wbuf, grain * sp->grain_sectors);
 	imgfmt_put_le32(wbuf + 8, (uint32_t)size);
 	memset(wbuf + total, 0, padded - total);
-	r = imgfmt_fd_pwrite(e->fd, wbuf, padded, sector * IMGFMT_SECTOR_BYTES);
+	r = vmdk_data_pwrite(img, e, wbuf, padded, sector * IMGFMT_SECTOR_BYTES);
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: writing grain %llu: %s", e->name,
 				  (unsigned long long)grain, strerror(-r));

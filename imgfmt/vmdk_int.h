@@ -133,6 +133,15 @@ bool vmdk_stream_any_staged(const struct vmdk_state *st, const struct vmdk_exten
 const uint8_t *vmdk_stream_stage(const struct vmdk_state *st);
 void vmdk_stream_free(struct vmdk_state *st);
 
+/* Grain data: the image's own file takes the core's written-back data
+ * path (imgfmt_data_pwrite); other extents plain writes. */
+static inline int vmdk_data_pwrite(struct imgfmt_image *img, const struct vmdk_extent *e,
+				   const void *buf, size_t len, uint64_t off)
+{
+	return e->fd == img->fd ? imgfmt_data_pwrite(img, buf, len, off)
+				: imgfmt_fd_pwrite(e->fd, buf, len, off);
+}
+
 /* vmdk_info.c */
 int vmdk_info(struct imgfmt_image *img, struct imgfmt_info *info);
 int vmdk_check(struct imgfmt_image *img, struct imgfmt_check *res);
