@@ -158,21 +158,34 @@ static unsigned dist_code(unsigned dist, unsigned *extra_bits, unsigned *extra)
 
 /* ---- Huffman code lengths ---- */
 
-/* Sort symbol indices by ascending frequency (insertion sort: <= 286). */
+/* One stable counting pass of an LSD radix sort: in[0..k) to out by the
+ * byte of freq[] at shift. */
+static void radix_pass(const uint16_t *freq, const uint16_t *in, uint16_t *out,
+		       unsigned k, unsigned shift)
+{
+	unsigned start[257] = {0};
+
+	for (unsigned i = 0; i < k; i++)
+		start[((freq[in[i]] >> shift) & 0xffu) + 1]++;
+	for (unsigned b = 1; b <= 256; b++)
+		start[b] += start[b - 1];
+	for (unsigned i = 0; i < k; i++)
+		out[start[(freq[in[i]] >> shift) & 0xffu]++] = in[i];
+}
+
+/* The symbols of freq[0..n) that occur, by ascending frequency, ties in
+ * symbol order; returns their number. A radix sort on the 16-bit counts:
+ * an insertion sort of up to 286 symbols cost 15% of the encoder's time. */
 static unsigned sort_by_freq(const uint16_t *freq, unsigned n, uint16_t *order)
 {
+	uint16_t tmp[D4K_NLITLEN];
 	unsigned k = 0;
 
-	for (unsigned s = 0; s < n; s++) {
-		unsigned j;
-
-		if (!freq[s])
-			continue;
-		for (j = k; j > 0 && freq[order[j - 1]] > freq[s]; j--)
-			order[j] = order[j - 1];
-		order[j] = (uint16_t)s;
-		k++;
-	}
+	for (unsigned s = 0; s < n; s++)
+		if (freq[s])
+			order[k++] = (uint16_t)s;
+	radix_pass(freq, order, tmp, k, 0);
+	radix_pass(freq, tmp, order, k, 8);
 	return k;
 }
 
@@ -269,11 +282,15 @@ static void build_lengths(uint16_t *freq, uint8_t *len, unsigned n, unsigned max
 {
 	uint16_t order[D4K_NLITLEN];
 	uint32_t w[D4K_NLITLEN] = {0};
-	unsigned k, clamped = 0;
+	unsigned k = 0, clamped = 0;
 
-	for (unsigned s = 0; s < 2; s++)
-		if (!freq[s] && sort_by_freq(freq, n, order) < 2)
+	for (unsigned s = 0; s < n; s++)
+		k += freq[s] != 0;
+	for (unsigned s = 0; s < 2 && k < 2; s++)
+		if (!freq[s]) {
 			freq[s] = 1;
+			k++;
+		}
 	k = sort_by_freq(freq, n, order);
 	for (unsigned i = 0; i < k; i++)
 		w[i] = freq[order[i]];
