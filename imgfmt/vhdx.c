@@ -871,24 +871,6 @@ struct wrun {
 	uint64_t len;
 };
 
-/* Start writeback (without waiting) of data written in runs of at least
- * KICK_BYTES, so the final fsync has little left to do. */
-#define KICK_BYTES (16u * VHDX_MIB)
-static void kick_writeback(struct imgfmt_image *img, struct vhdx *v, uint64_t off, uint64_t len)
-{
-	if (v->kick_len_bytes && v->kick_off_bytes + v->kick_len_bytes == off) {
-		v->kick_len_bytes += len;
-	} else {
-		v->kick_off_bytes = off;
-		v->kick_len_bytes = len;
-	}
-	if (v->kick_len_bytes < KICK_BYTES)
-		return;
-	sync_file_range(img->fd, (off64_t)v->kick_off_bytes, (off64_t)v->kick_len_bytes,
-			SYNC_FILE_RANGE_WRITE);
-	v->kick_len_bytes = 0;
-}
-
 static int wrun_flush(struct imgfmt_image *img, struct wrun *w)
 {
 	int r = w->len ? imgfmt_data_pwrite(img, w->buf, w->len, w->host) : 0;
@@ -897,8 +879,6 @@ static int wrun_flush(struct imgfmt_image *img, struct wrun *w)
 		return imgfmt_err(img, r, "%s: write of %llu bytes at file offset %llu: %s", img->path,
 				  (unsigned long long)w->len, (unsigned long long)w->host,
 				  strerror(-r));
-	if (w->len)
-		kick_writeback(img, V(img), w->host, w->len);
 	w->len = 0;
 	return 0;
 }

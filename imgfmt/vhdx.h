@@ -162,7 +162,6 @@ struct vhdx {
 	uint64_t *bat;                /* host order */
 	bool bat_dirty, data_written;
 	uint64_t alloc_end_bytes;     /* next free MiB-aligned file offset */
-	uint64_t kick_off_bytes, kick_len_bytes; /* written, writeback not started */
 	char creator[160];
 
 	/* differencing */
