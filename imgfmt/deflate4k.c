@@ -175,7 +175,7 @@ static void radix_pass(const uint16_t *freq, const uint16_t *in, uint16_t *out,
 
 /* The symbols of freq[0..n) that occur, by ascending frequency, ties in
  * symbol order; returns their number. A radix sort on the 16-bit counts:
- * an insertion sort of up to 286 symbols cost 15% of the encoder's time. */
+ * an insertion sort of up to 286 symbols was 15% of flush_block's time. */
 static unsigned sort_by_freq(const uint16_t *freq, unsigned n, uint16_t *order)
 {
 	uint16_t tmp[D4K_NLITLEN];
