@@ -257,7 +257,8 @@ static int convert_guest(struct inj *c)
 	r = mount_guest(c);
 	if (r)
 		return r;
-	return linux_guest ? drvinject_linux(c) : drvinject_windows(c);
+	r = linux_guest ? drvinject_linux(c) : drvinject_windows(c);
+	return r ? r : drvinject_uefi(c);
 }
 
 int drvinject_run(const char *path, const struct drvinject_opts *opts,

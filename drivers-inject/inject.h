@@ -51,6 +51,7 @@ struct drvinject_result {
 	struct drvinject_change changes[DRVINJECT_MAX_CHANGES];
 	unsigned nr_changes;
 	bool kvm_software_nested; /* libguestfs was told to use TCG */
+	char uefi_fallback[192];  /* UEFI: what became \EFI\BOOT\BOOTX64.EFI, "" without an ESP */
 };
 
 /* 0 on success (result filled), -errno with a message in err on failure. */
@@ -60,6 +61,21 @@ int drvinject_run(const char *path, const struct drvinject_opts *opts,
 /* True when /dev/kvm is missing or the CPU has no vmx/svm flag (KVM is
  * then software-nested and libguestfs must use TCG). */
 bool drvinject_kvm_is_software(void);
+
+/* The plug-in inject.so (plugin.c) exports one symbol of this type, named
+ * DRVINJECT_PLUGIN_SYMBOL; p2v loads it with dlopen() when it injects, so
+ * libguestfs is needed by inject and migrate only.  The sizes catch a
+ * plug-in built from other sources than the p2v loading it. */
+#define DRVINJECT_PLUGIN_ABI 1u
+#define DRVINJECT_PLUGIN_SYMBOL "drvinject_plugin"
+struct drvinject_plugin {
+	unsigned abi;
+	size_t opts_bytes, result_bytes;
+	int (*run)(const char *path, const struct drvinject_opts *opts,
+		   struct drvinject_result *res, char *err, size_t err_bytes);
+	bool (*kvm_is_software)(void);
+};
+extern const struct drvinject_plugin drvinject_plugin;
 
 /* ---- Text rewriting (pure functions on strings) ---- */
 
@@ -92,6 +108,33 @@ int drvinject_rewrite_devices(const char *text, enum drvinject_text_kind kind,
  * (GRUB_CMDLINE_LINUX= in /etc/default/grub, "linux" lines of grub.cfg,
  * "append" lines of syslinux) that has no console=ttyS0 yet. */
 int drvinject_add_serial_console(const char *text, char **out, unsigned *nr_changed);
+
+/* ---- UEFI fallback path (pure functions) ---- */
+
+/* One copy inside the ESP, paths relative to its root with '/'. */
+struct drvinject_efi_copy {
+	char from[160];
+	char to[64];
+};
+
+struct drvinject_efi_plan {
+	char loader[32];                       /* "shim and GRUB", "GRUB", ... */
+	struct drvinject_efi_copy copy[4];
+	unsigned n;
+	bool write_stub;                       /* GRUB without a grub.cfg beside it */
+};
+
+/* What makes \EFI\BOOT\BOOTX64.EFI from the files of one ESP directory
+ * (dir: "EFI/debian"; files: its entries): shim + grubx64.efi + mmx64.efi
+ * as `grub-install --removable` installs them (never fbx64.efi), GRUB
+ * alone, systemd-boot, or (windows) bootmgfw.efi; grub.cfg copied beside
+ * GRUB, or write_stub.  -ENOENT when none applies. */
+int drvinject_efi_plan(bool windows, const char *dir, const char *const *files, size_t n_files,
+		       struct drvinject_efi_plan *plan);
+/* The grub.cfg stub for \EFI\BOOT: finds the filesystem with that UUID
+ * and loads grub_dir/grub.cfg from it.  -EINVAL for a UUID that is not hex
+ * and dashes. */
+int drvinject_grub_stub(const char *uuid, const char *grub_dir, char *out, size_t out_bytes);
 
 /* ---- Windows registry (hivex on a SYSTEM hive file) ---- */
 

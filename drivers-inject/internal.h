@@ -40,5 +40,7 @@ char *inj_read_text(struct inj *c, const char *path, bool *missing);
 int drvinject_linux(struct inj *c);
 int drvinject_windows_precheck(struct inj *c);
 int drvinject_windows(struct inj *c);
+/* After the OS half: the ESP alone at /, \EFI\BOOT\BOOTX64.EFI made when missing. */
+int drvinject_uefi(struct inj *c);
 
 #endif

@@ -51,6 +51,9 @@ struct copy {
 	uint32_t chunk;
 	size_t max_reads;
 	bool compress;
+	uint32_t min_zero_run;       /* -S: shorter zero runs are written as data */
+	bool dst_zero;               /* unwritten target ranges read as zeroes */
+	bool all_data;               /* plan every range as data (-S 0, base) */
 
 	pthread_mutex_t lock;        /* planner, stats, error, turn */
 	pthread_cond_t turn_cv;
@@ -143,7 +146,7 @@ static int plan_data_job(struct copy *c, struct copy_job *j)
 		e_end = min_u64(p + e.length_bytes, end);
 		if (is_data(&e))
 			job_add_read(j, p, e_end - p);
-		else if (align_down(e_end, c->unit) > align_up(p, c->unit) && align_up(p, c->unit) > c->pos)
+		else if (!c->all_data && align_down(e_end, c->unit) > align_up(p, c->unit) && align_up(p, c->unit) > c->pos)
 			end = align_up(p, c->unit);
 		p = e_end;
 	}
@@ -165,14 +168,14 @@ static int plan_next(struct copy *c, struct copy_job *j)
 		r = cursor_at(c, c->pos, &e);
 		if (r < 0)
 			return r;
-		if (is_data(&e))
+		if (is_data(&e) || c->all_data)
 			break;
 		zend = c->pos + e.length_bytes;
 		if (zend < c->size)
 			zend = align_down(zend, c->unit);
 		if (zend <= c->pos)
 			break; /* data starts inside this unit */
-		if (!c->dst->fresh) {
+		if (!c->dst_zero && !(c->o->keep_holes && e.type == IMGFMT_EXTENT_HOLE)) {
 			j->off = c->pos;
 			j->len = min_u64(zend - c->pos, COPY_ZERO_JOB_MAX_BYTES);
 			j->zero_only = true;
@@ -192,14 +195,17 @@ static int plan_next(struct copy *c, struct copy_job *j)
 
 /* ---- workers ---- */
 
+enum unit_kind { U_DATA, U_ZERO, U_SKIP };
+
 struct copy_worker {
 	struct copy *c;
 	pthread_t thread;
 	struct copy_job job;
 	uint8_t *buf;                /* chunk of source data */
+	uint8_t *bbuf;               /* the same range of opts.base */
 	uint8_t *cbuf;               /* compressed clusters, one slot per unit */
 	size_t *clen;                /* compressed length per unit, 0 = not compressed */
-	bool *zero;                  /* per unit: all zero */
+	uint8_t *kind;               /* per unit: enum unit_kind */
 };
 
 /* Zero what the job's reads will not fill, up to fill_len bytes. */
@@ -213,6 +219,16 @@ static void zero_gaps(uint8_t *buf, const struct copy_job *j, uint64_t fill_len)
 		at = start + j->reads[i].len;
 	}
 	memset(buf + at, 0, fill_len - at);
+}
+
+/* [off, off+len) of the base, zeroes past its end; 1 on a base error. */
+static int read_base(struct copy *c, uint8_t *buf, uint64_t off, uint64_t len)
+{
+	uint64_t bsize = imgfmt_size_bytes(c->o->base);
+	uint64_t n = off >= bsize ? 0 : min_u64(len, bsize - off);
+
+	memset(buf + n, 0, len - n);
+	return n && imgfmt_pread(c->o->base, buf, n, off) < 0 ? 1 : 0;
 }
 
 static int read_job(struct copy_worker *w)
@@ -232,9 +248,13 @@ static int read_job(struct copy_worker *w)
 			r = imgfmt_pread(c->src, dst, j->reads[i].len, j->reads[i].off);
 		done += j->reads[i].len;
 	}
+	if (r == 0 && c->o->base)
+		r = read_base(c, w->bbuf, j->off, align_up(j->len, c->unit));
 	if (r < 0) {
 		char msg[IMGFMT_ERRMSG_BYTES];
-		snprintf(msg, sizeof(msg), "%s", c->o->read ? strerror(-r) : imgfmt_errmsg(c->src));
+		snprintf(msg, sizeof(msg), "%s", r == 1 ? imgfmt_errmsg(c->o->base) :
+			 c->o->read ? strerror(-r) : imgfmt_errmsg(c->src));
+		r = r == 1 ? -EIO : r;
 		pthread_mutex_unlock(&c->src_lock);
 		pthread_mutex_lock(&c->lock);
 		set_error(c, r, msg);
@@ -248,6 +268,20 @@ static int read_job(struct copy_worker *w)
 	return 0;
 }
 
+/* -S: zero runs shorter than min_zero_run bytes are data, as in qemu-img
+ * (a run is judged within its job). */
+static void keep_short_zero_runs(struct copy_worker *w, size_t n_units)
+{
+	struct copy *c = w->c;
+
+	for (size_t u = 0, v; u < n_units; u = v) {
+		for (v = u + 1; v < n_units && w->kind[v] == w->kind[u]; v++)
+			;
+		if (w->kind[u] == U_ZERO && (uint64_t)(v - u) * c->unit < c->min_zero_run)
+			memset(w->kind + u, U_DATA, v - u);
+	}
+}
+
 /* Zero detection and compression: no shared state touched. */
 static void process_job(struct copy_worker *w)
 {
@@ -257,22 +291,34 @@ static void process_job(struct copy_worker *w)
 	for (size_t u = 0; u < n_units; u++) {
 		uint8_t *p = w->buf + u * c->unit;
 		uint64_t len = min_u64(c->unit, w->job.len - u * c->unit);
-		w->zero[u] = imgfmt_is_zero(p, len);
+		w->kind[u] = !c->o->no_sparse && imgfmt_is_zero(p, len) ? U_ZERO : U_DATA;
 		w->clen[u] = 0;
-		if (c->compress && !w->zero[u]) {
-			size_t out = 0;
-			/* the buffer is zero-padded to whole clusters */
-			if (imgfmt_compress(c->dst, p, c->unit, w->cbuf + u * c->unit, c->unit, &out) == 0)
-				w->clen[u] = out;
-		}
+		if (c->o->base && !memcmp(p, w->bbuf + u * c->unit, len))
+			w->kind[u] = U_SKIP;
+	}
+	if (c->min_zero_run)
+		keep_short_zero_runs(w, n_units);
+	for (size_t u = 0; c->compress && u < n_units; u++) {
+		size_t out = 0;
+		/* the buffer is zero-padded to whole clusters */
+		if (w->kind[u] == U_DATA &&
+		    imgfmt_compress(c->dst, w->buf + u * c->unit, c->unit, w->cbuf + u * c->unit, c->unit, &out) == 0)
+			w->clen[u] = out;
 	}
 }
 
-static int write_run(struct copy *c, const uint8_t *buf, uint64_t len, uint64_t off, bool zero)
+static int write_run(struct copy *c, const uint8_t *buf, uint64_t len, uint64_t off,
+		     enum unit_kind kind)
 {
-	if (zero && c->dst->fresh)
+	if (kind == U_SKIP) {
+		c->stats.base_bytes_skipped += len;
 		return 0;
-	if (zero)
+	}
+	if (kind == U_ZERO)
+		c->stats.zero_bytes_skipped += len;
+	if (kind == U_ZERO && c->dst_zero)
+		return 0;
+	if (kind == U_ZERO)
 		return imgfmt_write_zeroes(c->dst, len, off);
 	c->stats.bytes_written += len;
 	return imgfmt_pwrite(c->dst, buf, len, off);
@@ -289,7 +335,7 @@ static int write_job(struct copy_worker *w)
 	int r = 0;
 
 	if (j->zero_only)
-		return c->dst->fresh ? 0 : imgfmt_write_zeroes(c->dst, j->len, j->off);
+		return c->dst_zero ? 0 : imgfmt_write_zeroes(c->dst, j->len, j->off);
 	while (u < n_units && r == 0) {
 		uint64_t off = j->off + u * c->unit;
 		if (w->clen[u]) {
@@ -300,12 +346,10 @@ static int write_job(struct copy_worker *w)
 			continue;
 		}
 		size_t v = u + 1;
-		while (v < n_units && !w->clen[v] && w->zero[v] == w->zero[u])
+		while (v < n_units && !w->clen[v] && w->kind[v] == w->kind[u])
 			v++;
 		uint64_t len = min_u64((uint64_t)(v - u) * c->unit, j->off + j->len - off);
-		if (w->zero[u])
-			c->stats.zero_bytes_skipped += len;
-		r = write_run(c, w->buf + u * c->unit, len, off, w->zero[u]);
+		r = write_run(c, w->buf + u * c->unit, len, off, w->kind[u]);
 		u = v;
 	}
 	return r < 0 ? r : 0;
@@ -373,11 +417,13 @@ static int worker_alloc(struct copy_worker *w, struct copy *c)
 
 	w->c = c;
 	w->buf = page_alloc(c->chunk);
+	w->bbuf = c->o->base ? page_alloc(c->chunk) : NULL;
 	w->cbuf = c->compress ? page_alloc(c->chunk) : NULL;
 	w->clen = calloc(n_units, sizeof(*w->clen));
-	w->zero = calloc(n_units, sizeof(*w->zero));
+	w->kind = calloc(n_units, sizeof(*w->kind));
 	w->job.reads = calloc(c->max_reads, sizeof(*w->job.reads));
-	if (!w->buf || (c->compress && !w->cbuf) || !w->clen || !w->zero || !w->job.reads)
+	if (!w->buf || (c->o->base && !w->bbuf) || (c->compress && !w->cbuf) || !w->clen ||
+	    !w->kind || !w->job.reads)
 		return -ENOMEM;
 	return 0;
 }
@@ -385,9 +431,10 @@ static int worker_alloc(struct copy_worker *w, struct copy *c)
 static void worker_free(struct copy_worker *w)
 {
 	free(w->buf);
+	free(w->bbuf);
 	free(w->cbuf);
 	free(w->clen);
-	free(w->zero);
+	free(w->kind);
 	free(w->job.reads);
 }
 
@@ -421,6 +468,17 @@ static int copy_setup(struct copy *c, struct imgfmt_image *src, struct imgfmt_im
 		return -ENOTSUP;
 	}
 	c->unit = c->compress ? cluster : (cluster < COPY_MAX_ZERO_UNIT_BYTES ? cluster : COPY_MAX_ZERO_UNIT_BYTES);
+	if (o->sparse_bytes && !c->compress) {
+		if (o->sparse_bytes % IMGFMT_SECTOR_BYTES || o->sparse_bytes > COPY_DEFAULT_CHUNK_BYTES) {
+			snprintf(err, err_bytes, "sparse size %u is not a multiple of 512 up to %u",
+				 o->sparse_bytes, COPY_DEFAULT_CHUNK_BYTES);
+			return -EINVAL;
+		}
+		c->unit = IMGFMT_SECTOR_BYTES;
+		c->min_zero_run = o->sparse_bytes;
+	}
+	c->dst_zero = dst->fresh || o->target_is_zero;
+	c->all_data = o->no_sparse || o->base;
 	c->chunk = o->chunk_bytes ? o->chunk_bytes : COPY_DEFAULT_CHUNK_BYTES;
 	c->chunk = (uint32_t)align_up(c->chunk < c->unit ? c->unit : c->chunk, c->unit);
 	c->max_reads = c->chunk / IMGFMT_SECTOR_BYTES + 2;

@@ -97,32 +97,45 @@ const char *imgfmt_format_from_filename(const char *path)
 
 /* ---- probing ---- */
 
-static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t err_bytes,
-					 const char *path)
+/* The first 64 KiB and the last sector of fd, for the drivers' probes;
+ * pb->head is malloc'd (free it). */
+static int read_probe_buf(int fd, bool is_blk, struct imgfmt_probe_buf *pb, uint8_t *tail,
+			  char *err, size_t err_bytes, const char *path)
 {
 	static const size_t tail_max = 512;
 	uint8_t *head = malloc(PROBE_HEAD_BYTES);
-	uint8_t tail[512];
-	struct imgfmt_probe_buf pb = { .head = head, .tail = tail, .is_block_device = is_blk };
-	const struct imgfmt_driver *best = NULL;
-	int best_score = 0, r;
+	int r;
 
+	*pb = (struct imgfmt_probe_buf){ .head = head, .tail = tail, .is_block_device = is_blk };
 	if (!head) {
 		snprintf(err, err_bytes, "out of memory");
-		return NULL;
+		return -ENOMEM;
 	}
-	r = imgfmt_fd_size(fd, &pb.file_bytes);
+	r = imgfmt_fd_size(fd, &pb->file_bytes);
 	if (r == 0)
 		r = imgfmt_fd_pread_zfill(fd, head, PROBE_HEAD_BYTES, 0);
-	pb.head_bytes = pb.file_bytes < PROBE_HEAD_BYTES ? pb.file_bytes : PROBE_HEAD_BYTES;
-	pb.tail_bytes = pb.file_bytes < tail_max ? pb.file_bytes : tail_max;
+	pb->head_bytes = pb->file_bytes < PROBE_HEAD_BYTES ? pb->file_bytes : PROBE_HEAD_BYTES;
+	pb->tail_bytes = pb->file_bytes < tail_max ? pb->file_bytes : tail_max;
 	if (r == 0)
-		r = imgfmt_fd_pread_zfill(fd, tail, pb.tail_bytes, pb.file_bytes - pb.tail_bytes);
+		r = imgfmt_fd_pread_zfill(fd, tail, pb->tail_bytes, pb->file_bytes - pb->tail_bytes);
 	if (r < 0) {
 		snprintf(err, err_bytes, "%s: reading the header: %s", path, strerror(-r));
 		free(head);
-		return NULL;
+		pb->head = NULL;
 	}
+	return r;
+}
+
+static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t err_bytes,
+					 const char *path)
+{
+	uint8_t tail[512];
+	struct imgfmt_probe_buf pb;
+	const struct imgfmt_driver *best = NULL;
+	int best_score = 0;
+
+	if (read_probe_buf(fd, is_blk, &pb, tail, err, err_bytes, path) < 0)
+		return NULL;
 	for (unsigned i = 0; i < imgfmt_n_drivers; i++) {
 		int s = imgfmt_drivers[i]->probe ? imgfmt_drivers[i]->probe(&pb) : 0;
 		if (s > best_score) {
@@ -130,12 +143,62 @@ static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t 
 			best = imgfmt_drivers[i];
 		}
 	}
-	free(head);
+	free((void *)pb.head);
 	if (!best)
 		snprintf(err, err_bytes,
 			 "%s: unknown image format (no known signature); use -f raw if it is a raw disk",
 			 path);
 	return best;
+}
+
+static bool starts_with(const uint8_t *buf, size_t len, const char *magic)
+{
+	size_t n = strlen(magic);
+
+	return len >= n && !memcmp(buf, magic, n);
+}
+
+/* s with bytes outside printable ASCII as \\xNN. */
+static void escape(const char *s, char *out, size_t out_bytes)
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 < out_bytes; s++) {
+		unsigned char c = (unsigned char)*s;
+		n += (size_t)snprintf(out + n, out_bytes - n, c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x", c);
+	}
+	out[n] = 0;
+}
+
+/* A format named with -f must find its signature (raw has none to find):
+ * otherwise say so, instead of a driver's complaint about a header field
+ * that is really some other format's data. */
+static int check_forced(int fd, bool is_blk, const struct imgfmt_driver *drv, char *err,
+			size_t err_bytes, const char *path)
+{
+	uint8_t tail[512], shown[8];
+	struct imgfmt_probe_buf pb;
+	bool found = false;
+	char magic[64];
+
+	if (!drv->magic)
+		return 0;
+	if (read_probe_buf(fd, is_blk, &pb, tail, err, err_bytes, path) < 0)
+		return -EIO;
+	for (size_t i = 0; drv->magic[i]; i++)
+		found = found || starts_with(pb.head, pb.head_bytes, drv->magic[i]) ||
+			starts_with(pb.tail, pb.tail_bytes, drv->magic[i]);
+	for (size_t i = 0; i < sizeof(shown); i++)
+		shown[i] = i < pb.head_bytes && pb.head[i] >= 0x20 && pb.head[i] < 0x7f ? pb.head[i] : '.';
+	escape(drv->magic[0], magic, sizeof(magic));
+	if (!found)
+		snprintf(err, err_bytes, "%s: not a %s image (it does not start with %s's signature \"%s\"; "
+			 "its first bytes are %02x %02x %02x %02x \"%.8s\")", path, drv->name, drv->name,
+			 magic, pb.head_bytes > 0 ? pb.head[0] : 0, pb.head_bytes > 1 ? pb.head[1] : 0,
+			 pb.head_bytes > 2 ? pb.head[2] : 0, pb.head_bytes > 3 ? pb.head[3] : 0,
+			 (const char *)shown);
+	free((void *)pb.head);
+	return found ? 0 : -EINVAL;
 }
 
 /* ---- life cycle ---- */
@@ -240,6 +303,9 @@ static int open_depth(struct imgfmt_image **out, const char *path,
 			snprintf(perr, sizeof(perr), "unknown format '%s'", opts->format);
 			goto close_fd;
 		}
+		r = check_forced(fd, S_ISBLK(st.st_mode), drv, perr, sizeof(perr), path);
+		if (r < 0)
+			goto close_fd;
 	} else {
 		drv = probe(fd, S_ISBLK(st.st_mode), perr, sizeof(perr), path);
 		if (!drv) {
@@ -280,19 +346,17 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
 	return open_depth(out, path, opts, 0, err, err_bytes);
 }
 
+/* As QEMU's path_combine(): "dir/img" and "b" -> "dir/b"; "img" and "b"
+ * -> "b", so that paths print as qemu-img prints them. */
 char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name)
 {
-	char *copy, *dir, *res = NULL;
+	const char *slash = strrchr(img->path, '/');
+	char *res = NULL;
 
-	if (name[0] == '/')
+	if (name[0] == '/' || !slash)
 		return strdup(name);
-	copy = strdup(img->path);
-	if (!copy)
-		return NULL;
-	dir = dirname(copy);
-	if (asprintf(&res, "%s/%s", dir, name) < 0)
+	if (asprintf(&res, "%.*s%s", (int)(slash - img->path + 1), img->path, name) < 0)
 		res = NULL;
-	free(copy);
 	return res;
 }
 
@@ -348,6 +412,11 @@ static int create_target(const char *path, unsigned flags, char **tmp_path, bool
 
 	*tmp_path = NULL;
 	*is_blk = stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+	if (*is_blk && !(flags & IMGFMT_CREATE_FORCE)) {
+		snprintf(err, err_bytes, "%s is a block device: its content would be overwritten (use --force)",
+			 path);
+		return -EEXIST;
+	}
 	if (*is_blk || (flags & IMGFMT_CREATE_IN_PLACE)) {
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (*is_blk ? 0 : O_TRUNC), 0644);
 		if (fd < 0)
@@ -388,9 +457,8 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 {
 	char perr[IMGFMT_ERRMSG_BYTES] = "";
 	const struct imgfmt_driver *drv = imgfmt_find_driver(format ? format : "");
-	struct imgfmt_optlist opts;
+	struct imgfmt_optval *ov;
 	struct imgfmt_image *img;
-	const char *unused;
 	char *tmp_path;
 	bool is_blk;
 	int fd, r;
@@ -401,14 +469,14 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 		set_err(err, err_bytes, perr, -EINVAL);
 		return -EINVAL;
 	}
-	r = imgfmt_optlist_parse(options, &opts, perr, sizeof(perr));
+	r = imgfmt_optvals_parse(drv, options, &ov, perr, sizeof(perr));
 	if (r < 0) {
 		set_err(err, err_bytes, perr, r);
 		return r;
 	}
 	fd = create_target(path, flags, &tmp_path, &is_blk, perr, sizeof(perr));
 	if (fd < 0) {
-		imgfmt_optlist_free(&opts);
+		imgfmt_optvals_free(drv, ov);
 		set_err(err, err_bytes, perr, fd);
 		return fd;
 	}
@@ -418,7 +486,7 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 		if (tmp_path)
 			unlink(tmp_path);
 		free(tmp_path);
-		imgfmt_optlist_free(&opts);
+		imgfmt_optvals_free(drv, ov);
 		set_err(err, err_bytes, NULL, -ENOMEM);
 		return -ENOMEM;
 	}
@@ -428,11 +496,8 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	img->fresh = !is_blk;
 	img->is_block_device = is_blk;
 	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
-	r = drv->create(img, size_bytes, &opts);
-	unused = imgfmt_optlist_unused(&opts);
-	if (r == 0 && unused)
-		r = imgfmt_err(img, -EINVAL, "format %s has no option '%s'", drv->name, unused);
-	imgfmt_optlist_free(&opts);
+	r = drv->create(img, size_bytes, ov);
+	imgfmt_optvals_free(drv, ov);
 	return hand_out(out, img, r, err, err_bytes);
 }
 
@@ -590,6 +655,8 @@ int imgfmt_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 	ext->offset_bytes = off;
 	ext->length_bytes = len;
 	ext->type = IMGFMT_EXTENT_DATA;
+	ext->depth = 0;
+	ext->host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
 	if (!img->drv->block_status)
 		return 0;
 	r = img->drv->block_status(img, off, len, ext);
@@ -632,6 +699,66 @@ int imgfmt_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t l
 	return img->drv->pwrite_compressed(img, buf, len, off);
 }
 
+/* ---- in-place changes ---- */
+
+int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok)
+{
+	if (!img->writable)
+		return imgfmt_err(img, -EBADF, "%s is open read-only", img->path);
+	if (!img->drv->resize)
+		return imgfmt_err(img, -ENOTSUP, "%s: format %s cannot be resized", img->path, img->drv->name);
+	if (size_bytes < img->size_bytes && !shrink_ok)
+		return imgfmt_err(img, -EINVAL, "%s: shrinking from %llu to %llu bytes discards what lies past "
+				  "the new end; ask for it explicitly (--shrink)", img->path,
+				  (unsigned long long)img->size_bytes, (unsigned long long)size_bytes);
+	if (size_bytes == img->size_bytes)
+		return 0;
+	return img->drv->resize(img, size_bytes);
+}
+
+static int no_snapshots(struct imgfmt_image *img)
+{
+	return imgfmt_err(img, -ENOTSUP, "%s: format %s has no internal snapshots (qcow2 has)", img->path,
+			  img->drv->name);
+}
+
+static int snapshot_writable(struct imgfmt_image *img, const char *what)
+{
+	if (!what || !*what)
+		return imgfmt_err(img, -EINVAL, "%s: a snapshot needs a name", img->path);
+	if (!img->writable)
+		return imgfmt_err(img, -EBADF, "%s is open read-only", img->path);
+	return 0;
+}
+
+int imgfmt_snapshot_list(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n)
+{
+	*list = NULL;
+	*n = 0;
+	return img->drv->snapshot_list ? img->drv->snapshot_list(img, list, n) : no_snapshots(img);
+}
+
+int imgfmt_snapshot_create(struct imgfmt_image *img, const char *name)
+{
+	int r = img->drv->snapshot_create ? snapshot_writable(img, name) : no_snapshots(img);
+
+	return r < 0 ? r : img->drv->snapshot_create(img, name);
+}
+
+int imgfmt_snapshot_apply(struct imgfmt_image *img, const char *id_or_name)
+{
+	int r = img->drv->snapshot_apply ? snapshot_writable(img, id_or_name) : no_snapshots(img);
+
+	return r < 0 ? r : img->drv->snapshot_apply(img, id_or_name);
+}
+
+int imgfmt_snapshot_delete(struct imgfmt_image *img, const char *id_or_name)
+{
+	int r = img->drv->snapshot_delete ? snapshot_writable(img, id_or_name) : no_snapshots(img);
+
+	return r < 0 ? r : img->drv->snapshot_delete(img, id_or_name);
+}
+
 /* ---- description ---- */
 
 uint64_t imgfmt_size_bytes(const struct imgfmt_image *img) { return img->size_bytes; }
@@ -641,6 +768,10 @@ const char *imgfmt_errmsg(const struct imgfmt_image *img) { return img->err; }
 uint32_t imgfmt_cluster_bytes(const struct imgfmt_image *img) { return img->cluster_bytes; }
 bool imgfmt_is_fresh(const struct imgfmt_image *img) { return img->fresh; }
 struct imgfmt_image *imgfmt_backing(const struct imgfmt_image *img) { return img->backing; }
+bool imgfmt_can_have_backing(const struct imgfmt_image *img)
+{
+	return img->drv->backing_format || img->backing;
+}
 
 int imgfmt_info(struct imgfmt_image *img, struct imgfmt_info *info)
 {
@@ -658,13 +789,24 @@ int imgfmt_info(struct imgfmt_image *img, struct imgfmt_info *info)
 
 int imgfmt_check(struct imgfmt_image *img, struct imgfmt_check *res)
 {
-	imgfmt_log_fn report = res->report;
-	void *opaque = res->report_opaque;
+	struct imgfmt_check in = *res;
+	int r;
 
 	memset(res, 0, sizeof(*res));
-	res->report = report;
-	res->report_opaque = opaque;
+	res->repair = in.repair;
+	res->report = in.report;
+	res->report_opaque = in.report_opaque;
 	if (!img->drv->check)
-		return -ENOTSUP;
-	return img->drv->check(img, res);
+		return imgfmt_err(img, -ENOTSUP, "%s: format %s does not support checks", img->path,
+				  img->drv->name);
+	if (res->repair && !img->writable)
+		return imgfmt_err(img, -EROFS, "%s: a repair needs the image opened for writing",
+				  img->path);
+	if (res->repair && !img->drv->repairs)
+		return imgfmt_err(img, -ENOTSUP, "%s: format %s cannot repair; check it without -r",
+				  img->path, img->drv->name);
+	r = img->drv->check(img, res);
+	if (r == 0 && res->repair && (res->errors_fixed || res->leaks_fixed))
+		r = imgfmt_flush(img);
+	return r;
 }

@@ -22,14 +22,14 @@
 #include <endian.h>
 #include <string.h>
 
-/* Parsed "key=val,..." create options. */
-struct imgfmt_optlist {
-	struct imgfmt_opt {
-		char *key;
-		char *val;
-		bool used;
-	} *v;
-	size_t n;
+/* A parsed create option: ov[i] holds the value of the driver's
+ * create_opts[i], checked by the core against its type, range and choices.
+ * An absent option carries the table's default (set false; s NULL and u 0
+ * when the table has none). */
+struct imgfmt_optval {
+	bool set;          /* given by the user */
+	uint64_t u;        /* BOOL (0/1), NUMBER, SIZE; ENUM: index into choices */
+	const char *s;     /* the text (STRING, ENUM, or as given) */
 };
 
 struct imgfmt_probe_buf {
@@ -44,10 +44,21 @@ struct imgfmt_probe_buf {
 struct imgfmt_driver {
 	const char *name;          /* "qcow2", "vpc", "vhdx", "vmdk", "raw" */
 	const char *description;
+	/* The signatures that start the file (or its last sector: VHD's
+	 * footer), NULL-terminated; NULL for formats without one (raw).  -f
+	 * FMT on a file without one is refused naming them. */
+	const char *const *magic;
 	/* 0: not this format; higher = more certain (100 = magic matched). */
 	int (*probe)(const struct imgfmt_probe_buf *pb);
 	int (*open)(struct imgfmt_image *img);
-	int (*create)(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts);
+	/* Create options, NULL-name terminated (imgfmt.h); create() gets one
+	 * value per entry. */
+	const struct imgfmt_opt_desc *create_opts;
+	int (*create)(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *ov);
+	/* imgfmt_measure(): img is a scratch handle (no file) for messages;
+	 * src may be NULL (an empty image of size_bytes). */
+	int (*measure)(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size_bytes,
+		       struct imgfmt_image *src, struct imgfmt_measure *m);
 	int (*pread)(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off);
 	int (*pwrite)(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off);
 	int (*write_zeroes)(struct imgfmt_image *img, uint64_t len, uint64_t off);
@@ -57,7 +68,19 @@ struct imgfmt_driver {
 	int (*finish)(struct imgfmt_image *img);
 	void (*close)(struct imgfmt_image *img);
 	int (*info)(struct imgfmt_image *img, struct imgfmt_info *info);
+	/* In-place changes on writable images; the core checked the request. */
+	int (*resize)(struct imgfmt_image *img, uint64_t size_bytes);
+	/* Internal snapshots; list works read-only, the others need a
+	 * writable image (checked by the core). */
+	int (*snapshot_list)(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n);
+	int (*snapshot_create)(struct imgfmt_image *img, const char *name);
+	int (*snapshot_apply)(struct imgfmt_image *img, const char *id_or_name);
+	int (*snapshot_delete)(struct imgfmt_image *img, const char *id_or_name);
 	int (*check)(struct imgfmt_image *img, struct imgfmt_check *res);
+	bool repairs;              /* check() honours res->repair (image writable) */
+	/* Every image of the format may name a backing file (qcow2, VMDK); for
+	 * VHD and VHDX only differencing images do, and they have one open. */
+	bool backing_format;
 	/* Compression: compress() must be thread-safe and pure. */
 	int (*compress)(const struct imgfmt_image *img, const void *in, size_t in_bytes,
 			void *out, size_t out_cap, size_t *out_bytes);
@@ -144,18 +167,18 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 /* Resolve name relative to the directory of img's path; caller frees. */
 char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name);
 
-/* Create options. take_* mark the option used; unused options make create fail. */
-const char *imgfmt_opt_take(struct imgfmt_optlist *o, const char *key);
-/* 1 = present (value in *out), 0 = absent, -EINVAL = malformed (message on img). */
-int imgfmt_opt_take_size(struct imgfmt_image *img, struct imgfmt_optlist *o,
-			 const char *key, uint64_t *out);
-int imgfmt_opt_take_bool(struct imgfmt_image *img, struct imgfmt_optlist *o,
-			 const char *key, bool *out);
+/* Core only (options.c): parse "key=val,..." against a driver's table into
+ * *ov (one value per entry, defaults filled in; free with
+ * imgfmt_optvals_free).  -EINVAL with a message naming the option. */
+int imgfmt_optvals_parse(const struct imgfmt_driver *drv, const char *s,
+			 struct imgfmt_optval **ov, char *err, size_t err_bytes);
+void imgfmt_optvals_free(const struct imgfmt_driver *drv, struct imgfmt_optval *ov);
 
-/* Core only: parse/free the option list and name the first unused option. */
-int imgfmt_optlist_parse(const char *s, struct imgfmt_optlist *o, char *err, size_t err_bytes);
-void imgfmt_optlist_free(struct imgfmt_optlist *o);
-const char *imgfmt_optlist_unused(const struct imgfmt_optlist *o);
+/* measure.c: the bytes of src's data in unit_bytes units: the units its
+ * DATA extents touch (zero and unallocated ranges count nothing), as
+ * qemu-img measure counts them; 0 for a NULL src. */
+int imgfmt_measure_data(struct imgfmt_image *img, struct imgfmt_image *src, uint64_t unit_bytes,
+			uint64_t *bytes);
 
 /* Checksums. */
 uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len);

@@ -39,6 +39,10 @@ enum imgfmt_open_flags {
 	IMGFMT_OPEN_RDWR = 1u << 0,        /* open for writing (default read-only) */
 	IMGFMT_OPEN_NO_BACKING = 1u << 1,  /* do not open backing files (p2v info) */
 	IMGFMT_OPEN_FORCE_SHARE = 1u << 2, /* -U: ignore locks held by others */
+	/* With RDWR, for imgfmt_check's repair only: accept an image whose
+	 * header says its metadata is stale or corrupt (qcow2 dirty/corrupt
+	 * bits), which is otherwise opened read-only or not at all. */
+	IMGFMT_OPEN_REPAIR = 1u << 3,
 };
 
 typedef void (*imgfmt_log_fn)(void *opaque, const char *msg);
@@ -60,7 +64,7 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
  * options are an error.  Unless IMGFMT_CREATE_IN_PLACE is given, the image is
  * written under a temporary name beside path and appears under path only when
  * imgfmt_commit() succeeds; imgfmt_close() without commit removes it.
- * An existing path is refused unless IMGFMT_CREATE_FORCE. */
+ * An existing path (a block device too) is refused unless IMGFMT_CREATE_FORCE. */
 enum imgfmt_create_flags {
 	IMGFMT_CREATE_FORCE = 1u << 0,    /* replace an existing target */
 	IMGFMT_CREATE_IN_PLACE = 1u << 1, /* write directly to path (devices) */
@@ -89,10 +93,19 @@ enum imgfmt_extent_type {
 	IMGFMT_EXTENT_HOLE = 2, /* unallocated anywhere in the chain: reads as zeroes */
 };
 
+#define IMGFMT_NO_HOST_OFFSET UINT64_MAX
+
 struct imgfmt_extent {
 	uint64_t offset_bytes;
 	uint64_t length_bytes;
 	enum imgfmt_extent_type type;
+	/* Which image of the backing chain decided (0: this one, 1: its
+	 * backing file, ...); for a HOLE, the last one asked. */
+	unsigned depth;
+	/* Where the extent's bytes lie in that image's file (VMDK: in its
+	 * extent's file), contiguous for the whole extent; IMGFMT_NO_HOST_OFFSET
+	 * when they lie nowhere as is (holes, compressed or zero clusters). */
+	uint64_t host_offset_bytes;
 };
 
 /* Describe the extent that starts at off_bytes, at most len_bytes long.
@@ -123,6 +136,14 @@ uint32_t imgfmt_cluster_bytes(const struct imgfmt_image *img);
 bool imgfmt_is_fresh(const struct imgfmt_image *img);
 
 #define IMGFMT_INFO_EXTRA 24
+/* A file an image consists of besides its first (VMDK extents). */
+struct imgfmt_info_file {
+	const char *path;            /* as the image names it */
+	const char *type;            /* "SPARSE", "FLAT", ...; "" for the image's own */
+	uint64_t virtual_size_bytes;
+	uint32_t cluster_bytes;      /* 0 for flat files */
+	bool compressed;
+};
 struct imgfmt_info {
 	char format[16];
 	char subformat[32];          /* "dynamic", "monolithicSparse", "v3", ... */
@@ -131,12 +152,18 @@ struct imgfmt_info {
 	uint32_t cluster_bytes;      /* 0 when not applicable */
 	char backing_file[4096];     /* as recorded in the image; "" for none */
 	char backing_format[16];
+	bool dirty;                  /* qcow2: the dirty bit (refcounts may be stale) */
+	/* Format-specific facts: keys in kebab-case (QEMU's names where QEMU
+	 * shows the same fact), values as text. */
 	unsigned n_extra;
 	struct {
 		char key[40];
 		char val[200];
-		bool is_number;      /* print unquoted in JSON */
+		bool is_number;      /* a JSON number or true/false: unquoted */
 	} extra[IMGFMT_INFO_EXTRA];
+	/* VMDK: one entry per extent; valid until the image is closed. */
+	const struct imgfmt_info_file *files;
+	unsigned n_files;
 };
 int imgfmt_info(struct imgfmt_image *img, struct imgfmt_info *info);
 /* Add a key/value line to info (used by drivers; silently drops past the limit). */
@@ -145,18 +172,117 @@ void imgfmt_info_add(struct imgfmt_info *info, const char *key, bool is_number,
 
 /* Backing chain: the image this one reads unallocated areas from, or NULL. */
 struct imgfmt_image *imgfmt_backing(const struct imgfmt_image *img);
+/* True when the image's format lets it name a backing file (qcow2, VMDK;
+ * differencing VHD and VHDX): its unallocated areas are holes that read
+ * from below.  In other images (raw, a dynamic VHD) a HOLE is this
+ * image's own zeroes, which QEMU calls present. */
+bool imgfmt_can_have_backing(const struct imgfmt_image *img);
 
+enum imgfmt_check_repair {
+	IMGFMT_REPAIR_LEAKS = 1u << 0,  /* free leaked clusters */
+	IMGFMT_REPAIR_ERRORS = 1u << 1, /* also fix refcounts that are too low */
+};
 struct imgfmt_check {
-	uint64_t errors;        /* corruptions */
-	uint64_t leaks;         /* allocated but unreferenced clusters/blocks */
-	uint64_t allocated_clusters;
-	uint64_t total_clusters;
+	/* in: */
+	unsigned repair;        /* enum imgfmt_check_repair (image opened RDWR) */
 	imgfmt_log_fn report;   /* called once per problem found; may be NULL */
 	void *report_opaque;
+	/* out (after a repair, errors and leaks count what is left unfixed;
+	 * check again, as qemu-img check -r does, to confirm): */
+	uint64_t errors;        /* corruptions */
+	uint64_t leaks;         /* allocated but unreferenced clusters/blocks */
+	uint64_t errors_fixed, leaks_fixed;
+	uint64_t allocated_clusters;  /* guest clusters with a host cluster */
+	uint64_t total_clusters;      /* guest clusters */
+	uint64_t fragmented_clusters; /* allocated ones not right after the one before */
+	uint64_t compressed_clusters;
+	uint64_t image_end_offset_bytes; /* end of the last used host cluster; 0 unknown */
 };
-/* Metadata consistency check.  Returns 0 when the check ran (see counters),
- * -ENOTSUP when the format has nothing to check, other -errno on failure. */
+/* Metadata consistency check (and with repair, the fix, flushed).  Returns
+ * 0 when the check ran (see counters), -ENOTSUP when the format has nothing
+ * to check or cannot repair, other -errno on failure. */
 int imgfmt_check(struct imgfmt_image *img, struct imgfmt_check *res);
+
+/* ---- create options ----------------------------------------------------- */
+
+/* Each format declares its create options in one static table; the core
+ * parses "key=val,..." against it once (strict numbers, sizes with K/M/G
+ * suffixes, enumerations, on/off) and the driver gets typed values. */
+enum imgfmt_opt_type {
+	IMGFMT_OPT_BOOL,     /* on/off (also yes/no, true/false, 1/0) */
+	IMGFMT_OPT_NUMBER,   /* decimal integer */
+	IMGFMT_OPT_SIZE,     /* bytes, with an optional K/M/G/T suffix */
+	IMGFMT_OPT_ENUM,     /* one of choices[] */
+	IMGFMT_OPT_STRING,   /* free text (a path) */
+};
+
+struct imgfmt_opt_desc {
+	const char *name;
+	enum imgfmt_opt_type type;
+	const char *def;             /* default as a user would write it; NULL:
+				      * none, or chosen by the format (see help) */
+	const char *help;
+	const char *const *choices;  /* ENUM: NULL-terminated */
+	uint64_t min, max;           /* NUMBER, SIZE: inclusive range (max 0: none) */
+	bool pow2;                   /* NUMBER, SIZE: must be a power of two */
+	uint64_t multiple;           /* SIZE: must be a multiple of this (0: any) */
+};
+
+/* The create options of a format, terminated by an entry with a NULL name;
+ * NULL for an unknown format. */
+const struct imgfmt_opt_desc *imgfmt_create_options(const char *format);
+/* "name=value" text of one option, e.g. for "-o help": the type and range
+ * or choices, the default, the help ("cluster_size=SIZE  power of two,
+ * 512-2M (default 64K): ..."). */
+void imgfmt_opt_describe(const struct imgfmt_opt_desc *d, char *buf, size_t buf_bytes);
+/* Check an option string against a format's table without creating
+ * anything: 0, or -EINVAL with the message in err. */
+int imgfmt_options_check(const char *format, const char *options, char *err, size_t err_bytes);
+
+/* ---- in-place changes ------------------------------------------------------ */
+
+/* Change the virtual size of an image opened read-write (and so locked):
+ * growing adds space that reads as zeroes; shrinking, only with shrink_ok,
+ * discards what lies past the new end.  Each format orders its writes so
+ * that an interruption leaves a consistent image.  -ENOTSUP where a format
+ * cannot (a message says why). */
+int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok);
+
+/* Internal snapshots (qcow2): the state of the disk kept inside the image.
+ * Create, apply (revert the disk to it) and delete change the image in
+ * place and are ordered so that an interruption leaks clusters at worst. */
+struct imgfmt_snapshot {
+	char id[32];                 /* "1", "2", ... */
+	char name[256];
+	uint64_t vm_state_bytes;     /* a VM's saved RAM (p2v writes none) */
+	uint64_t disk_bytes;         /* the virtual size when it was taken */
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t icount;             /* UINT64_MAX: not recorded */
+};
+/* All snapshots, oldest first, in *list (free() it); -ENOTSUP for formats
+ * without them. */
+int imgfmt_snapshot_list(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n);
+int imgfmt_snapshot_create(struct imgfmt_image *img, const char *name);
+/* By ID first, then by name, as qemu-img does. */
+int imgfmt_snapshot_apply(struct imgfmt_image *img, const char *id_or_name);
+int imgfmt_snapshot_delete(struct imgfmt_image *img, const char *id_or_name);
+
+/* ---- measure ------------------------------------------------------------- */
+
+/* What an image of format with options needs on disk, as qemu-img measure
+ * reports it: required for the data of src (its allocated, non-zero
+ * clusters; or an empty image of size_bytes when src is NULL), fully
+ * allocated when every cluster is written.  Both are upper bounds of what
+ * p2v convert writes (compression aside). */
+struct imgfmt_measure {
+	uint64_t required_bytes;
+	uint64_t fully_allocated_bytes;
+	bool has_bitmaps;            /* qcow2 v3 from a source that may have them */
+	uint64_t bitmaps_bytes;      /* p2v copies none: 0 */
+};
+int imgfmt_measure(const char *format, const char *options, struct imgfmt_image *src,
+		   uint64_t size_bytes, struct imgfmt_measure *m, char *err, size_t err_bytes);
 
 /* ---- drivers -------------------------------------------------------------- */
 
@@ -190,6 +316,20 @@ struct imgfmt_copy_opts {
 	imgfmt_progress_fn progress;  /* optional; called from the writer thread */
 	void *progress_opaque;
 	const volatile sig_atomic_t *cancel; /* optional: non-zero stops with -EINTR */
+	/* The target already reads as zeroes (convert --target-is-zero): zero
+	 * ranges are not written, as on a freshly created image. */
+	bool target_is_zero;
+	/* HOLE extents of the source (unallocated in it) leave the target as
+	 * it is; ZERO extents are still written as zeroes (commit). */
+	bool keep_holes;
+	/* Zero detection granularity in bytes (a multiple of 512; 0: the
+	 * target's cluster, at most 64 KiB).  Ignored when compressing. */
+	uint32_t sparse_bytes;
+	/* Write zeroes as data: every byte of the target is allocated (-S 0). */
+	bool no_sparse;
+	/* The target's backing image, opened apart: units that read the same
+	 * in base are not written (convert -B).  Read under the source lock. */
+	struct imgfmt_image *base;
 };
 
 struct imgfmt_copy_stats {
@@ -198,6 +338,7 @@ struct imgfmt_copy_stats {
 	uint64_t hole_bytes_skipped;  /* never read (holes, zero extents) */
 	uint64_t bytes_written;       /* payload handed to the target */
 	uint64_t compressed_clusters;
+	uint64_t base_bytes_skipped;  /* read the same in opts.base */
 };
 
 /* Copy the content of src (size must not exceed dst's) into dst.  On error
@@ -213,6 +354,9 @@ int imgfmt_copy(struct imgfmt_image *src, struct imgfmt_image *dst,
 int imgfmt_parse_size(const char *s, uint64_t *out_bytes);
 /* True when len bytes at buf are all zero (fast). */
 bool imgfmt_is_zero(const void *buf, size_t len_bytes);
+/* Read exactly len bytes at off from fd (a file or block device), retrying
+ * short reads and EINTR; 0, or -EIO past the end, or -errno. */
+int imgfmt_fd_pread(int fd, void *buf, size_t len, uint64_t off);
 
 #ifdef __cplusplus
 }

@@ -85,6 +85,78 @@ int qcow2_write_header(struct imgfmt_image *img)
 	return r < 0 ? imgfmt_err(img, r, "%s: writing the header: %s", img->path, strerror(-r)) : 0;
 }
 
+/* Copy the extensions of the cluster-0 image c0 except the backing format
+ * and the end marker to out[*n...]. */
+static int keep_extensions(struct imgfmt_image *img, const uint8_t *c0, uint8_t *out, size_t *n)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t off = s->h.header_length, end = s->cluster_bytes;
+
+	if (s->h.backing_file_offset && s->h.backing_file_offset < end)
+		end = s->h.backing_file_offset;
+	/* open validated the chain; each extension advances off by 8 or more */
+	while (off + 8 <= end) {
+		uint32_t type = imgfmt_get_be32(c0 + off), len = imgfmt_get_be32(c0 + off + 4);
+		uint64_t step = 8 + (((uint64_t)len + 7) & ~7ull);
+		if (type == QCOW2_EXT_END || len > end - off - 8)
+			break;
+		if (type != QCOW2_EXT_BACKING_FORMAT) {
+			if (*n + step > s->cluster_bytes)
+				return imgfmt_err(img, -ENOSPC, "%s: header extensions do not fit in a cluster",
+						  img->path);
+			memcpy(out + *n, c0 + off, step);
+			*n += step;
+		}
+		off += step;
+	}
+	return 0;
+}
+
+static void put_extension(uint8_t *out, size_t *n, uint32_t type, const void *data, uint32_t len)
+{
+	imgfmt_put_be32(out + *n, type);
+	imgfmt_put_be32(out + *n + 4, len);
+	memcpy(out + *n + 8, data, len);
+	memset(out + *n + 8 + len, 0, ((len + 7) & ~7u) - len);
+	*n += 8 + ((len + 7) & ~7u);
+}
+
+int qcow2_write_header_area(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	size_t fmt_len = strlen(s->backing_format), name_len = strlen(s->backing_name);
+	size_t n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	uint8_t *c0 = calloc(2, s->cluster_bytes), *out;
+	int r;
+
+	if (!c0)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	out = c0 + s->cluster_bytes;
+	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
+	if (r < 0)
+		r = imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
+	if (r == 0)
+		r = keep_extensions(img, c0, out, &n);
+	if (r == 0 && n + 16 + ((fmt_len + 7) & ~7u) + name_len > s->cluster_bytes)
+		r = imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name of %zu bytes does not fit in the header cluster",
+			       img->path, name_len);
+	if (r == 0) {
+		if (fmt_len)
+			put_extension(out, &n, QCOW2_EXT_BACKING_FORMAT, s->backing_format, (uint32_t)fmt_len);
+		memset(out + n, 0, 8); /* end of extensions */
+		n += 8;
+		memcpy(out + n, s->backing_name, name_len);
+		s->h.backing_file_offset = name_len ? n : 0;
+		s->h.backing_file_size = (uint32_t)name_len;
+		header_to_disk(&s->h, out);
+		r = imgfmt_fd_pwrite(img->fd, out, s->cluster_bytes, 0);
+		if (r < 0)
+			r = imgfmt_err(img, r, "%s: writing the header: %s", img->path, strerror(-r));
+	}
+	free(c0);
+	return r;
+}
+
 static int qcow2_probe(const struct imgfmt_probe_buf *pb)
 {
 	return pb->head_bytes >= 8 && imgfmt_get_be32(pb->head) == QCOW2_MAGIC ? 100 : 0;
@@ -94,7 +166,7 @@ static int qcow2_probe(const struct imgfmt_probe_buf *pb)
 
 static int check_features(struct imgfmt_image *img, const struct qcow2_header *h)
 {
-	uint64_t known = QCOW2_INCOMPAT_COMPRESSION;
+	uint64_t known = QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
 
 	if (h->version != 2 && h->version != 3)
 		return imgfmt_err(img, -ENOTSUP, "%s: qcow2 version %u is not supported (2 or 3)",
@@ -102,11 +174,16 @@ static int check_features(struct imgfmt_image *img, const struct qcow2_header *h
 	if (h->crypt_method)
 		return imgfmt_err(img, -ENOTSUP, "%s: encrypted qcow2 (crypt_method %u) is not supported",
 				  img->path, h->crypt_method);
-	if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
-		return imgfmt_err(img, -ENOTSUP, "%s: the dirty bit is set (refcounts may be stale); run 'qemu-img check -r all' first",
+	/* Stale refcounts (dirty) or a corrupt mark do not stop reading, as in
+	 * QEMU; writing waits for a repair (check -r), which may open them. */
+	if ((h->incompatible_features & QCOW2_INCOMPAT_DIRTY) && img->writable &&
+	    !(img->flags & IMGFMT_OPEN_REPAIR))
+		return imgfmt_err(img, -ENOTSUP, "%s: the dirty bit is set (refcounts may be stale); run 'p2v check -r all' first",
 				  img->path);
-	if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
-		return imgfmt_err(img, -EIO, "%s: the image is marked corrupt (corrupt bit set)", img->path);
+	if ((h->incompatible_features & QCOW2_INCOMPAT_CORRUPT) && img->writable &&
+	    !(img->flags & IMGFMT_OPEN_REPAIR))
+		return imgfmt_err(img, -EIO, "%s: the image is marked corrupt (corrupt bit set); 'p2v check -r all' may repair it",
+				  img->path);
 	if (h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE)
 		return imgfmt_err(img, -ENOTSUP, "%s: images with an external data file are not supported", img->path);
 	if (h->incompatible_features & QCOW2_INCOMPAT_EXTL2)
@@ -126,7 +203,7 @@ static int check_features(struct imgfmt_image *img, const struct qcow2_header *h
 
 /* A table of len bytes at off must be cluster-aligned, past the header and
  * inside the file. */
-static int check_table(struct imgfmt_image *img, const char *what, uint64_t off, uint64_t len)
+int qcow2_check_table(struct imgfmt_image *img, const char *what, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t end;
@@ -246,7 +323,7 @@ static int check_snapshots(struct imgfmt_image *img)
 	if (s->h.nb_snapshots > 65536)
 		return imgfmt_err(img, -EINVAL, "%s: nb_snapshots %u exceeds 65536", img->path,
 				  s->h.nb_snapshots);
-	return check_table(img, "snapshot table", s->h.snapshots_offset, (uint64_t)s->h.nb_snapshots * 40);
+	return qcow2_check_table(img, "snapshot table", s->h.snapshots_offset, (uint64_t)s->h.nb_snapshots * 40);
 }
 
 static int load_tables(struct imgfmt_image *img)
@@ -260,8 +337,8 @@ static int load_tables(struct imgfmt_image *img)
 		return imgfmt_err(img, -EINVAL, "%s: refcount table of %u clusters is invalid", img->path,
 				  s->h.refcount_table_clusters);
 	if ((r = check_snapshots(img)) < 0 ||
-	    (r = check_table(img, "L1 table", s->h.l1_table_offset, (uint64_t)s->h.l1_size * 8)) < 0 ||
-	    (r = check_table(img, "refcount table", s->h.refcount_table_offset, rt_bytes)) < 0)
+	    (r = qcow2_check_table(img, "L1 table", s->h.l1_table_offset, (uint64_t)s->h.l1_size * 8)) < 0 ||
+	    (r = qcow2_check_table(img, "refcount table", s->h.refcount_table_offset, rt_bytes)) < 0)
 		return r;
 	s->l1_size = s->h.l1_size;
 	s->l1 = calloc(s->l1_size ? s->l1_size : 1, 8);
@@ -276,7 +353,7 @@ static int load_tables(struct imgfmt_image *img)
 		s->l1[i] = be64toh(s->l1[i]);
 	for (uint64_t i = 0; i < s->reftable_entries; i++) {
 		s->reftable[i] = be64toh(s->reftable[i]);
-		if (s->reftable[i] && (r = check_table(img, "refcount block", s->reftable[i], s->cluster_bytes)) < 0)
+		if (s->reftable[i] && (r = qcow2_check_table(img, "refcount block", s->reftable[i], s->cluster_bytes)) < 0)
 			return r;
 	}
 	return 0;
@@ -374,7 +451,7 @@ static void qcow2_close(struct imgfmt_image *img)
 /* ---- mapping guest clusters ---- */
 
 /* The L2 entry for guest offset off (0 when no L2 table). */
-static int l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t *entry)
+int qcow2_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t *entry)
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t cl = off >> s->cluster_bits;
@@ -386,7 +463,7 @@ static int l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t *entry)
 	l2_off = s->l1[l1i] & QCOW2_OFFSET_MASK;
 	if (!l2_off)
 		return 0;
-	if ((r = check_table(img, "L2 table", l2_off, s->cluster_bytes)) < 0)
+	if ((r = qcow2_check_table(img, "L2 table", l2_off, s->cluster_bytes)) < 0)
 		return r;
 	if ((r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
 		return r;
@@ -470,7 +547,7 @@ static int read_in_cluster(struct imgfmt_image *img, uint8_t *buf, uint64_t len,
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t e, in = off & (s->cluster_bytes - 1);
-	int r = l2_entry(img, off, &e);
+	int r = qcow2_l2_entry(img, off, &e);
 
 	if (r < 0)
 		return r;
@@ -502,7 +579,7 @@ static int data_run(struct imgfmt_image *img, uint64_t off, uint64_t len, uint64
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t e, cb = s->cluster_bytes, in = off & (cb - 1);
-	int r = l2_entry(img, off, &e);
+	int r = qcow2_l2_entry(img, off, &e);
 
 	*run = 0;
 	if (r < 0 || entry_kind(s, e) != K_DATA)
@@ -513,7 +590,7 @@ static int data_run(struct imgfmt_image *img, uint64_t off, uint64_t len, uint64
 	*run = cb - in < len ? cb - in : len;
 	while (*run < len) {
 		uint64_t e2, next = off + *run;
-		if ((r = l2_entry(img, next, &e2)) < 0)
+		if ((r = qcow2_l2_entry(img, next, &e2)) < 0)
 			return r;
 		if (entry_kind(s, e2) != K_DATA || (e2 & QCOW2_OFFSET_MASK) != *host + *run ||
 		    check_data_offset(img, e2, next) < 0)
@@ -558,15 +635,23 @@ static int cluster_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t e;
-	int r = l2_entry(img, off, &e);
+	int r = qcow2_l2_entry(img, off, &e);
 
 	if (r < 0)
 		return r;
+	ext->depth = 0;
+	ext->host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
 	switch (entry_kind(s, e)) {
-	case K_ZERO:
+	case K_ZERO: /* preallocated zero clusters keep their offset, as QEMU shows */
 		ext->type = IMGFMT_EXTENT_ZERO;
+		if ((e & QCOW2_OFFSET_MASK) && check_data_offset(img, e, off) == 0)
+			ext->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_bytes - 1));
 		return 0;
 	case K_DATA:
+		ext->type = IMGFMT_EXTENT_DATA;
+		if (check_data_offset(img, e, off) == 0)
+			ext->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_bytes - 1));
+		return 0;
 	case K_COMPRESSED:
 		ext->type = IMGFMT_EXTENT_DATA;
 		return 0;
@@ -581,8 +666,21 @@ static int cluster_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 			return imgfmt_err(img, r, "%s", imgfmt_errmsg(img->backing));
 		ext->type = b.type;
 		ext->length_bytes = b.length_bytes;
+		ext->depth = b.depth + 1;
+		ext->host_offset_bytes = b.host_offset_bytes;
 	}
 	return 0;
+}
+
+/* Whether next continues ext: same kind, same layer, and the bytes right
+ * after ext's in the host file (or both lie nowhere). */
+static bool continues(const struct imgfmt_extent *ext, const struct imgfmt_extent *next)
+{
+	if (next->type != ext->type || next->depth != ext->depth)
+		return false;
+	if (ext->host_offset_bytes == IMGFMT_NO_HOST_OFFSET)
+		return next->host_offset_bytes == IMGFMT_NO_HOST_OFFSET;
+	return next->host_offset_bytes == ext->host_offset_bytes + ext->length_bytes;
 }
 
 /* Merge clusters of the same type into one extent. */
@@ -605,7 +703,7 @@ static int qcow2_block_status(struct imgfmt_image *img, uint64_t off, uint64_t l
 		uint64_t want = next.length_bytes;
 		if ((r = cluster_status(img, pos, want, &next)) < 0)
 			return r;
-		if (next.type != ext->type)
+		if (!continues(ext, &next))
 			break;
 		ext->length_bytes += next.length_bytes;
 		pos += next.length_bytes;
@@ -628,14 +726,14 @@ static int l2_table_for_write(struct imgfmt_image *img, uint64_t off, uint64_t *
 	old = s->l1[l1i] & QCOW2_OFFSET_MASK;
 	if (old && (s->l1[l1i] & QCOW2_OFLAG_COPIED)) {
 		*l2_off = old;
-		return check_table(img, "L2 table", old, s->cluster_bytes);
+		return qcow2_check_table(img, "L2 table", old, s->cluster_bytes);
 	}
 	if ((r = qcow2_alloc_clusters(img, 1, &new_off)) < 0)
 		return r;
 	if ((r = qcow2_cache_get(img, s->l2_cache, new_off, false, &l2)) < 0)
 		return r;
 	if (old) { /* shared with a snapshot: copy it, then drop our reference */
-		if ((r = check_table(img, "L2 table", old, s->cluster_bytes)) < 0 ||
+		if ((r = qcow2_check_table(img, "L2 table", old, s->cluster_bytes)) < 0 ||
 		    (r = qcow2_cache_get(img, s->l2_cache, old, true, &old_l2)) < 0 ||
 		    (r = qcow2_cache_get(img, s->l2_cache, new_off, false, &l2)) < 0)
 			return r;
@@ -650,8 +748,29 @@ static int l2_table_for_write(struct imgfmt_image *img, uint64_t off, uint64_t *
 	return 0;
 }
 
+/* Add delta to the refcounts of what an L2 entry references (its data
+ * cluster, or every cluster its compressed data touches). */
+int qcow2_entry_refcount(struct imgfmt_image *img, uint64_t entry, int delta)
+{
+	struct qcow2 *s = qcow2_state(img);
+
+	if (entry & QCOW2_OFLAG_COMPRESSED) {
+		uint64_t o = entry & ((1ull << s->csize_shift) - 1);
+		uint64_t n = (((entry >> s->csize_shift) & s->csize_mask) + 1) * 512 - (o & 511);
+		return qcow2_refcount_add(img, o, n, delta);
+	}
+	if (entry & QCOW2_OFFSET_MASK)
+		return qcow2_refcount_add(img, entry & QCOW2_OFFSET_MASK, s->cluster_bytes, delta);
+	return 0;
+}
+
+int qcow2_drop_entry(struct imgfmt_image *img, uint64_t entry)
+{
+	return qcow2_entry_refcount(img, entry, -1);
+}
+
 /* Replace the L2 entry for off; drops the reference the old entry held. */
-static int set_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t entry)
+int qcow2_set_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t entry)
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t l2_off, old, i = (off >> s->cluster_bits) % s->l2_entries;
@@ -664,14 +783,9 @@ static int set_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t entry)
 	old = imgfmt_get_be64(l2 + 8 * i);
 	imgfmt_put_be64(l2 + 8 * i, entry);
 	qcow2_cache_mark_dirty(s->l2_cache, l2_off);
-	if (old & QCOW2_OFLAG_COMPRESSED) {
-		uint64_t o = old & ((1ull << s->csize_shift) - 1);
-		uint64_t n = (((old >> s->csize_shift) & s->csize_mask) + 1) * 512 - (o & 511);
-		return qcow2_refcount_add(img, o, n, -1);
-	}
-	if ((old & QCOW2_OFFSET_MASK) && (old & QCOW2_OFFSET_MASK) != (entry & QCOW2_OFFSET_MASK))
-		return qcow2_refcount_add(img, old & QCOW2_OFFSET_MASK, s->cluster_bytes, -1);
-	return 0;
+	if (!(old & QCOW2_OFLAG_COMPRESSED) && (old & QCOW2_OFFSET_MASK) == (entry & QCOW2_OFFSET_MASK))
+		return 0; /* the same cluster (a flag changed) */
+	return qcow2_drop_entry(img, old);
 }
 
 /* Host offset of the cluster at off if we may write it in place, else 0. */
@@ -679,7 +793,7 @@ static int writable_cluster(struct imgfmt_image *img, uint64_t off, uint64_t *ho
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t e;
-	int r = l2_entry(img, off, &e);
+	int r = qcow2_l2_entry(img, off, &e);
 
 	*host = 0;
 	if (r < 0)
@@ -711,7 +825,7 @@ static int write_new_clusters(struct imgfmt_image *img, const uint8_t *buf, uint
 	if (host + len > s->file_bytes)
 		s->file_bytes = host + len;
 	for (uint64_t i = 0; i < n; i++)
-		if ((r = set_l2_entry(img, off + i * s->cluster_bytes,
+		if ((r = qcow2_set_l2_entry(img, off + i * s->cluster_bytes,
 				      (host + i * s->cluster_bytes) | QCOW2_OFLAG_COPIED)) < 0)
 			return r;
 	return 0;
@@ -790,7 +904,7 @@ static int qcow2_write_zeroes(struct imgfmt_image *img, uint64_t len, uint64_t o
 		bool whole = in == 0 && (n == cb || off + n == img->size_bytes);
 		int r;
 		if (whole && s->h.version >= 3)
-			r = set_l2_entry(img, off, QCOW2_OFLAG_ZERO);
+			r = qcow2_set_l2_entry(img, off, QCOW2_OFLAG_ZERO);
 		else {
 			memset(s->cluster_buf, 0, n);
 			r = qcow2_pwrite(img, s->cluster_buf, n, off);
@@ -860,80 +974,64 @@ static int qcow2_pwrite_compressed(struct imgfmt_image *img, const void *buf, si
 		s->file_bytes = end;
 	s->comp_next = end;
 	nb_csectors = ((end - 1) >> 9) - (start >> 9);
-	return set_l2_entry(img, off, QCOW2_OFLAG_COMPRESSED | (nb_csectors << s->csize_shift) | start);
+	return qcow2_set_l2_entry(img, off, QCOW2_OFLAG_COMPRESSED | (nb_csectors << s->csize_shift) | start);
 }
 
 /* ---- create ---- */
 
-/* zlib clusters: p2v's own 4 KiB-window deflate by default (smaller than
- * zlib level 6, about twice as fast), compression_level=fast (ISA-L: much
- * faster, 6-8% larger) or 1-9 (zlib itself, 6 = QEMU's own output). */
-static int level_option(struct imgfmt_image *img, struct imgfmt_optlist *opts, int *level)
-{
-	const char *v = imgfmt_opt_take(opts, "compression_level");
+/* The create options.  compression_level picks the zlib encoder: p2v's own
+ * 4 KiB-window deflate (smaller than zlib level 6, about twice as fast),
+ * fast (ISA-L: much faster, 6-8% larger) or 1-9 (zlib itself, 6 = QEMU's
+ * own output). */
+enum { Q_COMPAT, Q_CLUSTER_SIZE, Q_REFCOUNT_BITS, Q_COMPRESSION_TYPE, Q_COMPRESSION_LEVEL,
+       Q_BACKING_FILE, Q_BACKING_FMT };
+static const char *const compat_choices[] = { "0.10", "1.1", "v2", "v3", NULL };
+static const char *const ctype_choices[] = { "zlib", "zstd", NULL };
+static const char *const level_choices[] = { "p2v", "fast", "1", "2", "3", "4", "5", "6", "7", "8", "9", NULL };
+static const struct imgfmt_opt_desc qcow2_create_opts[] = {
+	[Q_COMPAT] = { "compat", IMGFMT_OPT_ENUM, "1.1",
+		       "qcow2 version: 0.10 is v2 for old hypervisors (16-bit refcounts, zlib, no zero clusters), 1.1 is v3",
+		       .choices = compat_choices },
+	[Q_CLUSTER_SIZE] = { "cluster_size", IMGFMT_OPT_SIZE, "64K", "qcow2 cluster size",
+			     .min = 512, .max = 2u << 20, .pow2 = true },
+	[Q_REFCOUNT_BITS] = { "refcount_bits", IMGFMT_OPT_NUMBER, "16", "width of a reference count",
+			      .min = 1, .max = 64, .pow2 = true },
+	[Q_COMPRESSION_TYPE] = { "compression_type", IMGFMT_OPT_ENUM, "zlib",
+				 "compression of compressed clusters (-c)", .choices = ctype_choices },
+	[Q_COMPRESSION_LEVEL] = { "compression_level", IMGFMT_OPT_ENUM, "p2v",
+				  "zlib encoder: p2v's own (smaller than zlib -6, faster), fast (ISA-L, 6-8% larger) or zlib level 1-9",
+				  .choices = level_choices },
+	[Q_BACKING_FILE] = { "backing_file", IMGFMT_OPT_STRING, NULL,
+			     "file name of a base image (as recorded: relative to this image's directory)",
+			     .choices = NULL },
+	[Q_BACKING_FMT] = { "backing_fmt", IMGFMT_OPT_STRING, NULL, "format of the base image",
+			    .choices = NULL },
+	{ 0 },
+};
 
-	*level = IMGFMT_DEFLATE_P2V;
-	if (!v)
-		return 0;
-	if (!strcmp(v, "fast")) {
-		*level = IMGFMT_DEFLATE_ISAL;
-		return 0;
-	}
-	if (v[0] < '1' || v[0] > '9' || v[1])
-		return imgfmt_err(img, -EINVAL, "compression_level '%s' is not 'fast' or 1-9", v);
-	*level = v[0] - '0';
-	return 0;
-}
-
-/* compat=0.10 (version 2, for old hypervisors) or 1.1 (version 3, the
- * default).  Version 2 has 16-bit refcounts, zlib and no zero clusters. */
-static int compat_option(struct imgfmt_image *img, const char *compat, uint32_t ref_bits,
-			 uint8_t comp, uint32_t *version)
-{
-	*version = 3;
-	if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3"))
-		return 0;
-	if (strcmp(compat, "0.10") && strcmp(compat, "v2"))
-		return imgfmt_err(img, -EINVAL, "compat=%s: expected 0.10 (version 2) or 1.1 (version 3)",
-				  compat);
-	if (ref_bits != 16 || comp != QCOW2_COMP_ZLIB)
-		return imgfmt_err(img, -EINVAL, "compat=%s has 16-bit refcounts and zlib only "
-				  "(refcount_bits=%u, compression_type=%s)", compat, ref_bits,
-				  comp == QCOW2_COMP_ZSTD ? "zstd" : "zlib");
-	*version = 2;
-	return 0;
-}
-
-static int create_options(struct imgfmt_image *img, struct imgfmt_optlist *opts,
+static int create_options(struct imgfmt_image *img, const struct imgfmt_optval *ov,
 			  uint32_t *cluster_bytes, uint32_t *ref_bits, uint8_t *comp, uint32_t *version)
 {
-	const char *ct = imgfmt_opt_take(opts, "compression_type");
-	const char *compat = imgfmt_opt_take(opts, "compat");
-	uint64_t v;
-	int r;
+	bool v2 = ov[Q_COMPAT].u == 0 || ov[Q_COMPAT].u == 2;
 
-	*cluster_bytes = 65536;
-	*ref_bits = 16;
-	*comp = QCOW2_COMP_ZLIB;
-	if ((r = imgfmt_opt_take_size(img, opts, "cluster_size", &v)) < 0)
-		return r;
-	if (r && (!imgfmt_is_pow2(v) || v < 512 || v > (2u << 20)))
-		return imgfmt_err(img, -EINVAL, "cluster_size %llu must be a power of two from 512 to 2M",
-				  (unsigned long long)v);
-	if (r)
-		*cluster_bytes = (uint32_t)v;
-	if ((r = imgfmt_opt_take_size(img, opts, "refcount_bits", &v)) < 0)
-		return r;
-	if (r && (!imgfmt_is_pow2(v) || v > 64))
-		return imgfmt_err(img, -EINVAL, "refcount_bits %llu must be a power of two up to 64",
-				  (unsigned long long)v);
-	if (r)
-		*ref_bits = (uint32_t)v;
-	if (ct && strcmp(ct, "zlib") && strcmp(ct, "zstd"))
-		return imgfmt_err(img, -EINVAL, "compression_type '%s' is not zlib or zstd", ct);
-	if (ct && !strcmp(ct, "zstd"))
-		*comp = QCOW2_COMP_ZSTD;
-	return compat_option(img, compat, *ref_bits, *comp, version);
+	*cluster_bytes = (uint32_t)ov[Q_CLUSTER_SIZE].u;
+	*ref_bits = (uint32_t)ov[Q_REFCOUNT_BITS].u;
+	*comp = ov[Q_COMPRESSION_TYPE].u == 1 ? QCOW2_COMP_ZSTD : QCOW2_COMP_ZLIB;
+	*version = v2 ? 2 : 3;
+	if (v2 && (*ref_bits != 16 || *comp != QCOW2_COMP_ZLIB))
+		return imgfmt_err(img, -EINVAL, "compat=%s has 16-bit refcounts and zlib only "
+				  "(refcount_bits=%u, compression_type=%s)", ov[Q_COMPAT].s, *ref_bits,
+				  *comp == QCOW2_COMP_ZSTD ? "zstd" : "zlib");
+	if (ov[Q_BACKING_FMT].s && !ov[Q_BACKING_FILE].s)
+		return imgfmt_err(img, -EINVAL, "backing_fmt without backing_file");
+	return 0;
+}
+
+static int level_of(const struct imgfmt_optval *ov)
+{
+	uint64_t i = ov[Q_COMPRESSION_LEVEL].u;
+
+	return i == 0 ? IMGFMT_DEFLATE_P2V : i == 1 ? IMGFMT_DEFLATE_ISAL : (int)(i - 1);
 }
 
 /* Clusters the refcount table needs to cover an image of size bytes. */
@@ -950,19 +1048,39 @@ static uint64_t reftable_clusters_for(uint64_t size, uint32_t cb, uint64_t refs_
 	return tc;
 }
 
-static int qcow2_create(struct imgfmt_image *img, uint64_t size, struct imgfmt_optlist *opts)
+/* Record and open the backing file of a new image (its partial clusters
+ * are completed from it); its format is probed when not given. */
+static int create_backing(struct imgfmt_image *img, const char *name, const char *fmt)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r;
+
+	if (!name)
+		return 0;
+	if (strlen(name) >= sizeof(s->backing_name) || (fmt && strlen(fmt) >= sizeof(s->backing_format)))
+		return imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name or format is too long", img->path);
+	if ((r = imgfmt_open_backing(img, name, fmt)) < 0)
+		return r;
+	snprintf(s->backing_name, sizeof(s->backing_name), "%s", name);
+	snprintf(s->backing_format, sizeof(s->backing_format), "%s", imgfmt_format(img->backing));
+	s->header_area_dirty = true;
+	img->fresh = false; /* unwritten clusters read from the backing file */
+	return 0;
+}
+
+static int qcow2_create(struct imgfmt_image *img, uint64_t size, const struct imgfmt_optval *ov)
 {
 	uint32_t cb, ref_bits, version;
 	uint8_t comp;
 	struct qcow2 *s;
 	uint64_t l1_size, rt_clusters, l1_clusters;
-	int r, level;
+	int r;
 
-	if ((r = create_options(img, opts, &cb, &ref_bits, &comp, &version)) < 0 ||
-	    (r = level_option(img, opts, &level)) < 0 || (r = alloc_state(img)) < 0)
+	if ((r = create_options(img, ov, &cb, &ref_bits, &comp, &version)) < 0 ||
+	    (r = alloc_state(img)) < 0)
 		return r;
 	s = qcow2_state(img);
-	s->deflate_level = level;
+	s->deflate_level = level_of(ov);
 	size = (size + 511) & ~511ull; /* QEMU counts whole sectors */
 	s->h = (struct qcow2_header){
 		.magic = QCOW2_MAGIC, .version = version, .cluster_bits = (uint32_t)__builtin_ctz(cb),
@@ -998,7 +1116,58 @@ static int qcow2_create(struct imgfmt_image *img, uint64_t size, struct imgfmt_o
 	s->l1_dirty = s->reftable_dirty = s->header_dirty = true;
 	if (ftruncate(img->fd, (off_t)s->next_host) < 0)
 		return imgfmt_err(img, -errno, "%s: %s", img->path, strerror(errno));
+	if ((r = create_backing(img, ov[Q_BACKING_FILE].s, ov[Q_BACKING_FMT].s)) < 0)
+		return r;
 	return qcow2_flush_meta(img);
+}
+
+/* ---- measure ---- */
+
+/* Metadata of an image of size bytes (a whole number of clusters) with
+ * every cluster allocated: the header cluster, L2 tables for the whole
+ * size, the L1 table, and refcount blocks and table for all of them,
+ * themselves included (found as the fixed point of the counts, which only
+ * grow and are bounded, so the loop ends). */
+static uint64_t meta_bytes(uint64_t size, uint32_t cb, uint32_t ref_bits)
+{
+	uint64_t clusters = size / cb;
+	uint64_t l2 = imgfmt_div_round_up(clusters, cb / 8);
+	uint64_t l1 = imgfmt_div_round_up(l2 * 8, cb);
+	uint64_t per_block = (uint64_t)cb * 8 / ref_bits, blocks = 0, table = 0, prev;
+
+	do {
+		prev = blocks + table;
+		blocks = imgfmt_div_round_up(1 + l2 + l1 + clusters + blocks + table, per_block);
+		table = imgfmt_div_round_up(blocks * 8, cb);
+	} while (blocks + table != prev);
+	return (1 + l2 + l1 + blocks + table) * cb;
+}
+
+/* As qemu-img measure: all metadata for the whole size (what a fully
+ * allocated image has), plus the source's data clusters; a new backing
+ * file may share nothing with the source, so then every cluster counts. */
+static int qcow2_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+			 struct imgfmt_image *src, struct imgfmt_measure *m)
+{
+	uint32_t cb, ref_bits, version;
+	uint8_t comp;
+	uint64_t data = 0, meta;
+	int r = create_options(img, ov, &cb, &ref_bits, &comp, &version);
+
+	if (r < 0)
+		return r;
+	size = imgfmt_div_round_up(size, cb) * cb;
+	if (size > (1ull << 56))
+		return imgfmt_err(img, -EFBIG, "%llu bytes is too large for qcow2", (unsigned long long)size);
+	meta = meta_bytes(size, cb, ref_bits);
+	if (ov[Q_BACKING_FILE].set && src)
+		data = size;
+	else if ((r = imgfmt_measure_data(img, src, cb, &data)) < 0)
+		return r;
+	m->fully_allocated_bytes = meta + size;
+	m->required_bytes = meta + data;
+	m->has_bitmaps = version >= 3 && src && !strcmp(imgfmt_format(src), "qcow2");
+	return 0;
 }
 
 /* ---- flush, info, driver ---- */
@@ -1024,23 +1193,36 @@ static int qcow2_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	snprintf(info->subformat, sizeof(info->subformat), "v%u", s->h.version);
 	snprintf(info->backing_file, sizeof(info->backing_file), "%s", s->backing_name);
 	snprintf(info->backing_format, sizeof(info->backing_format), "%.15s", s->backing_format);
+	info->dirty = s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY;
+	/* QEMU's keys in QEMU's order; then p2v's own */
 	imgfmt_info_add(info, "compat", false, "%s", s->h.version >= 3 ? "1.1" : "0.10");
 	imgfmt_info_add(info, "compression-type", false, "%s",
 			s->h.compression_type == QCOW2_COMP_ZSTD ? "zstd" : "zlib");
+	if (s->h.version >= 3)
+		imgfmt_info_add(info, "lazy-refcounts", true, "%s",
+				(s->h.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS) ? "true" : "false");
 	imgfmt_info_add(info, "refcount-bits", true, "%u", s->refcount_bits);
+	if (s->h.version >= 3) {
+		imgfmt_info_add(info, "corrupt", true, "%s",
+				(s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
+		imgfmt_info_add(info, "extended-l2", true, "false"); /* refused by open */
+	}
 	imgfmt_info_add(info, "l1-size", true, "%u", s->l1_size);
-	imgfmt_info_add(info, "snapshots", true, "%u", s->h.nb_snapshots);
-	imgfmt_info_add(info, "corrupt", true, "%s",
-			(s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
+	imgfmt_info_add(info, "nb-snapshots", true, "%u", s->h.nb_snapshots);
 	return 0;
 }
+
+static const char *const qcow2_magic[] = { "QFI\xfb", NULL };
 
 const struct imgfmt_driver imgfmt_qcow2_driver = {
 	.name = "qcow2",
 	.description = "QEMU copy-on-write v2/v3",
+	.magic = qcow2_magic,
 	.probe = qcow2_probe,
 	.open = qcow2_open,
+	.create_opts = qcow2_create_opts,
 	.create = qcow2_create,
+	.measure = qcow2_measure,
 	.pread = qcow2_pread,
 	.pwrite = qcow2_pwrite,
 	.write_zeroes = qcow2_write_zeroes,
@@ -1049,7 +1231,14 @@ const struct imgfmt_driver imgfmt_qcow2_driver = {
 	.finish = qcow2_finish,
 	.close = qcow2_close,
 	.info = qcow2_info,
+	.resize = qcow2_resize,
+	.snapshot_list = qcow2_snapshot_list,
+	.snapshot_create = qcow2_snapshot_create,
+	.snapshot_apply = qcow2_snapshot_apply,
+	.snapshot_delete = qcow2_snapshot_delete,
 	.check = qcow2_check,
+	.repairs = true,
+	.backing_format = true,
 	.compress = qcow2_compress,
 	.pwrite_compressed = qcow2_pwrite_compressed,
 };

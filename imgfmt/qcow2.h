@@ -26,6 +26,7 @@
 #define QCOW2_INCOMPAT_DATA_FILE (1ull << 2)
 #define QCOW2_INCOMPAT_COMPRESSION (1ull << 3)
 #define QCOW2_INCOMPAT_EXTL2 (1ull << 4)
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ull << 0)
 
 #define QCOW2_EXT_END 0u
 #define QCOW2_EXT_BACKING_FORMAT 0xE2792ACAu
@@ -83,6 +84,7 @@ struct qcow2 {
 	uint64_t next_host;           /* next free cluster at the end (writers) */
 	uint64_t comp_next;           /* next byte for compressed data, 0 = none */
 	bool header_dirty;
+	bool header_area_dirty;       /* extensions or backing name changed */
 	uint8_t *cluster_buf;         /* scratch cluster */
 	uint8_t *cbuf;                /* scratch for compressed input */
 	int deflate_level;            /* IMGFMT_DEFLATE_*, or 1-9 = zlib level */
@@ -105,6 +107,37 @@ int qcow2_refcount_get(struct imgfmt_image *img, uint64_t host_cluster, uint64_t
 int qcow2_refcount_add(struct imgfmt_image *img, uint64_t host_off, uint64_t len, int delta);
 int qcow2_alloc_clusters(struct imgfmt_image *img, uint64_t n, uint64_t *host_off);
 int qcow2_flush_meta(struct imgfmt_image *img);
+/* Write n host-order entries of t big-endian at off, zero-padded to room. */
+int qcow2_write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_t n,
+			   uint64_t room, uint64_t off);
 int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res);
+
+/* qcow2.c */
+int qcow2_write_header(struct imgfmt_image *img);
+/* A table of len bytes at off: cluster-aligned, past the header, in the file. */
+int qcow2_check_table(struct imgfmt_image *img, const char *what, uint64_t off, uint64_t len);
+/* The L2 entry for guest offset off (0 when its L2 table is missing). */
+int qcow2_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t *entry);
+/* Replace the L2 entry for off (its table allocated when missing), dropping
+ * what the old entry referenced. */
+int qcow2_set_l2_entry(struct imgfmt_image *img, uint64_t off, uint64_t entry);
+/* Add delta (+1/-1) to the refcounts of what an L2 entry references (a data
+ * or compressed cluster); drop is delta -1. */
+int qcow2_entry_refcount(struct imgfmt_image *img, uint64_t entry, int delta);
+int qcow2_drop_entry(struct imgfmt_image *img, uint64_t entry);
+
+/* qcow2_ops.c: in-place changes */
+int qcow2_resize(struct imgfmt_image *img, uint64_t size_bytes);
+int qcow2_sync(struct imgfmt_image *img);
+/* Flush the metadata, then fdatasync: a barrier for ordered changes. */
+int qcow2_flush_and_sync(struct imgfmt_image *img);
+
+/* qcow2_snap.c: internal snapshots */
+int qcow2_snapshot_list(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n);
+int qcow2_snapshot_create(struct imgfmt_image *img, const char *name);
+int qcow2_snapshot_apply(struct imgfmt_image *img, const char *id_or_name);
+int qcow2_snapshot_delete(struct imgfmt_image *img, const char *id_or_name);
+/* Cluster 0 rewritten: header, the extensions kept, backing name. */
+int qcow2_write_header_area(struct imgfmt_image *img);
 
 #endif

@@ -257,7 +257,7 @@ static int reftable_relocate(struct imgfmt_image *img)
 	return imgfmt_err(img, -EIO, "%s: refcount table relocation did not settle", img->path);
 }
 
-static int write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_t n,
+int qcow2_write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_t n,
 			    uint64_t room, uint64_t off)
 {
 	uint64_t *be = calloc(room ? room : 1, 8);
@@ -275,8 +275,6 @@ static int write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_
 	return 0;
 }
 
-int qcow2_write_header(struct imgfmt_image *img);
-
 int qcow2_flush_meta(struct imgfmt_image *img)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -287,16 +285,18 @@ int qcow2_flush_meta(struct imgfmt_image *img)
 	if (r == 0)
 		r = qcow2_cache_flush(img, s->l2_cache);
 	if (r == 0 && s->l1_dirty)
-		r = write_table_be64(img, s->l1, s->l1_size, s->l1_size, s->h.l1_table_offset);
+		r = qcow2_write_table_be64(img, s->l1, s->l1_size, s->l1_size, s->h.l1_table_offset);
 	if (r == 0)
 		r = qcow2_cache_flush(img, s->ref_cache);
 	if (r == 0 && s->reftable_dirty)
-		r = write_table_be64(img, s->reftable, s->reftable_entries, s->reftable_disk_entries,
+		r = qcow2_write_table_be64(img, s->reftable, s->reftable_entries, s->reftable_disk_entries,
 				     s->h.refcount_table_offset);
-	if (r == 0 && s->header_dirty)
+	if (r == 0 && s->header_area_dirty)
+		r = qcow2_write_header_area(img);
+	else if (r == 0 && s->header_dirty)
 		r = qcow2_write_header(img);
 	if (r == 0)
-		s->l1_dirty = s->reftable_dirty = s->header_dirty = false;
+		s->l1_dirty = s->reftable_dirty = s->header_dirty = s->header_area_dirty = false;
 	return r;
 }
 
@@ -307,6 +307,8 @@ struct qcow2_refs {
 	uint64_t clusters;
 	uint64_t errors;
 	struct imgfmt_check *res;
+	bool active;             /* counting the active L1 table: allocation facts */
+	uint64_t next_contiguous; /* host offset right after the last data cluster */
 };
 
 static void problem(struct qcow2_refs *rf, const char *fmt, ...)
@@ -343,10 +345,13 @@ static void count(struct qcow2_refs *rf, uint64_t off, uint64_t len, uint32_t cb
 	}
 }
 
-static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint8_t *l2,
-		     uint64_t *allocated)
+/* Allocation facts as qemu-img check counts them (active table only):
+ * compressed clusters count as fragmented; a data cluster is fragmented
+ * when it does not follow the one before it in the file. */
+static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint8_t *l2)
 {
 	struct qcow2 *s = qcow2_state(img);
+	struct imgfmt_check *res = rf->res;
 
 	for (uint32_t i = 0; i < s->l2_entries; i++) {
 		uint64_t e = imgfmt_get_be64(l2 + 8 * i);
@@ -354,21 +359,30 @@ static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint
 			uint64_t off = e & ((1ull << s->csize_shift) - 1) & ~QCOW2_OFLAG_COPIED;
 			uint64_t sectors = ((e >> s->csize_shift) & s->csize_mask) + 1;
 			count(rf, off, sectors * 512 - (off & 511), s->cluster_bits);
-			(*allocated)++;
+			if (rf->active) {
+				res->allocated_clusters++;
+				res->compressed_clusters++;
+				res->fragmented_clusters++;
+			}
 		} else if (e & QCOW2_OFFSET_MASK) {
 			uint64_t off = e & QCOW2_OFFSET_MASK;
 			if (off & (s->cluster_bytes - 1))
 				problem(rf, "ERROR data cluster offset %llu is not aligned (L2 entry %u)",
 					(unsigned long long)off, i);
 			count(rf, off, s->cluster_bytes, s->cluster_bits);
-			(*allocated)++;
+			if (rf->active) {
+				res->allocated_clusters++;
+				if (rf->next_contiguous && off != rf->next_contiguous)
+					res->fragmented_clusters++;
+				rf->next_contiguous = off + s->cluster_bytes;
+			}
 		}
 	}
 }
 
 /* The L2 tables and data of one L1 table (active or a snapshot's). */
 static int count_l1(struct imgfmt_image *img, struct qcow2_refs *rf, const uint64_t *l1,
-		    uint32_t l1_size, uint8_t *l2, uint64_t *allocated)
+		    uint32_t l1_size, uint8_t *l2)
 {
 	struct qcow2 *s = qcow2_state(img);
 
@@ -380,7 +394,7 @@ static int count_l1(struct imgfmt_image *img, struct qcow2_refs *rf, const uint6
 		count(rf, off, s->cluster_bytes, s->cluster_bits);
 		if ((r = imgfmt_fd_pread_zfill(img->fd, l2, s->cluster_bytes, off)) < 0)
 			return r;
-		count_l2(img, rf, l2, allocated);
+		count_l2(img, rf, l2);
 	}
 	return 0;
 }
@@ -390,7 +404,7 @@ static int count_l1(struct imgfmt_image *img, struct qcow2_refs *rf, const uint6
 static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint8_t *l2)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint64_t off = s->h.snapshots_offset, ignored = 0;
+	uint64_t off = s->h.snapshots_offset;
 	uint8_t e[40];
 	int r = 0;
 
@@ -413,7 +427,7 @@ static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint
 		for (uint32_t k = 0; r == 0 && k < l1_size; k++)
 			l1[k] = be64toh(l1[k]);
 		if (r == 0)
-			r = count_l1(img, rf, l1, l1_size, l2, &ignored);
+			r = count_l1(img, rf, l1, l1_size, l2);
 		free(l1);
 	}
 	if (s->h.nb_snapshots) /* the table itself, once */
@@ -481,7 +495,7 @@ static int count_bitmaps(struct imgfmt_image *img, struct qcow2_refs *rf)
 	return r;
 }
 
-static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t *allocated)
+static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf)
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint8_t *l2 = malloc(s->cluster_bytes);
@@ -496,7 +510,9 @@ static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_
 	for (uint64_t i = 0; i < s->reftable_entries; i++)
 		if (s->reftable[i])
 			count(rf, s->reftable[i], s->cluster_bytes, s->cluster_bits);
-	r = count_l1(img, rf, s->l1, s->l1_size, l2, allocated);
+	rf->active = true;
+	r = count_l1(img, rf, s->l1, s->l1_size, l2);
+	rf->active = false;
 	if (r == 0)
 		r = count_snapshots(img, rf, l2);
 	if (r == 0)
@@ -505,34 +521,171 @@ static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_
 	return r;
 }
 
+/* Repair: the stored refcount of host cluster c becomes v (its refcount
+ * block is created when missing). */
+static int refcount_set(struct imgfmt_image *img, uint64_t c, uint64_t v)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t idx = c / s->refs_per_block;
+	uint8_t *block;
+	int r;
+
+	if (v == 0 && (idx >= s->reftable_entries || !s->reftable[idx]))
+		return 0;
+	if ((r = refblock(img, idx, &block)) < 0)
+		return r;
+	if ((r = qcow2_cache_get(img, s->ref_cache, s->reftable[idx], true, &block)) < 0)
+		return r;
+	set_refcount_raw(s, block, c % s->refs_per_block, v);
+	qcow2_cache_mark_dirty(s->ref_cache, s->reftable[idx]);
+	return 0;
+}
+
+static void report(struct qcow2_refs *rf, const char *what, uint64_t c, uint64_t stored)
+{
+	char msg[120];
+
+	if (!rf->res->report)
+		return;
+	snprintf(msg, sizeof(msg), "%s cluster %llu refcount=%llu reference=%u", what,
+		 (unsigned long long)c, (unsigned long long)stored, rf->n[c]);
+	rf->res->report(rf->res->report_opaque, msg);
+}
+
+/* Stored against counted refcounts, as qemu-img check words it: more
+ * stored than used leaks, fewer is an error.  With repair, the stored
+ * count becomes the counted one.  Also the image end offset: after the
+ * last cluster either count says is used. */
 static int compare_refcounts(struct imgfmt_image *img, struct qcow2_refs *rf)
 {
+	struct qcow2 *s = qcow2_state(img);
+	struct imgfmt_check *res = rf->res;
+	uint64_t max = s->refcount_bits == 64 ? UINT64_MAX : (1ull << s->refcount_bits) - 1;
+
 	for (uint64_t c = 0; c < rf->clusters; c++) {
 		uint64_t stored;
+		bool fix;
 		int r = qcow2_refcount_get(img, c, &stored);
 		if (r < 0)
 			return r;
-		if (stored > rf->n[c]) { /* as qemu-img check: more counted than used leaks */
-			rf->res->leaks++;
-			if (rf->res->report) {
-				char msg[120];
-				snprintf(msg, sizeof(msg), "Leaked cluster %llu refcount=%llu reference=%u",
-					 (unsigned long long)c, (unsigned long long)stored, rf->n[c]);
-				rf->res->report(rf->res->report_opaque, msg);
-			}
-		} else if (stored != rf->n[c]) {
-			problem(rf, "ERROR cluster %llu refcount=%llu reference=%u", (unsigned long long)c,
-				(unsigned long long)stored, rf->n[c]);
+		if (stored || rf->n[c])
+			res->image_end_offset_bytes = (c + 1) << s->cluster_bits;
+		if (stored == rf->n[c])
+			continue;
+		if (stored > rf->n[c])
+			fix = res->repair & IMGFMT_REPAIR_LEAKS;
+		else
+			fix = (res->repair & IMGFMT_REPAIR_ERRORS) && rf->n[c] <= max;
+		if (fix) {
+			report(rf, "Repairing", c, stored);
+			if ((r = refcount_set(img, c, rf->n[c])) < 0)
+				return r;
+			if (stored > rf->n[c])
+				res->leaks_fixed++;
+			else
+				res->errors_fixed++;
+		} else if (stored > rf->n[c]) {
+			res->leaks++;
+			report(rf, "Leaked", c, stored);
+		} else {
+			rf->errors++;
+			report(rf, "ERROR", c, stored);
 		}
 	}
 	return 0;
+}
+
+/* The COPIED flag of an active L1 or L2 entry says its cluster's refcount
+ * is exactly 1 (writable in place); qemu-img check counts a mismatch as a
+ * corruption and -r all fixes the flag.  A table that is not a valid
+ * cluster of the file was reported while counting. */
+static int copied_mismatch(struct imgfmt_image *img, struct qcow2_refs *rf, uint64_t *entry,
+			   uint64_t cluster_off, bool l1, bool *fixed)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t ref;
+	int r = qcow2_refcount_get(img, cluster_off >> s->cluster_bits, &ref);
+
+	*fixed = false;
+	if (r < 0 || (ref == 1) == !!(*entry & QCOW2_OFLAG_COPIED))
+		return r;
+	if (rf->res->report) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s OFLAG_COPIED %s: %s=%llx refcount=%llu",
+			 (rf->res->repair & IMGFMT_REPAIR_ERRORS) ? "Repairing" : "ERROR",
+			 l1 ? "L2 cluster" : "data cluster", l1 ? "l1_entry" : "l2_entry",
+			 (unsigned long long)*entry, (unsigned long long)ref);
+		rf->res->report(rf->res->report_opaque, msg);
+	}
+	if (!(rf->res->repair & IMGFMT_REPAIR_ERRORS)) {
+		rf->errors++;
+		return 0;
+	}
+	*entry = ref == 1 ? *entry | QCOW2_OFLAG_COPIED : *entry & ~QCOW2_OFLAG_COPIED;
+	rf->res->errors_fixed++;
+	*fixed = true;
+	return 0;
+}
+
+static bool table_in_file(const struct qcow2 *s, uint64_t off)
+{
+	return off && !(off & (s->cluster_bytes - 1)) && off + s->cluster_bytes <= s->next_host;
+}
+
+static int check_copied(struct imgfmt_image *img, struct qcow2_refs *rf)
+{
+	struct qcow2 *s = qcow2_state(img);
+	bool fixed;
+	int r;
+
+	for (uint32_t i = 0; i < s->l1_size; i++) {
+		uint64_t l2_off = s->l1[i] & QCOW2_OFFSET_MASK;
+		uint8_t *l2;
+		if (!table_in_file(s, l2_off))
+			continue;
+		if ((r = copied_mismatch(img, rf, &s->l1[i], l2_off, true, &fixed)) < 0)
+			return r;
+		s->l1_dirty |= fixed;
+		for (uint32_t k = 0; k < s->l2_entries; k++) {
+			if ((r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
+				return r;
+			uint64_t e = imgfmt_get_be64(l2 + 8 * k), data = e & QCOW2_OFFSET_MASK;
+			if ((e & QCOW2_OFLAG_COMPRESSED) || !data || (data & (s->cluster_bytes - 1)))
+				continue;
+			if ((r = copied_mismatch(img, rf, &e, data, false, &fixed)) < 0)
+				return r;
+			if (fixed) { /* the refcount lookup may have evicted the table */
+				if ((r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
+					return r;
+				imgfmt_put_be64(l2 + 8 * k, e);
+				qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+			}
+		}
+	}
+	return 0;
+}
+
+/* After a repair that left nothing to fix: the header's dirty bit (stale
+ * refcounts) goes, and with REPAIR_ERRORS its corrupt bit. */
+static int repair_header(struct imgfmt_image *img, const struct imgfmt_check *res)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t old = s->h.incompatible_features;
+
+	if (res->errors || res->leaks)
+		return 0;
+	s->h.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
+	if (res->repair & IMGFMT_REPAIR_ERRORS)
+		s->h.incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;
+	if (s->h.incompatible_features != old)
+		s->header_dirty = true;
+	return qcow2_flush_meta(img);
 }
 
 int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res)
 {
 	struct qcow2 *s = qcow2_state(img);
 	struct qcow2_refs rf = { .res = res };
-	uint64_t allocated = 0;
 	int r;
 
 	if (img->writable && (r = qcow2_flush_meta(img)) < 0)
@@ -544,12 +697,15 @@ int qcow2_check(struct imgfmt_image *img, struct imgfmt_check *res)
 	rf.n = calloc(rf.clusters ? rf.clusters : 1, sizeof(*rf.n));
 	if (!rf.n)
 		return imgfmt_err(img, -ENOMEM, "out of memory for the check");
-	r = count_tables(img, &rf, &allocated);
+	r = count_tables(img, &rf);
 	if (r == 0)
 		r = compare_refcounts(img, &rf);
+	if (r == 0)
+		r = check_copied(img, &rf);
 	free(rf.n);
 	res->errors = rf.errors;
-	res->allocated_clusters = allocated;
 	res->total_clusters = imgfmt_div_round_up(img->size_bytes, s->cluster_bytes);
+	if (r == 0 && res->repair)
+		r = repair_header(img, res);
 	return r < 0 ? imgfmt_err(img, r, "%s: check: %s", img->path, strerror(-r)) : 0;
 }

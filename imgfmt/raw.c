@@ -60,13 +60,20 @@ static int raw_open(struct imgfmt_image *img)
 	return 0;
 }
 
-static int raw_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts)
-{
-	bool prealloc = false;
-	int r = imgfmt_opt_take_bool(img, opts, "preallocation", &prealloc);
+enum { R_PREALLOCATION };
+static const char *const prealloc_choices[] = { "off", "falloc", "on", NULL };
+static const struct imgfmt_opt_desc raw_create_opts[] = {
+	[R_PREALLOCATION] = { "preallocation", IMGFMT_OPT_ENUM, "off",
+			      "reserve the file's space at creation (falloc, or on: the same)",
+			      .choices = prealloc_choices },
+	{ 0 },
+};
 
-	if (r < 0)
-		return r;
+static int raw_create(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *ov)
+{
+	bool prealloc = ov[R_PREALLOCATION].u != 0;
+	int r;
+
 	img->cluster_bytes = RAW_CLUSTER_BYTES;
 	img->priv = img;
 	img->size_bytes = size_bytes;
@@ -86,6 +93,17 @@ static int raw_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgf
 				  (unsigned long long)size_bytes, strerror(errno));
 	if (prealloc && size_bytes && fallocate(img->fd, 0, 0, (off_t)size_bytes) < 0)
 		return imgfmt_err(img, -errno, "%s: preallocation: %s", img->path, strerror(errno));
+	return 0;
+}
+
+/* The file is the disk: as qemu-img measure, both are the size. */
+static int raw_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+		       struct imgfmt_image *src, struct imgfmt_measure *m)
+{
+	(void)img;
+	(void)ov;
+	(void)src;
+	m->required_bytes = m->fully_allocated_bytes = imgfmt_div_round_up(size, 512) * 512;
 	return 0;
 }
 
@@ -137,6 +155,18 @@ static int raw_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len
 			    struct imgfmt_extent *ext)
 {
 	imgfmt_fd_block_status(img->fd, img->is_block_device, off, len, ext);
+	ext->host_offset_bytes = off;
+	return 0;
+}
+
+static int raw_resize(struct imgfmt_image *img, uint64_t size)
+{
+	if (img->is_block_device)
+		return imgfmt_err(img, -ENOTSUP, "%s: a block device's size is its own", img->path);
+	if (ftruncate(img->fd, (off_t)size) < 0 || fsync(img->fd) < 0)
+		return imgfmt_err(img, -errno, "%s: cannot size to %llu bytes: %s", img->path,
+				  (unsigned long long)size, strerror(errno));
+	img->size_bytes = size;
 	return 0;
 }
 
@@ -158,11 +188,14 @@ const struct imgfmt_driver imgfmt_raw_driver = {
 	.description = "raw disk image or block device",
 	.probe = raw_probe,
 	.open = raw_open,
+	.create_opts = raw_create_opts,
 	.create = raw_create,
+	.measure = raw_measure,
 	.pread = raw_pread,
 	.pwrite = raw_pwrite,
 	.write_zeroes = raw_write_zeroes,
 	.block_status = raw_block_status,
 	.close = raw_close,
 	.info = raw_info,
+	.resize = raw_resize,
 };

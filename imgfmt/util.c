@@ -1,5 +1,5 @@
 /* Small helpers shared by the core and the drivers: fd I/O, sizes, zero
- * detection, CRC-32C, create options. */
+ * detection, CRC-32C, info lines. */
 #include "driver.h"
 
 #include <ctype.h>
@@ -226,114 +226,6 @@ uint32_t imgfmt_crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
-}
-
-/* ---- create options ---- */
-
-void imgfmt_optlist_free(struct imgfmt_optlist *o)
-{
-	for (size_t i = 0; i < o->n; i++) {
-		free(o->v[i].key);
-		free(o->v[i].val);
-	}
-	free(o->v);
-	o->v = NULL;
-	o->n = 0;
-}
-
-static int optlist_add(struct imgfmt_optlist *o, const char *item, size_t len,
-		       char *err, size_t err_bytes)
-{
-	const char *eq = memchr(item, '=', len);
-	struct imgfmt_opt *nv;
-
-	if (!eq || eq == item) {
-		snprintf(err, err_bytes, "option '%.*s' is not of the form key=value", (int)len, item);
-		return -EINVAL;
-	}
-	nv = realloc(o->v, (o->n + 1) * sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	o->v = nv;
-	nv = &o->v[o->n];
-	nv->key = strndup(item, (size_t)(eq - item));
-	nv->val = strndup(eq + 1, len - (size_t)(eq - item) - 1);
-	nv->used = false;
-	if (!nv->key || !nv->val) {
-		free(nv->key);
-		free(nv->val);
-		return -ENOMEM;
-	}
-	o->n++;
-	return 0;
-}
-
-int imgfmt_optlist_parse(const char *s, struct imgfmt_optlist *o, char *err, size_t err_bytes)
-{
-	o->v = NULL;
-	o->n = 0;
-	while (s && *s) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma ? (size_t)(comma - s) : strlen(s);
-		if (len) {
-			int r = optlist_add(o, s, len, err, err_bytes);
-			if (r < 0) {
-				imgfmt_optlist_free(o);
-				return r;
-			}
-		}
-		s = comma ? comma + 1 : NULL;
-	}
-	return 0;
-}
-
-const char *imgfmt_optlist_unused(const struct imgfmt_optlist *o)
-{
-	for (size_t i = 0; i < o->n; i++)
-		if (!o->v[i].used)
-			return o->v[i].key;
-	return NULL;
-}
-
-const char *imgfmt_opt_take(struct imgfmt_optlist *o, const char *key)
-{
-	const char *val = NULL;
-
-	for (size_t i = 0; o && i < o->n; i++) {
-		if (strcmp(o->v[i].key, key) == 0) {
-			o->v[i].used = true;
-			val = o->v[i].val; /* the last one wins */
-		}
-	}
-	return val;
-}
-
-int imgfmt_opt_take_size(struct imgfmt_image *img, struct imgfmt_optlist *o,
-			 const char *key, uint64_t *out)
-{
-	const char *v = imgfmt_opt_take(o, key);
-
-	if (!v)
-		return 0;
-	if (imgfmt_parse_size(v, out) < 0)
-		return imgfmt_err(img, -EINVAL, "option %s: '%s' is not a size", key, v);
-	return 1;
-}
-
-int imgfmt_opt_take_bool(struct imgfmt_image *img, struct imgfmt_optlist *o,
-			 const char *key, bool *out)
-{
-	const char *v = imgfmt_opt_take(o, key);
-
-	if (!v)
-		return 0;
-	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-		*out = true;
-	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-		*out = false;
-	else
-		return imgfmt_err(img, -EINVAL, "option %s: '%s' is not on/off", key, v);
-	return 1;
 }
 
 void imgfmt_info_add(struct imgfmt_info *info, const char *key, bool is_number,

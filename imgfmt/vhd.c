@@ -1168,7 +1168,14 @@ static int parent_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 	if (r < 0)
 		return imgfmt_err(img, r, "%s", imgfmt_errmsg(p));
 	ext->offset_bytes = off;
+	ext->depth++;
 	return 0;
+}
+
+/* Where guest offset in of block blk lies in the file (allocated blocks). */
+static uint64_t block_host(const struct vpc *s, uint32_t blk, uint64_t in)
+{
+	return (uint64_t)s->bat[blk] * VPC_SECTOR_BYTES + s->bitmap_bytes + in;
 }
 
 /* Inside one allocated differencing block: runs of the bitmap. */
@@ -1189,6 +1196,7 @@ static int diff_block_status(struct imgfmt_image *img, struct vpc *s, uint32_t b
 		return parent_status(img, off, n, ext);
 	ext->type = IMGFMT_EXTENT_DATA;
 	ext->length_bytes = n;
+	ext->host_offset_bytes = block_host(s, blk, in);
 	return 0;
 }
 
@@ -1198,6 +1206,7 @@ static int fixed_block_status(struct imgfmt_image *img, uint64_t off, uint64_t l
 			      struct imgfmt_extent *ext)
 {
 	imgfmt_fd_block_status(img->fd, img->is_block_device, off, len, ext);
+	ext->host_offset_bytes = off;
 	return 0;
 }
 
@@ -1216,47 +1225,88 @@ static int vpc_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len
 	if (s->diff && allocated)
 		return diff_block_status(img, s, blk, off % s->block_bytes, len, off, ext);
 	last = (uint32_t)((off + len - 1) / s->block_bytes);
-	while (blk < last && (s->bat[blk + 1] != VPC_BAT_UNUSED) == allocated)
-		blk++;
+	/* a run of unallocated blocks, or of allocated ones whose data follow
+	 * each other in the file */
+	for (uint32_t b = blk; b < last; b++) {
+		if ((s->bat[b + 1] != VPC_BAT_UNUSED) != allocated ||
+		    (allocated && block_host(s, b + 1, 0) != block_host(s, b, s->block_bytes)))
+			break;
+		blk = b + 1;
+	}
 	run = min_u64(((uint64_t)blk + 1) * s->block_bytes - off, len);
 	if (s->diff)
 		return parent_status(img, off, run, ext);
 	ext->type = allocated ? IMGFMT_EXTENT_DATA : IMGFMT_EXTENT_HOLE;
 	ext->length_bytes = run;
+	if (allocated)
+		ext->host_offset_bytes = block_host(s, (uint32_t)(off / s->block_bytes), off % s->block_bytes);
 	return 0;
 }
 
 /* ---- create ---- */
 
+/* The create options.  force_size as in qemu-img: on, the footer carries
+ * the exact size asked for (p2v's default, which QEMU reads back exactly
+ * since the creator is "qem2"); off, the size is rounded up to the CHS
+ * geometry the way qemu-img does by default. */
+enum { V_SUBFORMAT, V_BLOCK_SIZE, V_AZURE, V_FORCE_SIZE };
+static const char *const vpc_subformats[] = { "dynamic", "fixed", NULL };
+static const struct imgfmt_opt_desc vpc_create_opts[] = {
+	[V_SUBFORMAT] = { "subformat", IMGFMT_OPT_ENUM, "dynamic", "VHD type (azure=on implies fixed)",
+			  .choices = vpc_subformats },
+	[V_BLOCK_SIZE] = { "block_size", IMGFMT_OPT_SIZE, "2M", "block size of a dynamic VHD",
+			   .min = VPC_MIN_CREATE_BLOCK_BYTES, .max = VPC_MAX_BLOCK_BYTES, .pow2 = true },
+	[V_AZURE] = { "azure", IMGFMT_OPT_BOOL, "off",
+		      "for Azure: a fixed VHD whose size is rounded up to a whole MiB", .choices = NULL },
+	[V_FORCE_SIZE] = { "force_size", IMGFMT_OPT_BOOL, "on",
+			   "exact size in the footer; off rounds up to the CHS geometry as qemu-img does",
+			   .choices = NULL },
+	{ 0 },
+};
+
 struct vpc_create_opts {
-	bool fixed, azure;
+	bool fixed, azure, force_size;
 	uint64_t block_bytes;
 };
 
-static int parse_create_opts(struct imgfmt_image *img, struct imgfmt_optlist *opts,
+static int parse_create_opts(struct imgfmt_image *img, const struct imgfmt_optval *ov,
 			     struct vpc_create_opts *co)
 {
-	const char *sub = imgfmt_opt_take(opts, "subformat");
-	int has_block = imgfmt_opt_take_size(img, opts, "block_size", &co->block_bytes);
-	int r = imgfmt_opt_take_bool(img, opts, "azure", &co->azure);
-
-	if (has_block < 0 || r < 0)
-		return has_block < 0 ? has_block : r;
-	if (sub && strcmp(sub, "fixed") && strcmp(sub, "dynamic"))
-		return imgfmt_err(img, -EINVAL, "vpc: subformat '%s' is not fixed or dynamic", sub);
-	co->fixed = (sub && !strcmp(sub, "fixed")) || (!sub && co->azure);
+	co->azure = ov[V_AZURE].u;
+	co->force_size = ov[V_FORCE_SIZE].u;
+	co->fixed = ov[V_SUBFORMAT].u == 1 || (!ov[V_SUBFORMAT].set && co->azure);
+	co->block_bytes = ov[V_BLOCK_SIZE].u;
 	if (co->azure && !co->fixed)
 		return imgfmt_err(img, -EINVAL, "vpc: azure=on needs subformat=fixed (Azure takes fixed VHDs only)");
-	if (has_block && co->fixed)
+	if (ov[V_BLOCK_SIZE].set && co->fixed)
 		return imgfmt_err(img, -EINVAL, "vpc: block_size applies to dynamic images only");
-	if (!has_block)
-		co->block_bytes = VPC_DEFAULT_BLOCK_BYTES;
-	if (!imgfmt_is_pow2(co->block_bytes) || co->block_bytes < VPC_MIN_CREATE_BLOCK_BYTES ||
-	    co->block_bytes > VPC_MAX_BLOCK_BYTES)
-		return imgfmt_err(img, -EINVAL,
-				  "vpc: block_size %llu is not a power of two from 512 KiB to 256 MiB",
-				  (unsigned long long)co->block_bytes);
 	return 0;
+}
+
+/* qemu-img's default size: the smallest CHS geometry holding the size
+ * asked for (or the exact size when the geometry maxes out). */
+static uint64_t chs_rounded_bytes(uint64_t size_bytes)
+{
+	uint64_t want = imgfmt_div_round_up(size_bytes, VPC_SECTOR_BYTES), have = 0;
+	uint16_t c;
+	uint8_t h, spt;
+
+	if (want > VPC_CHS_MAX_SECTORS)
+		want = VPC_CHS_MAX_SECTORS;
+	/* each step adds one sector to the request: ends within 65535*16 steps */
+	for (uint64_t i = 0; have < want; i++) {
+		vpc_chs(want + i, &c, &h, &spt);
+		have = (uint64_t)c * h * spt;
+	}
+	return have == VPC_CHS_MAX_SECTORS ? size_bytes : have * VPC_SECTOR_BYTES;
+}
+
+/* The virtual size a new VHD gets for size_bytes asked for. */
+static uint64_t create_size(const struct vpc_create_opts *co, uint64_t size_bytes)
+{
+	if (!co->force_size)
+		size_bytes = chs_rounded_bytes(size_bytes);
+	return round_up(size_bytes, co->azure ? VPC_AZURE_ALIGN_BYTES : VPC_SECTOR_BYTES);
 }
 
 static int new_footer(struct imgfmt_image *img, struct vpc *s, bool fixed)
@@ -1337,11 +1387,10 @@ static int create_dynamic(struct imgfmt_image *img, struct vpc *s, uint32_t bloc
 	return r < 0 ? r : write_footer(img, s);
 }
 
-static int vpc_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts)
+static int vpc_create(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *opts)
 {
 	struct vpc_create_opts co = { 0 };
 	struct vpc *s = calloc(1, sizeof(*s));
-	uint64_t align;
 	int r;
 
 	if (!s)
@@ -1350,18 +1399,201 @@ static int vpc_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgf
 	r = parse_create_opts(img, opts, &co);
 	if (r < 0)
 		return r;
-	align = co.azure ? VPC_AZURE_ALIGN_BYTES : VPC_SECTOR_BYTES;
 	if (size_bytes > VPC_MAX_SIZE_BYTES)
 		return imgfmt_err(img, -EFBIG,
 				  "vpc: %llu bytes exceed the VHD limit of 2040 GiB; use VHDX (-O vhdx) for larger disks",
 				  (unsigned long long)size_bytes);
-	img->size_bytes = round_up(size_bytes, align);
+	img->size_bytes = create_size(&co, size_bytes);
 	r = new_footer(img, s, co.fixed);
 	if (r < 0)
 		return r;
 	if (co.fixed)
 		return create_fixed(img, s);
 	return create_dynamic(img, s, (uint32_t)co.block_bytes);
+}
+
+/* ---- resize ---- */
+
+static int sync_file(struct imgfmt_image *img)
+{
+	if (fdatasync(img->fd) < 0 && errno != EINVAL)
+		return imgfmt_err(img, -errno, "%s: fdatasync: %s", img->path, strerror(errno));
+	return 0;
+}
+
+/* The footer says the new size.  QEMU takes the CHS product instead for
+ * creators it does not know (qemu-img's own "qemu" among them): when that
+ * would be another size, the footer says p2v wrote it, as create does. */
+static void set_size(struct vpc *s, uint64_t size)
+{
+	static const char *const exact[] = { "win ", "qem2", "d2v ", "CTXS", "tap\0" };
+	bool trusted = false;
+
+	s->footer.cur_size = size;
+	vpc_chs(size / VPC_SECTOR_BYTES, &s->footer.cyls, &s->footer.heads, &s->footer.spt);
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		trusted = trusted || !memcmp(s->footer.creator_app, exact[i], 4);
+	if (!trusted && (uint64_t)s->footer.cyls * s->footer.heads * s->footer.spt * VPC_SECTOR_BYTES != size) {
+		memcpy(s->footer.creator_app, VPC_CREATOR_APP, 4);
+		s->footer.creator_ver = VPC_CREATOR_VERSION;
+		memcpy(s->footer.creator_os, VPC_CREATOR_OS, 4);
+	}
+}
+
+/* The new footer at the new end first (a valid image of the new size from
+ * then on), then the old one's sector zeroed or cut off. */
+static int resize_fixed(struct imgfmt_image *img, struct vpc *s, uint64_t size)
+{
+	static const uint8_t zero[VPC_FOOTER_BYTES];
+	uint64_t old = img->size_bytes;
+	int r;
+
+	if (img->is_block_device)
+		return imgfmt_err(img, -ENOTSUP, "%s: a fixed VHD on a block device cannot change size", img->path);
+	set_size(s, size);
+	s->end_bytes = size;
+	if ((r = write_footer(img, s)) < 0 || (r = sync_file(img)) < 0)
+		return r;
+	if (size > old)
+		r = write_at(img, zero, sizeof(zero), old, "old footer's sector");
+	else if (ftruncate(img->fd, (off_t)(size + VPC_FOOTER_BYTES)) < 0)
+		r = imgfmt_err(img, -errno, "%s: truncating: %s", img->path, strerror(errno));
+	img->size_bytes = size;
+	return r < 0 ? r : sync_file(img);
+}
+
+/* Where the BAT can grow to in place: the first block after it, or the end. */
+static uint64_t bat_limit(const struct vpc *s)
+{
+	uint64_t limit = s->end_bytes;
+
+	for (uint32_t i = 0; i < s->n_blocks; i++) {
+		uint64_t off = (uint64_t)s->bat[i] * VPC_SECTOR_BYTES;
+		if (s->bat[i] != VPC_BAT_UNUSED && off >= s->bat_off && off < limit)
+			limit = off;
+	}
+	if (s->footer.data_offset >= s->bat_off && s->footer.data_offset < limit)
+		limit = s->footer.data_offset;
+	return limit;
+}
+
+/* A BAT of n entries (the new ones unused): in place when there is room,
+ * else at the end of the file, where new blocks would go; then the dynamic
+ * header points at it.  The image keeps its old size meanwhile. */
+static int grow_bat(struct imgfmt_image *img, struct vpc *s, uint32_t n)
+{
+	uint64_t off = s->bat_off, bytes = round_up((uint64_t)n * 4, VPC_SECTOR_BYTES);
+	uint32_t *bat = malloc(bytes), *be = malloc(bytes);
+	struct vpc_header_disk hd;
+	int r;
+
+	if (!bat || !be) {
+		free(bat);
+		free(be);
+		return imgfmt_err(img, -ENOMEM, "out of memory for a BAT of %u entries", n);
+	}
+	memset(bat, 0xFF, bytes);
+	memcpy(bat, s->bat, (size_t)s->n_blocks * 4);
+	for (uint64_t i = 0; i < bytes / 4; i++)
+		be[i] = htobe32(bat[i]);
+	if (bat_limit(s) - s->bat_off < (uint64_t)n * 4) {
+		off = round_up(s->end_bytes, VPC_SECTOR_BYTES);
+		r = write_at(img, be, bytes, off, "BAT");
+		s->end_bytes = off + bytes;
+	} else {
+		r = write_at(img, be + s->n_blocks, ((size_t)n - s->n_blocks) * 4, off + (uint64_t)s->n_blocks * 4, "BAT");
+	}
+	free(be);
+	s->hdr.table_offset = off;
+	s->hdr.max_entries = n;
+	header_encode(&s->hdr, &hd);
+	if (r == 0 && (r = sync_file(img)) == 0)
+		r = write_at(img, &hd, sizeof(hd), s->footer.data_offset, "dynamic header");
+	if (r < 0) {
+		free(bat);
+		return r;
+	}
+	free(s->bat);
+	s->bat = bat;
+	s->bat_off = off;
+	s->n_blocks = n;
+	return sync_file(img);
+}
+
+/* Dynamic: the BAT grows first, then the footer and its copy say the size. */
+static int resize_dynamic(struct imgfmt_image *img, struct vpc *s, uint64_t size)
+{
+	uint64_t need = imgfmt_div_round_up(size, s->block_bytes);
+	struct vpc_footer_disk d;
+	int r;
+
+	if (s->diff)
+		return imgfmt_err(img, -ENOTSUP, "%s: differencing VHDs are read-only here", img->path);
+	if (size < img->size_bytes)
+		return imgfmt_err(img, -ENOTSUP, "%s: a dynamic VHD cannot shrink here (its blocks past the "
+				  "end would stay allocated); p2v convert to a smaller one instead", img->path);
+	if ((r = write_metadata(img, s)) < 0 || (r = sync_file(img)) < 0)
+		return r;
+	if (need > s->n_blocks && (r = grow_bat(img, s, (uint32_t)need)) < 0)
+		return r;
+	set_size(s, size);
+	footer_encode(&s->footer, &d);
+	r = write_at(img, &d, sizeof(d), 0, "footer copy");
+	if (r == 0)
+		r = write_footer(img, s);
+	img->size_bytes = size;
+	return r < 0 ? r : sync_file(img);
+}
+
+static int vpc_resize(struct imgfmt_image *img, uint64_t size)
+{
+	struct vpc *s = img->priv;
+
+	size = round_up(size, VPC_SECTOR_BYTES);
+	if (size > VPC_MAX_SIZE_BYTES)
+		return imgfmt_err(img, -EFBIG, "%s: %llu bytes exceed the VHD limit of 2040 GiB; use VHDX",
+				  img->path, (unsigned long long)size);
+	return s->dynamic ? resize_dynamic(img, s, size) : resize_fixed(img, s, size);
+}
+
+/* ---- measure ---- */
+
+/* The end of a dynamic VHD's data after n blocks allocated as alloc_block
+ * does from meta_end: each block's data 4 KiB-aligned after its bitmap. */
+static uint64_t blocks_end(uint64_t meta_end, uint64_t bitmap_bytes, uint64_t block_bytes, uint64_t n)
+{
+	uint64_t stride = round_up(bitmap_bytes, VPC_DATA_ALIGN_BYTES) + block_bytes;
+
+	if (n == 0)
+		return meta_end;
+	return round_up(meta_end + bitmap_bytes, VPC_DATA_ALIGN_BYTES) + block_bytes + (n - 1) * stride;
+}
+
+static int vpc_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+		       struct imgfmt_image *src, struct imgfmt_measure *m)
+{
+	struct vpc_create_opts co;
+	uint64_t n_blocks, bitmap, meta, data;
+	int r = parse_create_opts(img, ov, &co);
+
+	if (r < 0)
+		return r;
+	if (size > VPC_MAX_SIZE_BYTES)
+		return imgfmt_err(img, -EFBIG, "vpc: %llu bytes exceed the VHD limit of 2040 GiB",
+				  (unsigned long long)size);
+	size = create_size(&co, size);
+	if (co.fixed) {
+		m->required_bytes = m->fully_allocated_bytes = size + VPC_FOOTER_BYTES;
+		return 0;
+	}
+	n_blocks = imgfmt_div_round_up(size, co.block_bytes);
+	bitmap = round_up(co.block_bytes / VPC_SECTOR_BYTES / 8, VPC_SECTOR_BYTES);
+	meta = VPC_FOOTER_BYTES + VPC_HEADER_BYTES + round_up(n_blocks * 4 + (n_blocks == 0), VPC_SECTOR_BYTES);
+	if ((r = imgfmt_measure_data(img, src, co.block_bytes, &data)) < 0)
+		return r;
+	m->required_bytes = blocks_end(meta, bitmap, co.block_bytes, data / co.block_bytes) + VPC_FOOTER_BYTES;
+	m->fully_allocated_bytes = blocks_end(meta, bitmap, co.block_bytes, n_blocks) + VPC_FOOTER_BYTES;
+	return 0;
 }
 
 /* ---- info and check ---- */
@@ -1388,20 +1620,20 @@ static int vpc_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	printable4(f->creator_app, app);
 	printable4(f->creator_os, os);
 	uuid_str(f->uuid, uuid, sizeof(uuid));
-	imgfmt_info_add(info, "creator_app", false, "%s", app);
-	imgfmt_info_add(info, "creator_version", false, "%u.%u", f->creator_ver >> 16,
+	imgfmt_info_add(info, "creator-app", false, "%s", app);
+	imgfmt_info_add(info, "creator-version", false, "%u.%u", f->creator_ver >> 16,
 			f->creator_ver & 0xFFFF);
-	imgfmt_info_add(info, "creator_os", false, "%s", os);
+	imgfmt_info_add(info, "creator-os", false, "%s", os);
 	imgfmt_info_add(info, "geometry", false, "%u/%u/%u", f->cyls, f->heads, f->spt);
 	imgfmt_info_add(info, "uuid", false, "%s", uuid);
 	if (!s->dynamic) {
 		info->cluster_bytes = 0;
 		return 0;
 	}
-	imgfmt_info_add(info, "block_size", true, "%u", s->block_bytes);
+	imgfmt_info_add(info, "block-size", true, "%u", s->block_bytes);
 	if (s->diff) {
 		uuid_str(s->hdr.parent_uuid, uuid, sizeof(uuid));
-		imgfmt_info_add(info, "parent_uuid", false, "%s", uuid);
+		imgfmt_info_add(info, "parent-uuid", false, "%s", uuid);
 		if (!utf16_to_utf8(s->hdr.parent_name, sizeof(s->hdr.parent_name), true,
 				   info->backing_file, sizeof(info->backing_file)))
 			info->backing_file[0] = 0;
@@ -1487,12 +1719,17 @@ static int vpc_check(struct imgfmt_image *img, struct imgfmt_check *res)
 	return 0;
 }
 
+static const char *const vpc_magic[] = { "conectix", NULL };
+
 const struct imgfmt_driver imgfmt_vpc_driver = {
 	.name = "vpc",
 	.description = "Microsoft VHD (Virtual PC, Hyper-V, Azure): fixed, dynamic, differencing",
+	.magic = vpc_magic,
 	.probe = vpc_probe,
 	.open = vpc_open,
+	.create_opts = vpc_create_opts,
 	.create = vpc_create,
+	.measure = vpc_measure,
 	.pread = vpc_pread,
 	.pwrite = vpc_pwrite,
 	.write_zeroes = vpc_write_zeroes,
@@ -1501,5 +1738,6 @@ const struct imgfmt_driver imgfmt_vpc_driver = {
 	.finish = vpc_finish,
 	.close = vpc_close,
 	.info = vpc_info,
+	.resize = vpc_resize,
 	.check = vpc_check,
 };

@@ -810,7 +810,17 @@ static int parent_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 	r = imgfmt_block_status(img->backing, off, min_u64(len, psize - off), ext);
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: parent: %s", img->path, imgfmt_errmsg(img->backing));
+	ext->depth++;
 	return 0;
+}
+
+/* Where a fully present block's bytes lie in the file (else none as is:
+ * a partially present block mixes in its parent's). */
+static uint64_t host_of(uint64_t entry, uint64_t in)
+{
+	if (VHDX_BAT_STATE(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+		return IMGFMT_NO_HOST_OFFSET;
+	return VHDX_BAT_OFFSET_BYTES(entry) + in;
 }
 
 static int vhdx_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
@@ -821,15 +831,19 @@ static int vhdx_block_status(struct imgfmt_image *img, uint64_t off, uint64_t le
 	uint64_t n = min_u64(len, v->block_bytes - off % v->block_bytes);
 	bool from_parent = kind_of(v, e) == RUN_PARENT;
 	enum imgfmt_extent_type t = status_of(v, e);
+	uint64_t host = host_of(e, off % v->block_bytes);
 
 	while (n < len) {
-		uint64_t ne = v->bat[bat_index(v, ++b)];
-		if (status_of(v, ne) != t || (kind_of(v, ne) == RUN_PARENT) != from_parent)
+		uint64_t ne = v->bat[bat_index(v, ++b)], nh = host_of(ne, 0);
+		if (status_of(v, ne) != t || (kind_of(v, ne) == RUN_PARENT) != from_parent ||
+		    (host == IMGFMT_NO_HOST_OFFSET) != (nh == IMGFMT_NO_HOST_OFFSET) ||
+		    (host != IMGFMT_NO_HOST_OFFSET && nh != host + n))
 			break;
 		n = min_u64(n + v->block_bytes, len);
 	}
 	ext->type = t;
 	ext->length_bytes = n;
+	ext->host_offset_bytes = host;
 	return from_parent ? parent_status(img, off, n, ext) : 0;
 }
 
@@ -1005,33 +1019,64 @@ static int vhdx_finish(struct imgfmt_image *img)
 	return r;
 }
 
-/* ---- creating ---- */
+/* ---- resize ---- */
 
-static int take_pow2_size(struct imgfmt_image *img, struct imgfmt_optlist *o, const char *key,
-			  uint64_t min, uint64_t max, uint32_t *out)
+static void allocate_all(struct vhdx *v)
 {
-	uint64_t val = *out;
-	int r = imgfmt_opt_take_size(img, o, key, &val);
-
-	if (r < 0)
-		return r;
-	if (!imgfmt_is_pow2(val) || val < min || val > max)
-		return imgfmt_err(img, -EINVAL, "option %s: %llu is not a power of two from %llu to %llu",
-				  key, (unsigned long long)val, (unsigned long long)min,
-				  (unsigned long long)max);
-	*out = (uint32_t)val;
-	return 0;
+	for (uint64_t b = 0; b < v->data_blocks; b++)
+		block_host(v, b);
 }
 
-static int take_sector_size(struct imgfmt_image *img, struct imgfmt_optlist *o, const char *key,
-			    uint32_t *out)
+/* Grow: the BAT's new entries (unallocated, or new blocks for a fixed
+ * VHDX) within the BAT region, on disk first; then the disk size item, in
+ * one write.  Shrinking and a BAT past its region are refused. */
+static int vhdx_resize(struct imgfmt_image *img, uint64_t size)
 {
-	int r = take_pow2_size(img, o, key, 512, 4096, out);
+	struct vhdx *v = V(img), g = *v;
+	uint64_t *bat;
+	uint8_t le[8];
+	int r;
 
-	if (r == 0 && *out != 512 && *out != 4096)
-		r = imgfmt_err(img, -EINVAL, "option %s: %u is neither 512 nor 4096", key, *out);
+	if (v->has_parent)
+		return imgfmt_err(img, -ENOTSUP, "%s: differencing VHDX images are read-only here", img->path);
+	size = imgfmt_div_round_up(size, v->logical_sector_bytes) * v->logical_sector_bytes;
+	if (size < img->size_bytes)
+		return imgfmt_err(img, -ENOTSUP, "%s: a VHDX cannot shrink here (its blocks past the end would "
+				  "stay allocated); p2v convert to a smaller one instead", img->path);
+	if (size > VHDX_MAX_DISK_BYTES)
+		return imgfmt_err(img, -EFBIG, "%s: VHDX images are at most 64 TiB", img->path);
+	compute_geometry(&g, size);
+	if (g.bat_entries * 8 > v->bat_length_bytes)
+		return imgfmt_err(img, -ENOTSUP, "%s: %llu bytes need %llu BAT entries, the BAT region holds %u; "
+				  "p2v convert to a larger VHDX instead", img->path, (unsigned long long)size,
+				  (unsigned long long)g.bat_entries, v->bat_length_bytes / 8);
+	if ((r = begin_write(img, v)) < 0)
+		return r;
+	bat = calloc(g.bat_entries ? g.bat_entries : 1, 8);
+	if (!bat)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	memcpy(bat, v->bat, v->bat_entries * 8);
+	free(v->bat);
+	v->bat = bat;
+	v->data_blocks = g.data_blocks;
+	v->bitmap_blocks = g.bitmap_blocks;
+	v->bat_entries = g.bat_entries;
+	if (v->leave_blocks_allocated)
+		allocate_all(v);
+	r = extend_file(img, v);
+	if (r == 0)
+		r = write_bat(img, v);
+	if (r == 0 && fdatasync(img->fd) < 0 && errno != EINVAL)
+		r = imgfmt_err(img, -errno, "%s: fdatasync: %s", img->path, strerror(errno));
+	imgfmt_put_le64(le, size);
+	if (r == 0 && (r = imgfmt_fd_pwrite(img->fd, le, 8, v->size_item_offset)) < 0)
+		r = imgfmt_err(img, r, "%s: writing the disk size: %s", img->path, strerror(-r));
+	if (r == 0)
+		img->size_bytes = size;
 	return r;
 }
+
+/* ---- creating ---- */
 
 /* Default block size as qemu-img chooses it (32 MiB, Hyper-V's default, for
  * disks over 100 GiB; smaller for small disks), so outputs match in size. */
@@ -1044,32 +1089,31 @@ static uint32_t default_block_bytes(uint64_t size_bytes)
 	return size_bytes > (1ull << 30) ? 16u * VHDX_MIB : 8u * VHDX_MIB;
 }
 
-static int take_options(struct imgfmt_image *img, struct vhdx *v, struct imgfmt_optlist *o,
-			uint64_t size_bytes)
-{
-	const char *sub = imgfmt_opt_take(o, "subformat");
-	uint64_t log_bytes = DEFAULT_LOG_BYTES;
-	int r;
+enum { X_SUBFORMAT, X_BLOCK_SIZE, X_LOG_SIZE, X_LOGICAL_SECTOR, X_PHYSICAL_SECTOR };
+static const char *const vhdx_subformats[] = { "dynamic", "fixed", NULL };
+static const char *const sector_choices[] = { "512", "4096", NULL };
+static const struct imgfmt_opt_desc vhdx_create_opts[] = {
+	[X_SUBFORMAT] = { "subformat", IMGFMT_OPT_ENUM, "dynamic",
+			  "VHDX type (fixed: every block allocated)", .choices = vhdx_subformats },
+	[X_BLOCK_SIZE] = { "block_size", IMGFMT_OPT_SIZE, NULL,
+			   "payload block size; by default 8M, 16M over 1 GiB, 32M over 100 GiB, 64M over 32 TiB (as qemu-img)",
+			   .min = VHDX_MIN_BLOCK_BYTES, .max = VHDX_MAX_BLOCK_BYTES, .pow2 = true },
+	[X_LOG_SIZE] = { "log_size", IMGFMT_OPT_SIZE, "1M", "metadata log size",
+			 .min = VHDX_MIB, .max = 1024ull * VHDX_MIB, .multiple = VHDX_MIB },
+	[X_LOGICAL_SECTOR] = { "logical_sector_size", IMGFMT_OPT_ENUM, "512", "sector size the guest sees",
+			       .choices = sector_choices },
+	[X_PHYSICAL_SECTOR] = { "physical_sector_size", IMGFMT_OPT_ENUM, "4096",
+				"physical sector size reported to the guest", .choices = sector_choices },
+	{ 0 },
+};
 
-	if (sub && strcmp(sub, "dynamic") && strcmp(sub, "fixed"))
-		return imgfmt_err(img, -EINVAL, "option subformat: '%s' is neither dynamic nor fixed", sub);
-	v->leave_blocks_allocated = sub && !strcmp(sub, "fixed");
-	v->block_bytes = default_block_bytes(size_bytes);
-	v->logical_sector_bytes = 512;
-	v->physical_sector_bytes = 4096;
-	r = take_pow2_size(img, o, "block_size", VHDX_MIN_BLOCK_BYTES, VHDX_MAX_BLOCK_BYTES,
-			   &v->block_bytes);
-	if (r == 0)
-		r = take_sector_size(img, o, "logical_sector_size", &v->logical_sector_bytes);
-	if (r == 0)
-		r = take_sector_size(img, o, "physical_sector_size", &v->physical_sector_bytes);
-	if (r == 0 && imgfmt_opt_take_size(img, o, "log_size", &log_bytes) < 0)
-		r = -EINVAL;
-	if (r == 0 && (log_bytes == 0 || log_bytes % VHDX_MIB || log_bytes > 1024ull * VHDX_MIB))
-		r = imgfmt_err(img, -EINVAL, "option log_size: %llu is not a multiple of 1 MiB up to 1 GiB",
-			       (unsigned long long)log_bytes);
-	v->log_length_bytes = (uint32_t)log_bytes;
-	return r;
+static void take_options(struct vhdx *v, const struct imgfmt_optval *ov, uint64_t size_bytes)
+{
+	v->leave_blocks_allocated = ov[X_SUBFORMAT].u == 1;
+	v->block_bytes = ov[X_BLOCK_SIZE].set ? (uint32_t)ov[X_BLOCK_SIZE].u : default_block_bytes(size_bytes);
+	v->logical_sector_bytes = ov[X_LOGICAL_SECTOR].u ? 4096 : 512;
+	v->physical_sector_bytes = ov[X_PHYSICAL_SECTOR].u ? 4096 : 512;
+	v->log_length_bytes = (uint32_t)ov[X_LOG_SIZE].u;
 }
 
 /* Log, metadata, BAT, then payload blocks, each MiB-aligned. */
@@ -1129,6 +1173,7 @@ static int write_structures(struct imgfmt_image *img, struct vhdx *v)
 	for (unsigned copy = 0; copy < 2 && r == 0; copy++)
 		r = imgfmt_fd_pwrite(img->fd, buf, VHDX_REGION_TABLE_BYTES, REGION_TABLE_OFF(copy));
 	vhdx_build_metadata(v, img->size_bytes, buf);
+	v->size_item_offset = v->meta_offset_bytes + VHDX_META_TABLE_BYTES + 8; /* as built */
 	if (r == 0)
 		r = imgfmt_fd_pwrite(img->fd, buf, 4096, v->meta_offset_bytes);
 	if (r == 0)
@@ -1139,12 +1184,6 @@ static int write_structures(struct imgfmt_image *img, struct vhdx *v)
 		return imgfmt_err(img, r, "%s: writing the image structures: %s", img->path,
 				  strerror(-r));
 	return 0;
-}
-
-static void allocate_all(struct vhdx *v)
-{
-	for (uint64_t b = 0; b < v->data_blocks; b++)
-		block_host(v, b);
 }
 
 static int create_state(struct imgfmt_image *img, struct vhdx *v, uint64_t size_bytes)
@@ -1170,7 +1209,29 @@ static int create_state(struct imgfmt_image *img, struct vhdx *v, uint64_t size_
 	return 0;
 }
 
-static int vhdx_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts)
+/* Headers, log, metadata and BAT as lay_out() places them, then a block
+ * for each one the data touches (all of them when fixed). */
+static int vhdx_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+			struct imgfmt_image *src, struct imgfmt_measure *m)
+{
+	struct vhdx v = { 0 };
+	uint64_t data;
+	int r;
+
+	take_options(&v, ov, size);
+	size = imgfmt_div_round_up(size, v.logical_sector_bytes) * v.logical_sector_bytes;
+	if (size > VHDX_MAX_DISK_BYTES)
+		return imgfmt_err(img, -EINVAL, "VHDX images are at most 64 TiB, not %llu bytes",
+				  (unsigned long long)size);
+	lay_out(&v, size);
+	if ((r = imgfmt_measure_data(img, src, v.block_bytes, &data)) < 0)
+		return r;
+	m->fully_allocated_bytes = v.alloc_end_bytes + v.data_blocks * v.block_bytes;
+	m->required_bytes = v.leave_blocks_allocated ? m->fully_allocated_bytes : v.alloc_end_bytes + data;
+	return 0;
+}
+
+static int vhdx_create(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *opts)
 {
 	struct vhdx *v = calloc(1, sizeof(*v));
 	int r;
@@ -1179,9 +1240,7 @@ static int vhdx_create(struct imgfmt_image *img, uint64_t size_bytes, struct img
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	img->priv = v;
 	v->bitmap_chunk = UINT64_MAX;
-	r = take_options(img, v, opts, size_bytes);
-	if (r < 0)
-		return r;
+	take_options(v, opts, size_bytes);
 	size_bytes = imgfmt_div_round_up(size_bytes, v->logical_sector_bytes) * v->logical_sector_bytes;
 	if (size_bytes > VHDX_MAX_DISK_BYTES)
 		return imgfmt_err(img, -EINVAL, "VHDX images are at most 64 TiB, not %llu bytes",
@@ -1213,17 +1272,17 @@ static int vhdx_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	char g[VHDX_GUID_STR_BYTES];
 
 	snprintf(info->subformat, sizeof(info->subformat), "%s", subformat_of(v));
-	imgfmt_info_add(info, "block_size", true, "%u", v->block_bytes);
-	imgfmt_info_add(info, "logical_sector_size", true, "%u", v->logical_sector_bytes);
-	imgfmt_info_add(info, "physical_sector_size", true, "%u", v->physical_sector_bytes);
-	imgfmt_info_add(info, "log_size", true, "%u", v->log_length_bytes);
+	imgfmt_info_add(info, "block-size", true, "%u", v->block_bytes);
+	imgfmt_info_add(info, "logical-sector-size", true, "%u", v->logical_sector_bytes);
+	imgfmt_info_add(info, "physical-sector-size", true, "%u", v->physical_sector_bytes);
+	imgfmt_info_add(info, "log-size", true, "%u", v->log_length_bytes);
 	imgfmt_info_add(info, "log", false, "%s", v->log_replayed ? "replayed in memory" : "empty");
 	imgfmt_info_add(info, "creator", false, "%s", v->creator);
 	vhdx_guid_format(&v->page83, g);
 	imgfmt_info_add(info, "page83", false, "%s", g);
 	vhdx_guid_format(&v->data_write_guid, g);
-	imgfmt_info_add(info, "data_write_guid", false, "%s", g);
-	imgfmt_info_add(info, "header_sequence", true, "%llu", (unsigned long long)v->sequence_number);
+	imgfmt_info_add(info, "data-write-guid", false, "%s", g);
+	imgfmt_info_add(info, "header-sequence", true, "%llu", (unsigned long long)v->sequence_number);
 	if (v->has_parent) {
 		snprintf(info->backing_file, sizeof(info->backing_file), "%s",
 			 v->parent_relative[0] ? v->parent_relative : v->parent_absolute);
@@ -1280,12 +1339,17 @@ static int vhdx_check(struct imgfmt_image *img, struct imgfmt_check *res)
 	return 0;
 }
 
+static const char *const vhdx_magic[] = { "vhdxfile", NULL };
+
 const struct imgfmt_driver imgfmt_vhdx_driver = {
 	.name = "vhdx",
 	.description = "Hyper-V VHDX (fixed, dynamic; differencing read-only)",
+	.magic = vhdx_magic,
 	.probe = vhdx_probe,
 	.open = vhdx_open,
+	.create_opts = vhdx_create_opts,
 	.create = vhdx_create,
+	.measure = vhdx_measure,
 	.pread = vhdx_pread,
 	.pwrite = vhdx_pwrite,
 	.write_zeroes = vhdx_write_zeroes,
@@ -1294,5 +1358,6 @@ const struct imgfmt_driver imgfmt_vhdx_driver = {
 	.finish = vhdx_finish,
 	.close = vhdx_close,
 	.info = vhdx_info,
+	.resize = vhdx_resize,
 	.check = vhdx_check,
 };

@@ -153,6 +153,7 @@ struct vhdx {
 	size_t n_patches;
 
 	uint64_t bat_offset_bytes, meta_offset_bytes;
+	uint64_t size_item_offset;    /* file offset of the virtual disk size */
 	uint32_t bat_length_bytes, meta_length_bytes;
 
 	uint32_t block_bytes, logical_sector_bytes, physical_sector_bytes;

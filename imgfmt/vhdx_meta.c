@@ -229,6 +229,7 @@ static int load_disk_size(struct meta_ctx *c)
 				  "%s: virtual disk size %llu is over 64 TiB or not a multiple of the logical sector size %u",
 				  c->img->path, (unsigned long long)size, c->v->logical_sector_bytes);
 	c->img->size_bytes = size;
+	c->v->size_item_offset = c->v->meta_offset_bytes + c->entries[c->found[ITEM_SIZE]].offset_bytes;
 	return 0;
 }
 

@@ -579,6 +579,10 @@ static void vmdk_close(struct imgfmt_image *img)
 			close(st->ext[i].fd);
 		sparse_free(st->ext[i].sp);
 	}
+	for (unsigned i = 0; st->info_paths && i < st->n_ext; i++)
+		free(st->info_paths[i]);
+	free(st->info_paths);
+	free(st->info_files);
 	free(st->ext);
 	vmdk_desc_free(&st->desc);
 	vmdk_stream_free(st);
@@ -851,16 +855,31 @@ static enum imgfmt_extent_type grain_type(struct vmdk_state *st, const struct vm
 	return gte_type(vmdk_gte(e->sp, grain));
 }
 
-/* Bytes from off (inside the extent) that share one type, up to len. */
+/* Sector of a grain's data as is in the extent file, or 0 (not data,
+ * compressed, or not written yet). */
+static uint64_t grain_host_sector(struct vmdk_state *st, const struct vmdk_extent *e,
+				  uint64_t grain)
+{
+	uint32_t gte = vmdk_gte(e->sp, grain);
+
+	if (e->sp->compressed || vmdk_stream_staged(st, e, grain) || gte_type(gte) != IMGFMT_EXTENT_DATA)
+		return 0;
+	return gte;
+}
+
+/* Bytes from off (inside the extent) that share one type and, for data,
+ * follow each other in the file, up to len; *host: where the first lies. */
 static uint64_t sparse_status(struct vmdk_state *st, const struct vmdk_extent *e, uint64_t off,
-			      uint64_t len, enum imgfmt_extent_type *type)
+			      uint64_t len, enum imgfmt_extent_type *type, uint64_t *host)
 {
 	const struct vmdk_sparse *sp = e->sp;
 	uint64_t grain_bytes = (uint64_t)sp->grain_sectors * IMGFMT_SECTOR_BYTES;
 	uint64_t grain = off / grain_bytes, n = grain_bytes - off % grain_bytes;
 	uint64_t last = (off + len - 1) / grain_bytes;
+	uint64_t sector = grain_host_sector(st, e, grain);
 
 	*type = grain_type(st, e, grain);
+	*host = sector ? sector * IMGFMT_SECTOR_BYTES + off % grain_bytes : IMGFMT_NO_HOST_OFFSET;
 	while (n < len && grain < last) {
 		grain++;
 		if (!sp->gt[grain / VMDK_GTES_PER_GT] && *type == IMGFMT_EXTENT_HOLE &&
@@ -871,9 +890,30 @@ static uint64_t sparse_status(struct vmdk_state *st, const struct vmdk_extent *e
 		}
 		if (grain_type(st, e, grain) != *type)
 			break;
+		uint64_t next = grain_host_sector(st, e, grain);
+		if (!sector != !next || (sector && next != sector + sp->grain_sectors))
+			break;
+		sector = next;
 		n += grain_bytes;
 	}
 	return n < len ? n : len;
+}
+
+/* A hole of a delta disk: as the parent has it (zeroes past its end). */
+static int parent_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
+			 struct imgfmt_extent *ext)
+{
+	uint64_t psize = imgfmt_size_bytes(img->backing);
+	int r;
+
+	if (off >= psize)
+		return 0;
+	r = imgfmt_block_status(img->backing, off, len < psize - off ? len : psize - off, ext);
+	if (r < 0)
+		return imgfmt_err(img, r, "parent %s: %s", imgfmt_path(img->backing),
+				  imgfmt_errmsg(img->backing));
+	ext->depth++;
+	return 0;
 }
 
 static int vmdk_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
@@ -886,14 +926,16 @@ static int vmdk_block_status(struct imgfmt_image *img, uint64_t off, uint64_t le
 	uint64_t n = len < e_left ? len : e_left;
 
 	ext->length_bytes = n;
-	if (e->kind == VMDK_EXTENT_ZERO)
+	if (e->kind == VMDK_EXTENT_ZERO) {
 		ext->type = IMGFMT_EXTENT_ZERO;
-	else if (e->kind == VMDK_EXTENT_FLAT)
+	} else if (e->kind == VMDK_EXTENT_FLAT) {
 		ext->type = IMGFMT_EXTENT_DATA;
-	else
-		ext->length_bytes = sparse_status(st, e, e_off, n, &ext->type);
-	if (ext->type == IMGFMT_EXTENT_HOLE && img->backing)
-		ext->type = IMGFMT_EXTENT_DATA; /* the parent decides: read it */
+		ext->host_offset_bytes = e->file_offset_sectors * IMGFMT_SECTOR_BYTES + e_off;
+	} else {
+		ext->length_bytes = sparse_status(st, e, e_off, n, &ext->type, &ext->host_offset_bytes);
+	}
+	if (ext->type == IMGFMT_EXTENT_HOLE && img->backing) /* the parent decides */
+		return parent_status(img, off, ext->length_bytes, ext);
 	return 0;
 }
 
@@ -1117,16 +1159,22 @@ static int vmdk_finish(struct imgfmt_image *img)
 	return flush_all(img, true);
 }
 
+static const char *const vmdk_magic[] = { "KDMV", "COWD", "# Disk DescriptorFile", NULL };
+
 const struct imgfmt_driver imgfmt_vmdk_driver = {
 	.name = "vmdk",
 	.description = "VMware virtual disk (monolithicSparse, streamOptimized, flat, split)",
+	.magic = vmdk_magic,
 	.probe = vmdk_probe,
 	.open = vmdk_open,
+	.create_opts = vmdk_create_opts,
 	.create = vmdk_create,
+	.measure = vmdk_measure,
 	.pread = vmdk_pread,
 	.pwrite = vmdk_pwrite,
 	.write_zeroes = vmdk_write_zeroes,
 	.block_status = vmdk_block_status,
+	.backing_format = true,
 	.flush = vmdk_flush,
 	.finish = vmdk_finish,
 	.close = vmdk_close,

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define DEFAULT_GRAIN_SECTORS 128u /* 64 KiB */
 #define STREAM_TRAILER_BATCH 256u  /* GTs per trailer write */
 
 struct vmdk_stream {
@@ -40,63 +39,28 @@ struct create_opts {
 	uint32_t grain_sectors;
 };
 
-static const char *const adapters[] = { "ide", "lsilogic", "buslogic", "legacyESX", "pvscsi" };
+enum { K_SUBFORMAT, K_ADAPTER_TYPE, K_HWVERSION, K_GRAIN_SIZE };
+static const char *const vmdk_subformats[] = { "monolithicSparse", "streamOptimized", NULL };
+static const char *const adapters[] = { "ide", "lsilogic", "buslogic", "legacyESX", "pvscsi", NULL };
+const struct imgfmt_opt_desc vmdk_create_opts[] = {
+	[K_SUBFORMAT] = { "subformat", IMGFMT_OPT_ENUM, "monolithicSparse",
+			  "VMDK type (streamOptimized: compressed grains, for OVA/OVF)",
+			  .choices = vmdk_subformats },
+	[K_ADAPTER_TYPE] = { "adapter_type", IMGFMT_OPT_ENUM, "ide",
+			     "virtual adapter type recorded in the descriptor", .choices = adapters },
+	[K_HWVERSION] = { "hwversion", IMGFMT_OPT_NUMBER, "4", "VMware virtual hardware version",
+			  .min = 1, .max = 99 },
+	[K_GRAIN_SIZE] = { "grain_size", IMGFMT_OPT_SIZE, "64K", "grain (allocation unit) size",
+			   .min = 4096, .max = VMDK_MAX_GRAIN_SECTORS * IMGFMT_SECTOR_BYTES, .pow2 = true },
+	{ 0 },
+};
 
-static int take_adapter(struct imgfmt_image *img, struct imgfmt_optlist *o, struct create_opts *co)
+static void take_opts(const struct imgfmt_optval *ov, struct create_opts *co)
 {
-	const char *v = imgfmt_opt_take(o, "adapter_type");
-
-	co->adapter = "ide";
-	if (!v)
-		return 0;
-	for (size_t i = 0; i < sizeof(adapters) / sizeof(adapters[0]); i++)
-		if (!strcmp(v, adapters[i])) {
-			co->adapter = adapters[i];
-			return 0;
-		}
-	return imgfmt_err(img, -EINVAL,
-			  "option adapter_type: '%s' is not ide, lsilogic, buslogic, legacyESX or pvscsi", v);
-}
-
-static int take_hwversion(struct imgfmt_image *img, struct imgfmt_optlist *o, struct create_opts *co)
-{
-	const char *v = imgfmt_opt_take(o, "hwversion");
-	char *end;
-	unsigned long n;
-
-	co->hw_version = 4;
-	if (!v || !strcmp(v, "undefined"))
-		return 0;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno || end == v || *end || n < 1 || n > 99)
-		return imgfmt_err(img, -EINVAL, "option hwversion: '%s' is not a number in 1..99", v);
-	co->hw_version = (unsigned)n;
-	return 0;
-}
-
-static int take_opts(struct imgfmt_image *img, struct imgfmt_optlist *o, struct create_opts *co)
-{
-	const char *sub = imgfmt_opt_take(o, "subformat");
-	uint64_t grain_bytes = DEFAULT_GRAIN_SECTORS * IMGFMT_SECTOR_BYTES;
-	int r;
-
-	if (sub && strcmp(sub, "monolithicSparse") && strcmp(sub, "streamOptimized"))
-		return imgfmt_err(img, -EINVAL,
-				  "option subformat: '%s' cannot be written (monolithicSparse or streamOptimized)",
-				  sub);
-	co->stream = sub && !strcmp(sub, "streamOptimized");
-	r = imgfmt_opt_take_size(img, o, "grain_size", &grain_bytes);
-	if (r < 0)
-		return r;
-	if (grain_bytes < 4096 || grain_bytes > VMDK_MAX_GRAIN_SECTORS * IMGFMT_SECTOR_BYTES ||
-	    !imgfmt_is_pow2(grain_bytes))
-		return imgfmt_err(img, -EINVAL,
-				  "option grain_size: %llu is not a power of two in 4K..1M",
-				  (unsigned long long)grain_bytes);
-	co->grain_sectors = (uint32_t)(grain_bytes / IMGFMT_SECTOR_BYTES);
-	r = take_adapter(img, o, co);
-	return r < 0 ? r : take_hwversion(img, o, co);
+	co->stream = ov[K_SUBFORMAT].u == 1;
+	co->adapter = adapters[ov[K_ADAPTER_TYPE].u];
+	co->hw_version = (unsigned)ov[K_HWVERSION].u;
+	co->grain_sectors = (uint32_t)(ov[K_GRAIN_SIZE].u / IMGFMT_SECTOR_BYTES);
 }
 
 /* ---- the fixed part: header and descriptor ---- */
@@ -197,6 +161,19 @@ static int size_file(struct imgfmt_image *img, uint64_t sectors)
 }
 
 /* RGD, its GTs, GD, its GTs; grains start grain-aligned after them. */
+/* A monolithicSparse layout: header, descriptor, redundant GD, its GTs,
+ * GD, GTs, then grains from overhead_sectors on (a whole grain). */
+static void lay_out_sparse(struct vmdk_header *h, uint32_t grain_sectors, uint32_t n_gts)
+{
+	uint64_t gd_sectors = imgfmt_div_round_up((uint64_t)n_gts * 4u, IMGFMT_SECTOR_BYTES);
+	uint64_t rgt = 1 + VMDK_DESC_SECTORS + gd_sectors;
+
+	h->rgd_sector = 1 + VMDK_DESC_SECTORS;
+	h->gd_sector = rgt + (uint64_t)n_gts * VMDK_GT_SECTORS;
+	h->overhead_sectors = imgfmt_div_round_up(h->gd_sector + gd_sectors + (uint64_t)n_gts * VMDK_GT_SECTORS,
+						  grain_sectors) * grain_sectors;
+}
+
 static int create_sparse(struct imgfmt_image *img, struct vmdk_header *h, const struct create_opts *co)
 {
 	uint32_t n_gts = vmdk_n_gts(h->capacity_sectors, co->grain_sectors);
@@ -207,11 +184,8 @@ static int create_sparse(struct imgfmt_image *img, struct vmdk_header *h, const 
 
 	h->version = 1;
 	h->flags = VMDK_FLAG_NL_DETECT | VMDK_FLAG_RGD;
-	h->rgd_sector = 1 + VMDK_DESC_SECTORS;
-	h->gd_sector = rgt + (uint64_t)n_gts * VMDK_GT_SECTORS;
+	lay_out_sparse(h, co->grain_sectors, n_gts);
 	gt = h->gd_sector + gd_sectors;
-	h->overhead_sectors = (gt + (uint64_t)n_gts * VMDK_GT_SECTORS + co->grain_sectors - 1) /
-			      co->grain_sectors * co->grain_sectors;
 	r = new_state(img, h, false);
 	if (r < 0)
 		return r;
@@ -231,6 +205,11 @@ static int create_sparse(struct imgfmt_image *img, struct vmdk_header *h, const 
 	return r < 0 ? r : size_file(img, h->overhead_sectors);
 }
 
+static uint64_t stream_overhead_sectors(uint32_t grain_sectors)
+{
+	return imgfmt_div_round_up(1 + VMDK_DESC_SECTORS, grain_sectors) * grain_sectors;
+}
+
 static int create_stream(struct imgfmt_image *img, struct vmdk_header *h, const struct create_opts *co)
 {
 	struct vmdk_state *st;
@@ -241,8 +220,7 @@ static int create_stream(struct imgfmt_image *img, struct vmdk_header *h, const 
 	h->flags = VMDK_FLAG_NL_DETECT | VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS;
 	h->compress_algorithm = VMDK_COMPRESS_DEFLATE;
 	h->gd_sector = VMDK_GD_AT_END;
-	h->overhead_sectors = (1 + VMDK_DESC_SECTORS + co->grain_sectors - 1) / co->grain_sectors *
-			      co->grain_sectors;
+	h->overhead_sectors = stream_overhead_sectors(co->grain_sectors);
 	r = new_state(img, h, true);
 	if (r < 0)
 		return r;
@@ -260,15 +238,62 @@ static int create_stream(struct imgfmt_image *img, struct vmdk_header *h, const 
 	return r < 0 ? r : size_file(img, h->overhead_sectors);
 }
 
-int vmdk_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts)
+/* ---- measure ---- */
+
+/* zlib's bound for n bytes that do not compress (its compressBound). */
+static uint64_t zlib_bound(uint64_t n)
+{
+	return n + (n >> 12) + (n >> 14) + (n >> 25) + 13;
+}
+
+/* Sparse: the layout above plus whole grains.  Stream: the head, a marker
+ * and a compressed grain each (bounded by zlib's worst case), each grain
+ * table with its marker, then the GD, footer and end-of-stream markers. */
+int vmdk_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+		 struct imgfmt_image *src, struct imgfmt_measure *m)
+{
+	struct create_opts co;
+	struct vmdk_header h = { 0 };
+	uint64_t cap = imgfmt_div_round_up(size, IMGFMT_SECTOR_BYTES), grain, data, n_grains, used;
+	uint64_t per_grain, gd_bytes, used_gts;
+	uint32_t n_gts;
+	int r;
+
+	take_opts(ov, &co);
+	if (cap == 0 || cap > UINT32_MAX)
+		return imgfmt_err(img, -EFBIG, "VMDK size %llu bytes is not in 512..2 TiB", (unsigned long long)size);
+	grain = (uint64_t)co.grain_sectors * IMGFMT_SECTOR_BYTES;
+	n_gts = vmdk_n_gts(cap, co.grain_sectors);
+	n_grains = imgfmt_div_round_up(cap, co.grain_sectors);
+	if ((r = imgfmt_measure_data(img, src, grain, &data)) < 0)
+		return r;
+	used = data / grain;
+	if (!co.stream) {
+		lay_out_sparse(&h, co.grain_sectors, n_gts);
+		m->required_bytes = h.overhead_sectors * IMGFMT_SECTOR_BYTES + used * grain;
+		m->fully_allocated_bytes = h.overhead_sectors * IMGFMT_SECTOR_BYTES + n_grains * grain;
+		return 0;
+	}
+	per_grain = imgfmt_div_round_up(VMDK_GRAIN_MARKER_BYTES + zlib_bound(grain), IMGFMT_SECTOR_BYTES) *
+		    IMGFMT_SECTOR_BYTES;
+	gd_bytes = imgfmt_div_round_up((uint64_t)n_gts * 4u, IMGFMT_SECTOR_BYTES) * IMGFMT_SECTOR_BYTES;
+	used_gts = used < n_gts ? used : n_gts;
+	m->required_bytes = stream_overhead_sectors(co.grain_sectors) * IMGFMT_SECTOR_BYTES + used * per_grain +
+			    used_gts * (IMGFMT_SECTOR_BYTES + VMDK_GT_BYTES) + IMGFMT_SECTOR_BYTES + gd_bytes +
+			    3 * IMGFMT_SECTOR_BYTES;
+	m->fully_allocated_bytes = m->required_bytes + (n_grains - used) * per_grain +
+				   (n_gts - used_gts) * (IMGFMT_SECTOR_BYTES + VMDK_GT_BYTES);
+	return 0;
+}
+
+int vmdk_create(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *ov)
 {
 	struct create_opts co;
 	struct vmdk_header h = { .magic = VMDK_MAGIC, .gtes_per_gt = VMDK_GTES_PER_GT,
 				 .desc_sector = 1, .desc_sectors = VMDK_DESC_SECTORS };
-	int r = take_opts(img, opts, &co);
+	int r;
 
-	if (r < 0)
-		return r;
+	take_opts(ov, &co);
 	h.capacity_sectors = imgfmt_div_round_up(size_bytes, IMGFMT_SECTOR_BYTES);
 	h.grain_sectors = co.grain_sectors;
 	if (h.capacity_sectors == 0 || h.capacity_sectors > UINT32_MAX)

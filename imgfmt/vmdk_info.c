@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#define INFO_MAX_EXTENT_LINES 12u
-
 static const char *kind_name(enum vmdk_extent_kind k)
 {
 	return k == VMDK_EXTENT_SPARSE ? "SPARSE" : k == VMDK_EXTENT_FLAT ? "FLAT" : "ZERO";
@@ -23,22 +21,37 @@ static const char *subformat(const struct vmdk_state *st)
 	return "monolithicSparse";
 }
 
-static void add_extents(const struct vmdk_state *st, struct imgfmt_info *info)
+/* One entry per extent, as QEMU lists them: the file's path beside the
+ * descriptor, the descriptor's type ("" for a descriptor inside the sparse
+ * file), its size, grain and compression.  Kept in the state until close. */
+static int add_extents(struct imgfmt_image *img, struct vmdk_state *st, struct imgfmt_info *info)
 {
-	imgfmt_info_add(info, "extents", true, "%u", st->n_ext);
-	for (unsigned i = 0; i < st->n_ext && i < INFO_MAX_EXTENT_LINES; i++) {
-		const struct vmdk_extent *e = &st->ext[i];
-		const char *file = st->embedded ? e->name : st->desc.ext[i].file;
-		char key[32];
-		snprintf(key, sizeof(key), "extent%u", i);
-		imgfmt_info_add(info, key, false, "%llu %s \"%s\"", (unsigned long long)e->sectors,
-				kind_name(e->kind), file ? file : "");
+	if (!st->info_files) {
+		st->info_files = calloc(st->n_ext, sizeof(*st->info_files));
+		st->info_paths = calloc(st->n_ext, sizeof(*st->info_paths));
+		if (!st->info_files || !st->info_paths)
+			return imgfmt_err(img, -ENOMEM, "out of memory");
+		for (unsigned i = 0; i < st->n_ext; i++) {
+			const struct vmdk_extent *e = &st->ext[i];
+			struct imgfmt_info_file *f = &st->info_files[i];
+			const char *file = st->embedded ? NULL : st->desc.ext[i].file;
+			if (file && !(st->info_paths[i] = imgfmt_resolve_relative(img, file)))
+				return imgfmt_err(img, -ENOMEM, "out of memory");
+			f->path = file ? st->info_paths[i] : img->path;
+			f->type = st->embedded ? "" : kind_name(e->kind);
+			f->virtual_size_bytes = e->sectors * IMGFMT_SECTOR_BYTES;
+			f->cluster_bytes = e->sp ? e->sp->grain_sectors * IMGFMT_SECTOR_BYTES : 0;
+			f->compressed = e->sp && e->sp->compressed;
+		}
 	}
+	info->files = st->info_files;
+	info->n_files = st->n_ext;
+	return 0;
 }
 
 int vmdk_info(struct imgfmt_image *img, struct imgfmt_info *info)
 {
-	const struct vmdk_state *st = img->priv;
+	struct vmdk_state *st = img->priv;
 	const struct vmdk_sparse *sp = st->ext[0].sp;
 	struct stat s;
 
@@ -46,21 +59,21 @@ int vmdk_info(struct imgfmt_image *img, struct imgfmt_info *info)
 	for (unsigned i = 0; i < st->n_ext; i++)
 		if (st->ext[i].own_fd && fstat(st->ext[i].fd, &s) == 0)
 			info->file_size_bytes += (uint64_t)s.st_blocks * 512u;
-	if (sp) {
-		imgfmt_info_add(info, "grain_size", true, "%u", sp->grain_sectors * IMGFMT_SECTOR_BYTES);
-		imgfmt_info_add(info, "version", true, "%u", sp->hdr.version);
-		imgfmt_info_add(info, "compressed", true, "%s", sp->compressed ? "true" : "false");
-	}
+	/* QEMU's keys (cid and parent-cid as numbers, as QEMU prints them) */
 	if (st->desc.n_ext) {
-		imgfmt_info_add(info, "adapter_type", false, "%s", st->desc.adapter_type);
-		imgfmt_info_add(info, "hw_version", false, "%s", st->desc.hw_version);
-		imgfmt_info_add(info, "cid", false, "%08x", st->desc.cid);
-		imgfmt_info_add(info, "parent_cid", false, "%08x", st->desc.parent_cid);
+		imgfmt_info_add(info, "cid", true, "%u", st->desc.cid);
+		imgfmt_info_add(info, "parent-cid", true, "%u", st->desc.parent_cid);
+	}
+	imgfmt_info_add(info, "create-type", false, "%s", info->subformat);
+	if (st->desc.n_ext) {
+		imgfmt_info_add(info, "adapter-type", false, "%s", st->desc.adapter_type);
+		imgfmt_info_add(info, "hw-version", false, "%s", st->desc.hw_version);
 		if (st->desc.parent_hint)
 			snprintf(info->backing_file, sizeof(info->backing_file), "%s", st->desc.parent_hint);
 	}
-	add_extents(st, info);
-	return 0;
+	if (sp)
+		imgfmt_info_add(info, "version", true, "%u", sp->hdr.version);
+	return add_extents(img, st, info);
 }
 
 /* ---- check ---- */

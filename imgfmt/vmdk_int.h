@@ -111,6 +111,8 @@ struct vmdk_state {
 	uint8_t *zbuf;
 	size_t zbuf_bytes;
 	struct vmdk_stream *stream; /* streamOptimized writer, or NULL */
+	struct imgfmt_info_file *info_files; /* vmdk_info's extent list, or NULL */
+	char **info_paths;
 };
 
 void vmdk_header_decode(const struct vmdk_header_disk *d, struct vmdk_header *h);
@@ -119,7 +121,10 @@ uint32_t vmdk_n_gts(uint64_t capacity_sectors, uint32_t grain_sectors);
 uint32_t vmdk_gte(const struct vmdk_sparse *sp, uint64_t grain);
 
 /* vmdk_create.c */
-int vmdk_create(struct imgfmt_image *img, uint64_t size_bytes, struct imgfmt_optlist *opts);
+extern const struct imgfmt_opt_desc vmdk_create_opts[];
+int vmdk_create(struct imgfmt_image *img, uint64_t size_bytes, const struct imgfmt_optval *ov);
+int vmdk_measure(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size,
+		 struct imgfmt_image *src, struct imgfmt_measure *m);
 int vmdk_compress(const struct imgfmt_image *img, const void *in, size_t in_bytes, void *out,
 		  size_t out_cap, size_t *out_bytes);
 int vmdk_pwrite_compressed(struct imgfmt_image *img, const void *buf, size_t len, uint64_t off);

@@ -48,6 +48,8 @@ int p2v_rangemap_to_extents(const struct p2v_rangemap *m, uint64_t disk_bytes,
 
 #define P2V_CAPTURE_MAX_PARTS 128
 
+struct p2v_bootdisk; /* bootdisk.h */
+
 enum p2v_copy_method {
 	P2V_METHOD_USED,      /* used blocks from the filesystem's bitmap */
 	P2V_METHOD_HEADER,    /* swap: only its header page */
@@ -85,13 +87,17 @@ struct p2v_disk {
 	char table_id[64];
 	unsigned n_parts;
 	struct p2v_part parts[P2V_CAPTURE_MAX_PARTS];
+	struct p2v_bootdisk *boot; /* how it boots (p2v_disk_probe), NULL if not probed */
 };
 
 /* Opens SRC read-only (O_EXCL unless shared) and fills identity and sizes. */
 int p2v_disk_open(struct p2v_disk *d, const char *path, bool exclusive, char *err,
 		  size_t err_bytes);
 void p2v_disk_close(struct p2v_disk *d);
-/* Partition table and filesystems via libblkid. */
+/* imgfmt_read_fn over the disk (opaque: the p2v_disk): plain pread, so an
+ * unreadable metadata block fails its reader instead of reading as zeroes. */
+int p2v_disk_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_bytes);
+/* Partition table and filesystems via libblkid, then how it boots (->boot). */
 int p2v_disk_probe(struct p2v_disk *d, char *err, size_t err_bytes);
 /* Decides each partition's method and builds the map of ranges to copy. */
 int p2v_disk_plan(struct p2v_disk *d, bool all_blocks, struct p2v_rangemap *used);
@@ -113,6 +119,27 @@ struct p2v_fsmap_ctx {
 /* Each returns 0 when ctx->map holds every range the filesystem needs, or
  * -errno with ctx->why set (the caller then copies the whole partition). */
 int p2v_fsmap_ext(struct p2v_fsmap_ctx *ctx);
+
+/* FAT12/16/32 geometry from the boot sector (512 bytes), every field
+ * range-checked against the partition (fsmap_fat.c; the ESP reader uses it
+ * too).  0, or -EINVAL with why set. */
+struct p2v_fat_geom {
+	uint32_t sector_bytes;
+	uint32_t cluster_bytes;
+	uint64_t reserved_sectors;
+	uint64_t fat_sectors;        /* one FAT */
+	unsigned n_fats;
+	uint64_t root_dir_sectors;   /* FAT12/16 fixed root directory */
+	uint64_t total_sectors;
+	uint64_t data_start_bytes;   /* relative to the partition */
+	uint64_t n_clusters;
+	unsigned bits;               /* 12, 16 or 32 */
+	uint32_t root_cluster;       /* FAT32: first cluster of the root directory */
+};
+int p2v_fat_geom_parse(const uint8_t *boot, uint64_t part_bytes, struct p2v_fat_geom *g,
+		       char *why, size_t why_bytes);
+/* Entry idx of a FAT held in memory (the caller keeps idx inside it). */
+uint32_t p2v_fat_entry(const uint8_t *fat, unsigned bits, uint64_t idx);
 int p2v_fsmap_fat(struct p2v_fsmap_ctx *ctx);
 int p2v_fsmap_ntfs(struct p2v_fsmap_ctx *ctx);
 int p2v_fsmap_swap(struct p2v_fsmap_ctx *ctx);
@@ -189,7 +216,8 @@ void p2v_report_plan_human(FILE *f, const struct p2v_disk *d, uint64_t copy_byte
 /* JSON of the plan, plus the outcome when res is non-NULL. */
 void p2v_report_json(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes,
 		     const struct p2v_capture_result *res);
-void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res);
+/* The summary; quiet: only the lost ranges, as warnings on stderr. */
+void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res, bool quiet);
 
 /* Reads the whole image back: SHA-256 into res, and with src (a reader on
  * the source) compares every DATA extent with the source. */

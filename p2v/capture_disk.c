@@ -7,10 +7,13 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include "driver.h"
 
 /* First line of a small text file, trailing blanks removed; "" if absent. */
 static void read_line(const char *path, char *out, size_t out_bytes)
@@ -128,6 +131,17 @@ void p2v_disk_close(struct p2v_disk *d)
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
+	free(d->boot);
+	d->boot = NULL;
+}
+
+int p2v_disk_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_bytes)
+{
+	const struct p2v_disk *d = opaque;
+
+	if (off_bytes > d->size_bytes || len_bytes > d->size_bytes - off_bytes)
+		return -EIO;
+	return imgfmt_fd_pread(d->fd, buf, len_bytes, off_bytes);
 }
 
 const char *p2v_method_name(enum p2v_copy_method m)

@@ -11,17 +11,6 @@
 
 #include "driver.h"
 
-/* Plain pread for reading filesystem metadata while planning: an unreadable
- * bitmap must fail the filesystem reader, not read as zeroes (free). */
-static int plan_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_bytes)
-{
-	const struct p2v_disk *d = opaque;
-
-	if (off_bytes > d->size_bytes || len_bytes > d->size_bytes - off_bytes)
-		return -EIO;
-	return imgfmt_fd_pread(d->fd, buf, len_bytes, off_bytes);
-}
-
 typedef int (*fsmap_fn)(struct p2v_fsmap_ctx *);
 
 static fsmap_fn fsmap_for(const char *fs_type)
@@ -56,7 +45,7 @@ static int plan_fs(struct p2v_disk *d, struct p2v_part *p, struct p2v_rangemap *
 	fsmap_fn fn = fsmap_for(p->fs_type);
 	struct p2v_rangemap m;
 	struct p2v_fsmap_ctx ctx = {
-		.read = plan_read, .read_opaque = d, .disk_path = d->path,
+		.read = p2v_disk_read, .read_opaque = d, .disk_path = d->path,
 		.part_off_bytes = p->start_bytes, .part_bytes = p->size_bytes, .map = &m,
 	};
 	int r;

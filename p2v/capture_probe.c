@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <blkid.h>
+
+#include "bootdisk.h"
 
 static void probe_value(blkid_probe pr, const char *name, char *out, size_t out_bytes)
 {
@@ -96,6 +99,21 @@ static int probe_table(struct p2v_disk *d, blkid_probe pr, char *err, size_t err
 	return 0;
 }
 
+/* BIOS boot code, the ESP and its EFI binaries (bootdisk.c). */
+static int probe_boot(struct p2v_disk *d, char *err, size_t err_bytes)
+{
+	int r;
+
+	free(d->boot);
+	d->boot = calloc(1, sizeof(*d->boot));
+	if (!d->boot)
+		return -ENOMEM;
+	r = p2v_bootdisk_probe(p2v_disk_read, d, d->size_bytes, d->boot);
+	if (r < 0)
+		snprintf(err, err_bytes, "%s: reading the boot sectors: %s", d->path, strerror(-r));
+	return r;
+}
+
 int p2v_disk_probe(struct p2v_disk *d, char *err, size_t err_bytes)
 {
 	blkid_probe pr = blkid_new_probe();
@@ -123,5 +141,5 @@ int p2v_disk_probe(struct p2v_disk *d, char *err, size_t err_bytes)
 		if (p->fs_type[0])
 			d->n_parts = 1;
 	}
-	return r;
+	return r < 0 ? r : probe_boot(d, err, err_bytes);
 }

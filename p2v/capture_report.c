@@ -1,4 +1,5 @@
 /* The capture plan and report: human text and JSON. */
+#include "bootdisk.h"
 #include "capture.h"
 #include "p2v.h"
 
@@ -36,6 +37,11 @@ void p2v_report_plan_human(FILE *f, const struct p2v_disk *d, uint64_t copy_byte
 		plan_part_human(f, &d->parts[i]);
 		parts_bytes += d->parts[i].copy_bytes;
 	}
+	if (d->boot) {
+		char boot[2048];
+		p2v_bootdisk_summary(d->boot, boot, sizeof(boot));
+		fprintf(f, "boot: %s\n", boot);
+	}
 	fprintf(f, "always copied: partition tables, boot code, gaps between and after partitions: %s\n",
 		p2v_human_bytes(copy_bytes > parts_bytes ? copy_bytes - parts_bytes : 0, a, sizeof(a)));
 	fprintf(f, "to copy: %s of %s (%.1f%%); expected output size at most %s (all-zero blocks become holes)\n",
@@ -57,6 +63,29 @@ static void json_source(struct p2v_json *j, const struct p2v_disk *d)
 	p2v_json_obj_begin(j, "partition_table");
 	p2v_json_str(j, "type", d->table_type);
 	p2v_json_str(j, "id", d->table_id);
+	p2v_json_obj_end(j);
+}
+
+static void json_boot(struct p2v_json *j, const struct p2v_bootdisk *b)
+{
+	p2v_json_obj_begin(j, "boot");
+	p2v_json_str(j, "firmware", p2v_boot_kind_name(p2v_bootdisk_kind(b)));
+	p2v_json_bool(j, "bios_code", b->bios_code);
+	p2v_json_bool(j, "bios_boot_partition", b->bios_boot_partition);
+	p2v_json_str(j, "table_problem", b->table_problem);
+	if (b->esp_number) {
+		p2v_json_obj_begin(j, "esp");
+		p2v_json_i64(j, "partition", b->esp_number);
+		p2v_json_u64(j, "start_bytes", b->esp_start_bytes);
+		p2v_json_u64(j, "size_bytes", b->esp_bytes);
+		p2v_json_arr_begin(j, "efi_files");
+		for (unsigned i = 0; i < b->n_efi_files; i++)
+			p2v_json_str(j, NULL, b->efi_files[i]);
+		p2v_json_arr_end(j);
+		p2v_json_bool(j, "fallback", b->fallback);
+		p2v_json_str(j, "problem", b->esp_why);
+		p2v_json_obj_end(j);
+	}
 	p2v_json_obj_end(j);
 }
 
@@ -121,6 +150,8 @@ void p2v_report_json(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes,
 	p2v_json_obj_begin(&j, NULL);
 	json_source(&j, d);
 	json_parts(&j, d);
+	if (d->boot)
+		json_boot(&j, d->boot);
 	p2v_json_u64(&j, "total_copy_bytes", copy_bytes);
 	if (res)
 		json_result(&j, res);
@@ -128,10 +159,18 @@ void p2v_report_json(FILE *f, const struct p2v_disk *d, uint64_t copy_bytes,
 	p2v_json_finish(&j);
 }
 
-void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res)
+void p2v_report_result_human(FILE *f, const struct p2v_capture_result *res, bool quiet)
 {
 	char a[32], b[32], c[32], d[32];
 
+	if (quiet) { /* lost data is said even so */
+		for (size_t i = 0; res->lost && i < res->lost->n; i++)
+			p2v_warn("LOST (unreadable, filled with zeroes): bytes %llu..%llu (%llu bytes)",
+				 (unsigned long long)res->lost->v[i].off_bytes,
+				 (unsigned long long)(res->lost->v[i].off_bytes + res->lost->v[i].len_bytes - 1),
+				 (unsigned long long)res->lost->v[i].len_bytes);
+		return;
+	}
 	fprintf(f, "captured to %s (%s): read %s, wrote %s, output occupies %s; copy %.2f s (%s/s), total %.2f s\n",
 		res->out_path, res->out_format,
 		p2v_human_bytes(res->stats.data_bytes_read, a, sizeof(a)),

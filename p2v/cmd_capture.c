@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 struct cap_opts {
 	const char *src, *out, *format, *options, *report;
 	bool compress, dry_run, all_blocks, allow_mounted, freeze, verify, json, force, quiet;
+	enum p2v_progress_mode progress;
 	uint64_t max_errors;
 };
 
@@ -34,78 +34,75 @@ struct cap {
 	char err[IMGFMT_ERRMSG_BYTES + 256];
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: p2v capture SRC OUT [-O FMT] [-o OPTS] [-c] [--dry-run] [--all-blocks]\n"
-		"                   [--allow-mounted] [--freeze] [--verify] [--report FILE.json]\n"
-		"                   [--json] [--max-read-errors N] [--force] [-q]\n"
-		"       p2v inspect SRC [--all-blocks] [--json]\n\n"
-		"Copies a disk (block device or whole-disk file) into an image, reading only the\n"
-		"blocks its filesystems use (ext2/3/4, FAT, NTFS bitmaps; swap header); unknown\n"
-		"filesystems are copied whole with zero detection.  Partitions mounted read-write\n"
-		"are refused unless --freeze (FIFREEZE for the duration) or --allow-mounted.\n"
-		"Unreadable sectors are retried, filled with zeroes and listed in the report;\n"
-		"--max-read-errors N stops after N unreadable sectors.\n"
-		"Exit: 0 done, 1 done but sectors lost or --verify found a difference, 2 error.\n");
-}
+enum { O_DRY = P2V_O_CMD, O_ALL, O_ALLOW, O_FREEZE, O_VERIFY, O_REPORT, O_MAXERR };
 
-enum { OPT_DRY = 256, OPT_ALL, OPT_ALLOW, OPT_FREEZE, OPT_VERIFY, OPT_REPORT, OPT_JSON,
-       OPT_MAXERR, OPT_FORCE };
+#define CAPTURE_ABOUT \
+	"Copies a disk (block device or whole-disk file) into an image, reading only the " \
+	"blocks its filesystems use (ext2/3/4, FAT, NTFS bitmaps; swap header); unknown " \
+	"filesystems are copied whole with zero detection.  Partitions mounted read-write " \
+	"are refused unless --freeze (FIFREEZE for the duration) or --allow-mounted.  " \
+	"Unreadable sectors are retried, filled with zeroes and listed in the report.  " \
+	"Exit: 0 done, 1 done but sectors lost or --verify found a difference, 2 error."
 
+#define OPT_ALL_BLOCKS P2V_FLAG(O_ALL, "all-blocks", \
+	"copy every block (no filesystem maps), still skipping all-zero clusters")
+#define OPT_REPORT P2V_ARG(O_REPORT, "report", P2V_ARG_STR, "FILE.json", \
+	"write the JSON report (partitions, methods, bytes, lost ranges) to FILE.json")
+
+static const struct p2v_opt capture_opts[] = {
+	P2V_ARG('O', NULL, P2V_ARG_STR, "FMT", "output format (by default from OUT's extension)"),
+	P2V_ARG('o', NULL, P2V_ARG_STR, "OPTIONS", "output format options ('p2v create -f FMT -o help')"),
+	P2V_FLAG('c', NULL, "compress (qcow2, vmdk streamOptimized)"),
+	P2V_FLAG(O_DRY, "dry-run", "show the plan (as p2v inspect) and copy nothing"),
+	OPT_ALL_BLOCKS,
+	P2V_FLAG(O_ALLOW, "allow-mounted", "capture partitions mounted read-write as they are (may be inconsistent)"),
+	P2V_FLAG(O_FREEZE, "freeze", "freeze mounted filesystems (FIFREEZE) while copying"),
+	P2V_FLAG(O_VERIFY, "verify", "read the image back and compare it with the source before it appears"),
+	OPT_REPORT,
+	P2V_ARG(O_MAXERR, "max-read-errors", P2V_ARG_COUNT, "N", "stop after N unreadable sectors (default: never)"),
+	P2V_OPT_FORCE("replace an existing OUT (or overwrite a block device)"),
+	P2V_OPT_PROGRESS, P2V_OPT_QUIET, P2V_OPT_JSON, P2V_OPT_OUTPUT,
+	P2V_OPT_END,
+};
+
+static const struct p2v_cmd capture_cmd = {
+	"capture", "SRC OUT", CAPTURE_ABOUT, capture_opts, 2, 2,
+};
+
+static const struct p2v_opt inspect_opts[] = {
+	OPT_ALL_BLOCKS, OPT_REPORT, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+};
+
+static const struct p2v_cmd inspect_cmd = {
+	"inspect", "SRC", "Shows a disk's partitions, filesystems and what a capture would copy.",
+	inspect_opts, 1, 1,
+};
+
+/* 0 parsed, 1 after --help, <0 on a usage error (reported). */
 static int parse_args(int argc, char **argv, struct cap_opts *o, bool inspect)
 {
-	static const struct option lo[] = {
-		{ "dry-run", no_argument, NULL, OPT_DRY }, { "all-blocks", no_argument, NULL, OPT_ALL },
-		{ "allow-mounted", no_argument, NULL, OPT_ALLOW },
-		{ "freeze", no_argument, NULL, OPT_FREEZE }, { "verify", no_argument, NULL, OPT_VERIFY },
-		{ "report", required_argument, NULL, OPT_REPORT }, { "json", no_argument, NULL, OPT_JSON },
-		{ "max-read-errors", required_argument, NULL, OPT_MAXERR },
-		{ "force", no_argument, NULL, OPT_FORCE }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	char *end;
+	struct p2v_args a;
+	int r = p2v_args_parse(inspect ? &inspect_cmd : &capture_cmd, argc, argv, &a);
 
 	memset(o, 0, sizeof(*o));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "O:o:cqh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'O': o->format = optarg; break;
-		case 'o': o->options = optarg; break;
-		case 'c': o->compress = true; break;
-		case 'q': o->quiet = true; break;
-		case OPT_DRY: o->dry_run = true; break;
-		case OPT_ALL: o->all_blocks = true; break;
-		case OPT_ALLOW: o->allow_mounted = true; break;
-		case OPT_FREEZE: o->freeze = true; break;
-		case OPT_VERIFY: o->verify = true; break;
-		case OPT_REPORT: o->report = optarg; break;
-		case OPT_JSON: o->json = true; break;
-		case OPT_FORCE: o->force = true; break;
-		case OPT_MAXERR:
-			errno = 0;
-			o->max_errors = strtoull(optarg, &end, 10);
-			if (errno || *end || !*optarg || optarg[0] == '-') {
-				p2v_err("--max-read-errors: '%s' is not a count", optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'h': usage(stdout); return 1;
-		default:
-			p2v_err("%s: bad option (see 'p2v %s --help')", argv[0], argv[0]);
-			return -EINVAL;
-		}
-	}
-	if (inspect)
-		o->dry_run = true;
-	if (optind >= argc || argc - optind > 2 || (!o->dry_run && argc - optind != 2)) {
-		p2v_err("%s: expected %s (see 'p2v %s --help')", argv[0],
-			o->dry_run ? "SRC" : "SRC and OUT", argv[0]);
-		return -EINVAL;
-	}
-	o->src = argv[optind];
-	o->out = argc - optind == 2 ? argv[optind + 1] : NULL;
+	if (r != 0)
+		return r < 0 ? -EINVAL : 1;
+	o->src = a.operands[0];
+	o->out = a.n_operands > 1 ? a.operands[1] : NULL;
+	o->format = p2v_str(&a, 'O');
+	o->options = p2v_str(&a, 'o');
+	o->compress = p2v_has(&a, 'c');
+	o->quiet = p2v_has(&a, 'q');
+	o->progress = p2v_progress_mode(&a);
+	o->dry_run = inspect || p2v_has(&a, O_DRY);
+	o->all_blocks = p2v_has(&a, O_ALL);
+	o->allow_mounted = p2v_has(&a, O_ALLOW);
+	o->freeze = p2v_has(&a, O_FREEZE);
+	o->verify = p2v_has(&a, O_VERIFY);
+	o->report = p2v_str(&a, O_REPORT);
+	o->json = p2v_json_wanted(&a);
+	o->force = p2v_has(&a, P2V_O_FORCE);
+	o->max_errors = p2v_u64(&a, O_MAXERR, 0);
 	return 0;
 }
 
@@ -255,10 +252,13 @@ static int run_copy(struct cap *c, const char *format, struct imgfmt_image *src)
 		p2v_err("%s", c->err);
 		return r;
 	}
-	p2v_progress_init(&pg, "capture", c->o.quiet); /* stderr, terminals only */
+	p2v_progress_init(&pg, "capture", c->o.progress);
 	r = imgfmt_copy(src, dst, &co, &c->res.stats, c->err, sizeof(c->err));
 	c->res.copy_s = p2v_now_s() - pg.start_s;
-	p2v_progress_finish(&pg);
+	if (r == 0)
+		p2v_progress_finish(&pg);
+	else
+		p2v_progress_abort(&pg);
 	if (r == 0)
 		r = readback(c, dst);
 	if (r == 0)
@@ -316,7 +316,7 @@ static int capture_report(struct cap *c)
 
 	if (c->o.json)
 		p2v_report_json(stdout, &c->disk, p2v_rangemap_bytes(&c->used), &c->res);
-	p2v_report_result_human(c->o.json ? stderr : stdout, &c->res);
+	p2v_report_result_human(c->o.json ? stderr : stdout, &c->res, c->o.quiet);
 	if (lost)
 		p2v_warn("%zu range(s) of the source could not be read and are zeroes in the image",
 			 c->reader.lost.n);

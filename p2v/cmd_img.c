@@ -1,7 +1,8 @@
-/* Image commands: info, convert, create, compare, check, map. */
+/* Image commands: info, compare, check, map. */
 #include "p2v.h"
 
 #include "imgfmt.h"
+#include "img_report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -10,171 +11,57 @@
 
 #define CMP_BUF_BYTES (1u << 20)
 
-/* Options shared by the image commands. */
-struct img_args {
-	const char *src_fmt, *dst_fmt, *options;
-	bool json, compress, force, force_share, backing_chain, quiet, progress;
-	unsigned threads;
-};
-
 static int open_image(struct imgfmt_image **img, const char *path, const char *fmt,
 		      unsigned flags)
 {
-	struct imgfmt_open_opts o = { .format = fmt, .flags = flags, .log = p2v_log_warning };
-	char err[IMGFMT_ERRMSG_BYTES];
-	int r = imgfmt_open(img, path, &o, err, sizeof(err));
-
-	if (r < 0)
-		p2v_err("%s", err);
-	return r;
+	return p2v_open_image(img, path, fmt, flags);
 }
 
-static bool want_help(int argc, char **argv, const char *usage)
+static unsigned share_flag(const struct p2v_args *a)
 {
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: %s\n", usage);
-			return true;
-		}
-	return false;
+	return p2v_has(a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0;
 }
 
-enum { OPT_FORCE = 256, OPT_JSON, OPT_BACKING_CHAIN, OPT_THREADS };
-
-static const struct option long_opts[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "force", no_argument, NULL, OPT_FORCE },
-	{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "force-share", no_argument, NULL, 'U' },
-	{ "progress", no_argument, NULL, 'p' },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ NULL, 0, NULL, 0 },
-};
-
-/* Parse the common options; returns the index of the first operand or -1. */
-static int parse_args(int argc, char **argv, struct img_args *a, const char *usage)
+/* Parse argv by cmd's table: the operands' index, 0 after --help, -1 on a
+ * usage error (already reported). */
+static int start(const struct p2v_cmd *cmd, int argc, char **argv, struct p2v_args *a)
 {
-	int c;
+	int r = p2v_args_parse(cmd, argc, argv, a);
 
-	memset(a, 0, sizeof(*a));
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "f:F:O:o:cUpqt:", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': a->src_fmt = optarg; break;
-		case 'F': a->dst_fmt = optarg; break;
-		case 'O': a->dst_fmt = optarg; break;
-		case 'o': a->options = optarg; break;
-		case 'c': a->compress = true; break;
-		case 'U': a->force_share = true; break;
-		case 'p': a->progress = true; break;
-		case 'q': a->quiet = true; break;
-		case 't': case OPT_THREADS: a->threads = (unsigned)atoi(optarg); break;
-		case OPT_JSON: a->json = true; break;
-		case OPT_FORCE: a->force = true; break;
-		case OPT_BACKING_CHAIN: a->backing_chain = true; break;
-		default:
-			p2v_err("%s: unknown or incomplete option '%s'", argv[0], argv[optind - 1]);
-			fprintf(stderr, "usage: %s\n", usage);
-			return -1;
-		}
-	}
-	return optind;
+	return r < 0 ? -1 : r > 0 ? 0 : (int)(a->operands - argv);
 }
 
-static bool operands(int argc, int first, int want, const char *cmd, const char *usage)
-{
-	if (first >= 0 && argc - first == want)
-		return true;
-	if (first >= 0)
-		p2v_err("%s: expected %d operand%s", cmd, want, want == 1 ? "" : "s");
-	fprintf(stderr, "usage: %s\n", usage);
-	return false;
-}
-
-/* --help, options and operand count: the first operand's index, 0 after
- * --help, -1 on a usage error. */
-static int start(int argc, char **argv, const char *usage, int n_operands, struct img_args *a)
-{
-	int first;
-
-	if (want_help(argc, argv, usage))
-		return 0;
-	first = parse_args(argc, argv, a, usage);
-	return operands(argc, first, n_operands, argv[0], usage) ? first : -1;
-}
-
-#define START(n) \
-	int first = start(argc, argv, usage, (n), &a); \
+#define START(cmd) \
+	int first = start(&(cmd), argc, argv, &a); \
 	if (first <= 0) \
 		return first ? P2V_EXIT_ERROR : P2V_EXIT_OK
 
 /* ---- info ---- */
 
-static void print_info_human(struct imgfmt_image *img, const struct imgfmt_info *in)
-{
-	char a[32], b[32];
-
-	printf("image: %s\n", imgfmt_path(img));
-	printf("file format: %s\n", in->format);
-	if (in->subformat[0])
-		printf("subformat: %s\n", in->subformat);
-	printf("virtual size: %s (%llu bytes)\n", p2v_human_bytes(in->virtual_size_bytes, a, sizeof(a)),
-	       (unsigned long long)in->virtual_size_bytes);
-	printf("disk size: %s\n", p2v_human_bytes(in->file_size_bytes, b, sizeof(b)));
-	if (in->cluster_bytes)
-		printf("cluster_size: %u\n", in->cluster_bytes);
-	if (in->backing_file[0])
-		printf("backing file: %s%s%s%s\n", in->backing_file,
-		       in->backing_format[0] ? " (format " : "", in->backing_format,
-		       in->backing_format[0] ? ")" : "");
-	if (in->n_extra)
-		printf("format specific information:\n");
-	for (unsigned i = 0; i < in->n_extra; i++)
-		printf("    %s: %s\n", in->extra[i].key, in->extra[i].val);
-}
-
-static void print_info_json(struct p2v_json *j, struct imgfmt_image *img, const struct imgfmt_info *in)
-{
-	p2v_json_obj_begin(j, NULL);
-	p2v_json_str(j, "filename", imgfmt_path(img));
-	p2v_json_str(j, "format", in->format);
-	if (in->subformat[0])
-		p2v_json_str(j, "subformat", in->subformat);
-	p2v_json_u64(j, "virtual-size", in->virtual_size_bytes);
-	p2v_json_u64(j, "actual-size", in->file_size_bytes);
-	if (in->cluster_bytes)
-		p2v_json_u64(j, "cluster-size", in->cluster_bytes);
-	if (in->backing_file[0]) {
-		p2v_json_str(j, "backing-filename", in->backing_file);
-		if (in->backing_format[0])
-			p2v_json_str(j, "backing-filename-format", in->backing_format);
-	}
-	p2v_json_obj_begin(j, "format-specific");
-	for (unsigned i = 0; i < in->n_extra; i++) {
-		if (in->extra[i].is_number)
-			p2v_json_raw(j, in->extra[i].key, in->extra[i].val);
-		else
-			p2v_json_str(j, in->extra[i].key, in->extra[i].val);
-	}
-	p2v_json_obj_end(j);
-	p2v_json_obj_end(j);
-}
-
 int p2v_cmd_info(int argc, char **argv)
 {
-	static const char usage[] = "p2v info [-f FMT] [-U] [--backing-chain] [--json] IMAGE";
+	static const struct p2v_opt opts[] = {
+		P2V_OPT_FORMAT("the image's format (probed by default)"),
+		P2V_FLAG(P2V_O_BACKING_CHAIN, "backing-chain",
+			 "describe every image of the backing chain, top first"),
+		P2V_OPT_SHARE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	};
+	static const struct p2v_cmd cmd = {
+		"info", "IMAGE", "Describe an image: format, sizes, backing file and format-specific "
+		"details, as qemu-img info does.", opts, 1, 1,
+	};
 	struct imgfmt_image *top, *img;
 	struct imgfmt_info *in;
-	struct img_args a;
+	struct p2v_args a;
 	struct p2v_json j;
+	bool json, chain;
 	int r = 0;
 
-	START(1);
-	if (open_image(&top, argv[first], a.src_fmt,
-		       (a.backing_chain ? 0 : IMGFMT_OPEN_NO_BACKING) |
-		       (a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0)) < 0)
+	START(cmd);
+	json = p2v_json_wanted(&a);
+	chain = p2v_has(&a, P2V_O_BACKING_CHAIN);
+	if (open_image(&top, argv[first], p2v_str(&a, 'f'),
+		       (chain ? 0 : IMGFMT_OPEN_NO_BACKING) | share_flag(&a)) < 0)
 		return P2V_EXIT_ERROR;
 	in = malloc(sizeof(*in));
 	if (!in) {
@@ -182,156 +69,27 @@ int p2v_cmd_info(int argc, char **argv)
 		return P2V_EXIT_ERROR;
 	}
 	p2v_json_init(&j, stdout);
-	if (a.json && a.backing_chain)
+	if (json && chain)
 		p2v_json_arr_begin(&j, NULL);
-	for (img = top; img && r == 0; img = a.backing_chain ? imgfmt_backing(img) : NULL) {
+	for (img = top; img && r == 0; img = chain ? imgfmt_backing(img) : NULL) {
 		r = imgfmt_info(img, in);
 		if (r < 0) {
 			p2v_err("%s", imgfmt_errmsg(img));
 			break;
 		}
-		if (a.json)
-			print_info_json(&j, img, in);
+		if (json)
+			p2v_info_json(&j, img, in);
 		else
-			print_info_human(img, in);
-		if (!a.json && a.backing_chain && imgfmt_backing(img))
+			p2v_info_human(img, in);
+		if (!json && chain && imgfmt_backing(img))
 			printf("\n");
 	}
-	if (a.json && a.backing_chain)
+	if (json && chain)
 		p2v_json_arr_end(&j);
-	if (a.json && r == 0)
+	if (json && r == 0)
 		p2v_json_finish(&j);
 	free(in);
 	imgfmt_close(top);
-	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
-}
-
-/* ---- convert ---- */
-
-static bool wants_stream(const char *options)
-{
-	return options && strstr(options, "subformat=streamOptimized");
-}
-
-static void print_copy_stats(const struct img_args *a, const struct imgfmt_copy_stats *s,
-			     double secs, struct imgfmt_image *dst)
-{
-	char r[32], w[32];
-
-	if (a->json) {
-		struct p2v_json j;
-		p2v_json_init(&j, stdout);
-		p2v_json_obj_begin(&j, NULL);
-		p2v_json_str(&j, "output", imgfmt_path(dst));
-		p2v_json_str(&j, "format", imgfmt_format(dst));
-		p2v_json_u64(&j, "virtual-size", imgfmt_size_bytes(dst));
-		p2v_json_u64(&j, "data-bytes-read", s->data_bytes_read);
-		p2v_json_u64(&j, "zero-bytes-skipped", s->zero_bytes_skipped);
-		p2v_json_u64(&j, "hole-bytes-skipped", s->hole_bytes_skipped);
-		p2v_json_u64(&j, "bytes-written", s->bytes_written);
-		p2v_json_u64(&j, "compressed-clusters", s->compressed_clusters);
-		p2v_json_double(&j, "seconds", secs);
-		p2v_json_obj_end(&j);
-		p2v_json_finish(&j);
-	} else if (!a->quiet && a->progress) {
-		fprintf(stderr, "p2v: read %s, wrote %s in %.2f s\n",
-			p2v_human_bytes(s->data_bytes_read, r, sizeof(r)),
-			p2v_human_bytes(s->bytes_written, w, sizeof(w)), secs);
-	}
-}
-
-static int convert(struct imgfmt_image *src, const char *out, const struct img_args *a)
-{
-	const char *fmt = a->dst_fmt ? a->dst_fmt : imgfmt_format_from_filename(out);
-	struct imgfmt_copy_opts co = { .threads = a->threads, .cancel = &p2v_interrupted };
-	struct imgfmt_copy_stats stats;
-	struct imgfmt_image *dst;
-	struct p2v_progress prog;
-	char err[IMGFMT_ERRMSG_BYTES];
-	double t0 = p2v_now_s();
-	int r;
-
-	if (!fmt) {
-		p2v_err("cannot tell the output format from '%s': use -O FORMAT", out);
-		return -EINVAL;
-	}
-	r = imgfmt_create(&dst, out, fmt, imgfmt_size_bytes(src), a->options,
-			  a->force ? IMGFMT_CREATE_FORCE : 0, err, sizeof(err));
-	if (r < 0) {
-		p2v_err("%s", err);
-		return r;
-	}
-	co.compress = a->compress || (wants_stream(a->options) && imgfmt_can_compress(dst));
-	p2v_progress_init(&prog, "converting", a->quiet);
-	if (a->progress || prog.enabled) {
-		prog.enabled = prog.enabled || a->progress;
-		co.progress = p2v_progress_update;
-		co.progress_opaque = &prog;
-	}
-	r = imgfmt_copy(src, dst, &co, &stats, err, sizeof(err));
-	if (r == 0 && (r = imgfmt_commit(dst)) < 0)
-		snprintf(err, sizeof(err), "%s", imgfmt_errmsg(dst));
-	if (co.progress && r == 0)
-		p2v_progress_finish(&prog);
-	else if (prog.enabled)
-		fputc('\n', stderr);
-	if (r < 0)
-		p2v_err("converting %s to %s: %s", imgfmt_path(src), out, err);
-	else
-		print_copy_stats(a, &stats, p2v_now_s() - t0, dst);
-	imgfmt_close(dst); /* removes the temporary file unless committed */
-	return r;
-}
-
-int p2v_cmd_convert(int argc, char **argv)
-{
-	static const char usage[] =
-		"p2v convert [-f FMT] [-O FMT] [-o OPTIONS] [-c] [-p] [-q] [-U] [--force] [--json] [-t THREADS] INPUT OUTPUT";
-	struct imgfmt_image *src;
-	struct img_args a;
-	int r;
-
-	START(2);
-	if (open_image(&src, argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
-		return P2V_EXIT_ERROR;
-	p2v_install_signal_handlers();
-	r = convert(src, argv[first + 1], &a);
-	imgfmt_close(src);
-	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
-}
-
-/* ---- create ---- */
-
-int p2v_cmd_create(int argc, char **argv)
-{
-	static const char usage[] = "p2v create -O FMT [-o OPTIONS] [--force] OUTPUT SIZE";
-	char err[IMGFMT_ERRMSG_BYTES];
-	struct imgfmt_image *img;
-	struct img_args a;
-	uint64_t size;
-	const char *fmt;
-	int r;
-
-	START(2);
-	if (imgfmt_parse_size(argv[first + 1], &size) < 0) {
-		p2v_err("create: '%s' is not a size (e.g. 10G, 512M)", argv[first + 1]);
-		return P2V_EXIT_ERROR;
-	}
-	fmt = a.dst_fmt ? a.dst_fmt : imgfmt_format_from_filename(argv[first]);
-	if (!fmt) {
-		p2v_err("create: cannot tell the format from '%s': use -O FORMAT", argv[first]);
-		return P2V_EXIT_ERROR;
-	}
-	r = imgfmt_create(&img, argv[first], fmt, size, a.options,
-			  a.force ? IMGFMT_CREATE_FORCE : 0, err, sizeof(err));
-	if (r < 0) {
-		p2v_err("%s", err);
-		return P2V_EXIT_ERROR;
-	}
-	r = imgfmt_commit(img);
-	if (r < 0)
-		p2v_err("%s", imgfmt_errmsg(img));
-	imgfmt_close(img);
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }
 
@@ -341,7 +99,10 @@ struct cmp_state {
 	struct imgfmt_image *img[2];
 	uint8_t *buf[2];
 	uint64_t first_diff;
+	bool strict;                 /* -s: allocation must match too */
 };
+
+enum { CMP_SAME, CMP_CONTENT, CMP_STATUS, CMP_SIZE };
 
 static bool is_zeroish(const struct imgfmt_extent *e)
 {
@@ -363,6 +124,15 @@ static int next_range(struct cmp_state *s, uint64_t off, uint64_t end, uint64_t 
 	}
 	*len = e[0].length_bytes < e[1].length_bytes ? e[0].length_bytes : e[1].length_bytes;
 	*read = !(is_zeroish(&e[0]) && is_zeroish(&e[1]));
+	if (s->strict) { /* as qemu-img compare -s: the map's flags must agree */
+		struct p2v_map_flags f[2];
+		for (int i = 0; i < 2; i++)
+			p2v_map_flags(s->img[i], &e[i], &f[i]);
+		if (memcmp(&f[0], &f[1], sizeof(f[0]))) {
+			s->first_diff = off;
+			return CMP_STATUS;
+		}
+	}
 	return 0;
 }
 
@@ -375,7 +145,7 @@ static int compare_common(struct cmp_state *s, uint64_t end)
 		uint64_t len, n;
 		bool rd;
 		int r = next_range(s, off, end, &len, &rd);
-		if (r < 0)
+		if (r != 0)
 			return r;
 		for (uint64_t done = 0; rd && done < len; done += n) {
 			n = len - done < CMP_BUF_BYTES ? len - done : CMP_BUF_BYTES;
@@ -429,17 +199,29 @@ static int compare_tail(struct cmp_state *s, int longer, uint64_t from)
 
 int p2v_cmd_compare(int argc, char **argv)
 {
-	static const char usage[] = "p2v compare [-f FMT] [-F FMT] [-U] [--json] IMAGE1 IMAGE2";
+	static const struct p2v_opt opts[] = {
+		P2V_OPT_FORMAT("format of IMAGE1 (probed by default)"),
+		P2V_ARG('F', NULL, P2V_ARG_STR, "FMT", "format of IMAGE2 (probed by default)"),
+		P2V_FLAG('s', "strict", "strict, as qemu-img compare -s: the sizes must be equal and "
+			 "the allocation the same (map's present/zero/data), not only the content"),
+		P2V_OPT_SHARE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	};
+	static const struct p2v_cmd cmd = {
+		"compare", "IMAGE1 IMAGE2", "Compare the content two images present to a guest; a "
+		"part only the larger image has must read as zeroes (unless -s).  Exit 0 identical, "
+		"1 different, 2 error.",
+		opts, 2, 2,
+	};
 	struct cmp_state s = { 0 };
 	uint64_t sz[2];
-	struct img_args a;
+	struct p2v_args a;
 	int r = -ENOMEM;
 
-	START(2);
+	START(cmd);
 	p2v_install_signal_handlers();
-	if (open_image(&s.img[0], argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
+	if (open_image(&s.img[0], argv[first], p2v_str(&a, 'f'), share_flag(&a)) < 0)
 		return P2V_EXIT_ERROR;
-	if (open_image(&s.img[1], argv[first + 1], a.dst_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0) {
+	if (open_image(&s.img[1], argv[first + 1], p2v_str(&a, 'F'), share_flag(&a)) < 0) {
 		imgfmt_close(s.img[0]);
 		return P2V_EXIT_ERROR;
 	}
@@ -447,18 +229,24 @@ int p2v_cmd_compare(int argc, char **argv)
 	s.buf[1] = malloc(CMP_BUF_BYTES);
 	sz[0] = imgfmt_size_bytes(s.img[0]);
 	sz[1] = imgfmt_size_bytes(s.img[1]);
-	if (s.buf[0] && s.buf[1]) {
+	s.strict = p2v_has(&a, 's');
+	if (s.strict && sz[0] != sz[1]) {
+		r = CMP_SIZE;
+	} else if (s.buf[0] && s.buf[1]) {
 		r = compare_common(&s, sz[0] < sz[1] ? sz[0] : sz[1]);
 		if (r == 0 && sz[0] != sz[1])
 			r = compare_tail(&s, sz[0] > sz[1] ? 0 : 1, sz[0] < sz[1] ? sz[0] : sz[1]);
 	}
-	if (a.json && r >= 0) {
+	if (p2v_json_wanted(&a) && r >= 0) {
 		struct p2v_json j;
 		p2v_json_init(&j, stdout);
 		p2v_json_obj_begin(&j, NULL);
-		p2v_json_bool(&j, "identical", r == 0);
-		if (r == 1)
+		p2v_json_bool(&j, "identical", r == CMP_SAME);
+		if (r == CMP_CONTENT || r == CMP_STATUS)
 			p2v_json_u64(&j, "first-difference", s.first_diff);
+		if (r != CMP_SAME)
+			p2v_json_str(&j, "difference", r == CMP_CONTENT ? "content" :
+				     r == CMP_STATUS ? "block-status" : "size");
 		p2v_json_obj_end(&j);
 		p2v_json_finish(&j);
 	} else if (r == 0) {
@@ -466,8 +254,12 @@ int p2v_cmd_compare(int argc, char **argv)
 			p2v_warn("image sizes differ (%llu and %llu bytes); the extra part reads as zeroes",
 				 (unsigned long long)sz[0], (unsigned long long)sz[1]);
 		printf("Images are identical.\n");
-	} else if (r == 1) {
+	} else if (r == CMP_CONTENT) {
 		printf("Content mismatch at offset %llu!\n", (unsigned long long)s.first_diff);
+	} else if (r == CMP_STATUS) {
+		printf("Strict mode: Offset %llu block status mismatch!\n", (unsigned long long)s.first_diff);
+	} else if (r == CMP_SIZE) {
+		printf("Strict mode: Image size mismatch!\n");
 	} else if (r == -EINTR) {
 		p2v_err("compare: interrupted");
 	} else if (r == -ENOMEM) {
@@ -482,123 +274,69 @@ int p2v_cmd_compare(int argc, char **argv)
 
 /* ---- check ---- */
 
-static void report_problem(void *opaque, const char *msg)
-{
-	bool *json = opaque;
-
-	if (!*json)
-		printf("%s\n", msg);
-}
+static const char *const repair_choices[] = { "leaks", "all", NULL };
 
 int p2v_cmd_check(int argc, char **argv)
 {
-	static const char usage[] = "p2v check [-f FMT] [-U] [--json] IMAGE";
-	struct imgfmt_check res = { 0 };
+	static const struct p2v_opt opts[] = {
+		P2V_OPT_FORMAT("the image's format (probed by default)"),
+		P2V_ARG('r', "repair", P2V_ARG_CHOICE, "leaks|all",
+			"repair (qcow2): leaks frees leaked clusters, all also fixes refcounts that "
+			"are too low and COPIED flags; then checks again", .choices = repair_choices),
+		P2V_OPT_SHARE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	};
+	static const struct p2v_cmd cmd = {
+		"check", "IMAGE", "Check an image's metadata for corruption and leaked clusters, as "
+		"qemu-img check does.  Exit 0 clean, 2 corruption, 3 leaks only, 63 the format has "
+		"nothing to check, 1 the check could not be done.",
+		opts, 1, 1,
+	};
 	struct imgfmt_image *img;
-	struct img_args a;
-	int r;
+	struct p2v_args a;
+	unsigned repair = 0, flags;
+	int r, rc;
 
-	START(1);
-	if (open_image(&img, argv[first], a.src_fmt,
-		       IMGFMT_OPEN_NO_BACKING | (a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0)) < 0)
-		return P2V_EXIT_ERROR;
-	res.report = report_problem;
-	res.report_opaque = &a.json;
-	r = imgfmt_check(img, &res);
-	if (r < 0 && r != -ENOTSUP) {
-		p2v_err("%s", imgfmt_errmsg(img));
-		imgfmt_close(img);
-		return P2V_EXIT_ERROR;
+	r = p2v_args_parse(&cmd, argc, argv, &a);
+	if (r != 0)
+		return r > 0 ? P2V_CHECK_EXIT_CLEAN : P2V_CHECK_EXIT_ERROR;
+	if (p2v_has(&a, 'r'))
+		repair = p2v_u64(&a, 'r', 0) == 0 ? IMGFMT_REPAIR_LEAKS
+						  : IMGFMT_REPAIR_LEAKS | IMGFMT_REPAIR_ERRORS;
+	flags = IMGFMT_OPEN_NO_BACKING | share_flag(&a) |
+		(repair ? IMGFMT_OPEN_RDWR | IMGFMT_OPEN_REPAIR : 0);
+	if (open_image(&img, a.operands[0], p2v_str(&a, 'f'), flags) < 0)
+		return P2V_CHECK_EXIT_ERROR;
+	r = p2v_check_run(img, a.operands[0], repair, p2v_json_wanted(&a));
+	rc = imgfmt_close(img);
+	if (rc < 0) {
+		p2v_err("%s: closing the repaired image: %s", a.operands[0], strerror(-rc));
+		r = P2V_CHECK_EXIT_ERROR;
 	}
-	if (a.json) {
-		struct p2v_json j;
-		p2v_json_init(&j, stdout);
-		p2v_json_obj_begin(&j, NULL);
-		p2v_json_str(&j, "filename", argv[first]);
-		p2v_json_str(&j, "format", imgfmt_format(img));
-		p2v_json_bool(&j, "checked", r == 0);
-		p2v_json_u64(&j, "corruptions", res.errors);
-		p2v_json_u64(&j, "leaks", res.leaks);
-		p2v_json_u64(&j, "allocated-clusters", res.allocated_clusters);
-		p2v_json_u64(&j, "total-clusters", res.total_clusters);
-		p2v_json_obj_end(&j);
-		p2v_json_finish(&j);
-	} else if (r == -ENOTSUP) {
-		printf("%s: format %s has no metadata to check.\n", argv[first], imgfmt_format(img));
-	} else {
-		if (res.errors == 0 && res.leaks == 0)
-			printf("No errors were found on the image.\n");
-		else
-			printf("%llu errors and %llu leaked clusters were found on the image.\n",
-			       (unsigned long long)res.errors, (unsigned long long)res.leaks);
-		if (res.total_clusters)
-			printf("%llu/%llu clusters are allocated.\n",
-			       (unsigned long long)res.allocated_clusters,
-			       (unsigned long long)res.total_clusters);
-	}
-	imgfmt_close(img);
-	return (res.errors || res.leaks) ? P2V_EXIT_NO : P2V_EXIT_OK;
+	return r;
 }
 
 /* ---- map ---- */
 
-static const char *type_name(enum imgfmt_extent_type t)
-{
-	return t == IMGFMT_EXTENT_DATA ? "data" : t == IMGFMT_EXTENT_ZERO ? "zero" : "hole";
-}
-
-static void print_extent(const struct img_args *a, struct p2v_json *j, const struct imgfmt_extent *e)
-{
-	if (!a->json) {
-		printf("%-20llu %-20llu %s\n", (unsigned long long)e->offset_bytes,
-		       (unsigned long long)e->length_bytes, type_name(e->type));
-		return;
-	}
-	p2v_json_obj_begin(j, NULL);
-	p2v_json_u64(j, "start", e->offset_bytes);
-	p2v_json_u64(j, "length", e->length_bytes);
-	p2v_json_str(j, "type", type_name(e->type));
-	p2v_json_bool(j, "data", e->type == IMGFMT_EXTENT_DATA);
-	p2v_json_obj_end(j);
-}
-
 int p2v_cmd_map(int argc, char **argv)
 {
-	static const char usage[] = "p2v map [-f FMT] [-U] [--json] IMAGE";
-	struct imgfmt_extent cur = { 0 }, e;
+	static const struct p2v_opt opts[] = {
+		P2V_OPT_FORMAT("the image's format (probed by default)"),
+		P2V_OPT_SHARE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	};
+	static const struct p2v_cmd cmd = {
+		"map", "IMAGE", "Where the image's data lies, as qemu-img map shows it: JSON entries "
+		"with start, length, depth (which image of the backing chain), present, zero, data "
+		"and offset (in that image's file); the human table lists the data ranges.",
+		opts, 1, 1,
+	};
 	struct imgfmt_image *img;
-	struct img_args a;
-	struct p2v_json j;
-	uint64_t off = 0, size;
-	int r = 0;
+	struct p2v_args a;
+	int r;
 
-	START(1);
-	if (open_image(&img, argv[first], a.src_fmt, a.force_share ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
+	START(cmd);
+	if (open_image(&img, argv[first], p2v_str(&a, 'f'), share_flag(&a)) < 0)
 		return P2V_EXIT_ERROR;
-	size = imgfmt_size_bytes(img);
-	p2v_json_init(&j, stdout);
-	if (a.json)
-		p2v_json_arr_begin(&j, NULL);
-	else
-		printf("%-20s %-20s %s\n", "Offset", "Length", "Type");
-	while (off < size && (r = imgfmt_block_status(img, off, size - off, &e)) == 0) {
-		if (cur.length_bytes && cur.type == e.type) {
-			cur.length_bytes += e.length_bytes;
-		} else {
-			if (cur.length_bytes)
-				print_extent(&a, &j, &cur);
-			cur = e;
-		}
-		off += e.length_bytes;
-	}
-	if (r == 0 && cur.length_bytes)
-		print_extent(&a, &j, &cur);
-	if (a.json) {
-		p2v_json_arr_end(&j);
-		p2v_json_finish(&j);
-	}
-	if (r < 0)
-		p2v_err("%s", imgfmt_errmsg(img));
+	r = p2v_map_print(img, p2v_json_wanted(&a));
 	imgfmt_close(img);
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }

@@ -2,14 +2,10 @@
 #include "p2v.h"
 
 #include "imgfmt.h"
-#include "inject.h"
+#include "inject_plugin.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char inject_usage[] =
-	"p2v inject [-f FMT] [--dry-run] [--serial-console] [--virtio-win DIR] [--json] IMAGE";
 
 struct inject_args {
 	const char *format;
@@ -24,35 +20,39 @@ static void inject_log(void *opaque, const char *msg)
 	fprintf(stderr, "p2v: [%5.1fs] %s\n", p2v_now_s() - *start_s, msg);
 }
 
+enum { O_DRY = P2V_O_CMD, O_SERIAL, O_VIRTIO_WIN };
+
+static const struct p2v_opt inject_opts[] = {
+	P2V_OPT_FORMAT("the image's format (probed by default)"),
+	P2V_FLAG(O_DRY, "dry-run", "say what would change and change nothing"),
+	P2V_FLAG(O_SERIAL, "serial-console", "also put the kernel's console on the first serial port"),
+	P2V_ARG(O_VIRTIO_WIN, "virtio-win", P2V_ARG_STR, "DIR",
+		"Windows guests: the virtio-win drivers (an unpacked virtio-win ISO)"),
+	P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+};
+
+static const struct p2v_cmd inject_cmd = {
+	"inject", "IMAGE",
+	"Make a captured OS boot on virtio: drivers into the initramfs (Linux) or the registry "
+	"(Windows), root by UUID, fstab and the bootloader fixed.  Each changed file keeps its "
+	"original as FILE.p2v-orig.",
+	inject_opts, 1, 1,
+};
+
 /* 0 with arguments parsed, 1 after --help, -1 on a usage error. */
 static int parse_inject_args(int argc, char **argv, struct inject_args *a, int *first)
 {
-	static const struct option long_opts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "serial-console", no_argument, NULL, 's' },
-		{ "virtio-win", required_argument, NULL, 'w' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:h", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': a->format = optarg; break;
-		case 'n': a->o.dry_run = true; break;
-		case 's': a->o.serial_console = true; break;
-		case 'w': a->o.virtio_win_dir = optarg; break;
-		case 'j': a->json = true; break;
-		case 'h': printf("usage: %s\n", inject_usage); return 1;
-		default: fprintf(stderr, "usage: %s\n", inject_usage); return -1;
-		}
-	}
-	if (argc - optind != 1) {
-		p2v_err("inject takes one IMAGE (usage: %s)", inject_usage);
-		return -1;
-	}
-	*first = optind;
+	struct p2v_args pa;
+	int r = p2v_args_parse(&inject_cmd, argc, argv, &pa);
+
+	if (r != 0)
+		return r;
+	a->format = p2v_str(&pa, 'f');
+	a->o.dry_run = p2v_has(&pa, O_DRY);
+	a->o.serial_console = p2v_has(&pa, O_SERIAL);
+	a->o.virtio_win_dir = p2v_str(&pa, O_VIRTIO_WIN);
+	a->json = p2v_json_wanted(&pa);
+	*first = (int)(pa.operands - argv);
 	return 0;
 }
 
@@ -79,6 +79,8 @@ static void print_human(const char *path, const struct drvinject_result *r, bool
 		printf("  kernel %s\n", r->kernels[i]);
 	if (r->initramfs_tool[0])
 		printf("  initramfs tool: %s\n", r->initramfs_tool);
+	if (r->uefi_fallback[0])
+		printf("  UEFI fallback \\EFI\\BOOT\\BOOTX64.EFI: %s\n", r->uefi_fallback);
 	printf("%s (%u):\n", dry_run ? "changes that would be made" : "changes made", r->nr_changes);
 	for (unsigned i = 0; i < r->nr_changes; i++)
 		printf("  %s: %s\n", r->changes[i].path, r->changes[i].what);
@@ -103,6 +105,7 @@ static void print_json(const char *path, const char *fmt, const struct drvinject
 	p2v_json_str(&j, "arch", r->arch);
 	p2v_json_str(&j, "root", r->root);
 	p2v_json_str(&j, "initramfs_tool", r->initramfs_tool);
+	p2v_json_str(&j, "uefi_fallback", r->uefi_fallback);
 	p2v_json_arr_begin(&j, "kernels");
 	for (unsigned i = 0; i < r->nr_kernels; i++)
 		p2v_json_str(&j, NULL, r->kernels[i]);
@@ -132,14 +135,17 @@ int p2v_cmd_inject(int argc, char **argv)
 	if (probe_format(path, a.format, fmt, sizeof(fmt)) < 0)
 		return P2V_EXIT_ERROR;
 	a.o.format = fmt;
-	if (drvinject_kvm_is_software())
+	const struct drvinject_plugin *plugin = p2v_inject_plugin();
+	if (!plugin)
+		return P2V_EXIT_ERROR;
+	if (plugin->kvm_is_software())
 		fprintf(stderr, "p2v: KVM is software-nested here; libguestfs uses TCG\n");
 	struct drvinject_result *res = malloc(sizeof(*res));
 	if (!res) {
 		p2v_err("out of memory");
 		return P2V_EXIT_ERROR;
 	}
-	int r = drvinject_run(path, &a.o, res, err, sizeof(err));
+	int r = plugin->run(path, &a.o, res, err, sizeof(err));
 	if (r < 0)
 		p2v_err("%s: %s", path, err);
 	else if (a.json)

@@ -7,7 +7,6 @@
 #include "imgfmt.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,7 @@
 #include <unistd.h>
 
 struct migrate_args {
-	const char *src, *out, *fmt, *timeout, *engine;
+	const char *src, *out, *fmt, *timeout, *engine, *firmware;
 	bool json, force, serial_console;
 };
 
@@ -26,46 +25,49 @@ struct migrate_step {
 	char *json;                  /* the step's own --json report (JSON mode) */
 };
 
-static const char usage[] =
-	"p2v migrate SRC OUT [-O FMT] [--force] [--json] [--timeout S] [--engine auto|vmm|qemu] [--serial-console]";
+enum { O_TIMEOUT = P2V_O_CMD, O_ENGINE, O_SERIAL, O_FIRMWARE };
+static const char *const engines[] = { "auto", "vmm", "qemu", NULL };
+static const char *const firmwares[] = { "auto", "bios", "uefi", NULL };
 
+static const struct p2v_opt migrate_opts[] = {
+	P2V_ARG('O', NULL, P2V_ARG_STR, "FMT", "output format (by default from OUT's extension)"),
+	P2V_OPT_FORCE("replace an existing OUT"),
+	P2V_ARG(O_TIMEOUT, "timeout", P2V_ARG_COUNT, "S", "seconds the boot verification may take",
+		.min = 1, .max = 86400),
+	P2V_ARG(O_ENGINE, "engine", P2V_ARG_CHOICE, "auto|vmm|qemu",
+		"what boots the image (see p2v verify)", .choices = engines),
+	P2V_ARG(O_FIRMWARE, "firmware", P2V_ARG_CHOICE, "auto|bios|uefi",
+		"the firmware the image boots with (see p2v verify)", .choices = firmwares),
+	P2V_FLAG(O_SERIAL, "serial-console", "put the guest's console on the serial port (inject)"),
+	P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+};
+
+static const struct p2v_cmd migrate_cmd = {
+	"migrate", "SRC OUT",
+	"Capture SRC, inject virtio drivers and verify that the image boots, in one step.  The "
+	"image is built under a temporary name beside OUT and renamed only on a PASS verdict; a "
+	"failing step stops the run, is named, and leaves nothing under OUT.",
+	migrate_opts, 2, 2,
+};
+
+/* 1 parsed, 0 after --help, -1 on a usage error. */
 static int parse(int argc, char **argv, struct migrate_args *a)
 {
-	enum { OPT_JSON = 256, OPT_FORCE, OPT_TIMEOUT, OPT_ENGINE, OPT_SERIAL };
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "engine", required_argument, NULL, OPT_ENGINE },
-		{ "serial-console", no_argument, NULL, OPT_SERIAL },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	struct p2v_args pa;
+	int r = p2v_args_parse(&migrate_cmd, argc, argv, &pa);
 
 	memset(a, 0, sizeof(*a));
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "O:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'O': a->fmt = optarg; break;
-		case OPT_JSON: a->json = true; break;
-		case OPT_FORCE: a->force = true; break;
-		case OPT_TIMEOUT: a->timeout = optarg; break;
-		case OPT_ENGINE: a->engine = optarg; break;
-		case OPT_SERIAL: a->serial_console = true; break;
-		case 'h': printf("usage: %s\n", usage); return 0;
-		default:
-			p2v_err("migrate: unknown or incomplete option '%s'", argv[optind - 1]);
-			return -1;
-		}
-	}
-	if (argc - optind != 2) {
-		p2v_err("migrate: expected SRC and OUT\nusage: %s", usage);
-		return -1;
-	}
-	a->src = argv[optind];
-	a->out = argv[optind + 1];
+	if (r != 0)
+		return r > 0 ? 0 : -1;
+	a->src = pa.operands[0];
+	a->out = pa.operands[1];
+	a->fmt = p2v_str(&pa, 'O');
+	a->json = p2v_json_wanted(&pa);
+	a->force = p2v_has(&pa, P2V_O_FORCE);
+	a->timeout = p2v_str(&pa, O_TIMEOUT);
+	a->engine = p2v_str(&pa, O_ENGINE);
+	a->serial_console = p2v_has(&pa, O_SERIAL);
+	a->firmware = p2v_str(&pa, O_FIRMWARE);
 	return 1;
 }
 
@@ -186,10 +188,10 @@ static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
 {
 	char fmt_arg[32], *cap[8] = { "capture", (char *)a->src, tmp, "-O", fmt_arg, "--force" };
 	char *inj[5] = { "inject", tmp };
-	char *ver[10] = { "verify", tmp, "-f", fmt_arg };
+	char *ver[16] = { "verify", tmp, "-f", fmt_arg, "--name", (char *)a->out };
 	struct migrate_step steps[3] = { { "capture", 0, 0, NULL }, { "inject", 0, 0, NULL },
 					 { "verify", 0, 0, NULL } };
-	int n = 0, nc = 6, ni = 2, nv = 4, r;
+	int n = 0, nc = 6, ni = 2, nv = 6, r;
 
 	snprintf(fmt_arg, sizeof(fmt_arg), "%s", fmt);
 	if (a->serial_console)
@@ -206,6 +208,10 @@ static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)
 	if (a->engine) {
 		ver[nv++] = "--engine";
 		ver[nv++] = (char *)a->engine;
+	}
+	if (a->firmware) {
+		ver[nv++] = "--firmware";
+		ver[nv++] = (char *)a->firmware;
 	}
 	r = run_step(&steps[n++], a->json, p2v_cmd_capture, nc, cap);
 	if (r == 0 && !p2v_interrupted)

@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "bootdisk.h"
 #include "engine.h"
 #include "imgfmt.h"
 #include "p2v.h"
@@ -18,15 +19,17 @@
 
 #define VERIFY_DEFAULT_TIMEOUT_S 120.0
 #define VERIFY_DEFAULT_SETTLE_S 3.0
-#define VMM_MIN_MIPS 100.0       /* below this, KVM is software-nested: use TCG */
 #define CONSOLE_ESCAPE 0x1d      /* Ctrl-] */
 
-enum engine_choice { ENGINE_AUTO, ENGINE_VMM, ENGINE_QEMU };
+enum firmware_choice { FIRMWARE_AUTO, FIRMWARE_BIOS, FIRMWARE_UEFI };
 
 struct boot_opts {
 	const char *image;
 	const char *format;          /* -f: skip probing */
-	enum engine_choice engine;
+	const char *engine_name;     /* --engine: NULL or "auto" to choose */
+	const struct p2v_engine_ops *engine; /* chosen */
+	char engine_note[320];       /* why auto chose it */
+	enum firmware_choice firmware;
 	struct p2v_engine_config cfg;
 	/* verify */
 	const char *expect;
@@ -35,20 +38,48 @@ struct boot_opts {
 	bool console;                /* echo the guest console on stderr */
 	double settle_s;
 	bool post_restored;          /* the run resumed a POST snapshot */
+	bool quiet;                  /* -q: no notices on stderr */
+	const char *display_name;    /* --name: the image as the report names it */
 	char post_dir[4096];
 };
 
-static int parse_engine(const char *s, enum engine_choice *out)
+static int parse_engine(const char *s, const char **out)
 {
-	static const char *const names[] = { "auto", "vmm", "qemu" };
+	char names[64];
+
+	if (!strcmp(s, "auto") || p2v_engine_find(s)) {
+		*out = s;
+		return 0;
+	}
+	p2v_engine_names(names, sizeof(names));
+	p2v_err("--engine '%s': expected one of %s", s, names);
+	return -EINVAL;
+}
+
+static int parse_firmware(const char *s, enum firmware_choice *out)
+{
+	static const char *const names[] = { "auto", "bios", "uefi" };
 
 	for (unsigned i = 0; i < 3; i++)
 		if (!strcmp(s, names[i])) {
-			*out = (enum engine_choice)i;
+			*out = (enum firmware_choice)i;
 			return 0;
 		}
-	p2v_err("--engine '%s': expected auto, vmm or qemu", s);
+	p2v_err("--firmware '%s': expected auto, bios or uefi", s);
 	return -EINVAL;
+}
+
+static int parse_cpus(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+
+	if (*s < '0' || *s > '9' || *end || n < 1 || n > 8) {
+		p2v_err("--cpus '%s': expected 1 to 8", s);
+		return -EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
 }
 
 /* --mem: a plain number is MiB (as QEMU's -m), otherwise a size with a unit. */
@@ -109,7 +140,7 @@ static void post_cache_dir(char *dir, size_t dir_bytes)
 enum {
 	OPT_TIMEOUT = 256, OPT_EXPECT, OPT_JSON, OPT_ENGINE, OPT_MEM, OPT_FWLOG, OPT_TRANSCRIPT,
 	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_CONSOLE, OPT_HELP,
-	OPT_NO_POST_CACHE,
+	OPT_NO_POST_CACHE, OPT_FIRMWARE, OPT_NAME, OPT_CPUS,
 };
 
 static const struct option long_opts[] = {
@@ -128,6 +159,10 @@ static const struct option long_opts[] = {
 	{ "append", required_argument, NULL, OPT_APPEND },
 	{ "format", required_argument, NULL, 'f' },
 	{ "no-post-cache", no_argument, NULL, OPT_NO_POST_CACHE },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "firmware", required_argument, NULL, OPT_FIRMWARE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -136,16 +171,22 @@ static void usage(const char *cmd, FILE *f)
 {
 	if (!strcmp(cmd, "verify"))
 		fprintf(f, "usage: p2v verify IMG [-f FMT] [--timeout S] [--expect REGEX] [--json]\n"
-			   "         [--engine auto|vmm|qemu] [--mem M] [--firmware-log FILE]\n"
-			   "         [--transcript FILE] [--settle S] [--console] [--no-post-cache]\n"
+			   "         [--engine auto|vmm|qemu] [--firmware auto|bios|uefi] [--mem M]\n"
+			   "         [--firmware-log FILE] [--transcript FILE] [--settle S] [--console]\n"
+			   "         [--no-post-cache] [--cpus N] [--name NAME] [-q]\n"
 			   "Boots IMG read-only and says whether it reaches userspace (exit 0),\n"
 			   "fails to (exit 1, with the reason), or could not be run (exit 2).\n"
 			   "--console shows the guest's console on stderr as it boots.\n"
+			   "--firmware auto boots UEFI (OVMF, a fresh variable store each run) when the\n"
+			   "disk is GPT with an EFI system partition holding EFI binaries and no BIOS\n"
+			   "boot code, BIOS (SeaBIOS) otherwise, hybrids included.\n"
 			   "vmm-min keeps the machine as the firmware leaves POST (no disk byte read\n"
 			   "yet) in ~/.cache/p2v/post ($P2V_CACHE_DIR) and resumes there next time;\n"
-			   "--no-post-cache runs POST every time.\n");
+			   "--no-post-cache runs POST every time.  --cpus: vCPUs (default 2).\n"
+			   "--name: how the report names the image (default IMG).  -q: no notices.\n");
 	else
-		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--mem M] [--writable]\n"
+		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--firmware auto|bios|uefi]\n"
+			   "         [--mem M] [--cpus N] [--writable]\n"
 			   "         [--kernel K [--initrd I] [--append A]] [--firmware-log FILE]\n"
 			   "Boots IMG with COM1 on this terminal (Ctrl-] then q quits).  Guest writes\n"
 			   "are discarded unless --writable.\n");
@@ -161,7 +202,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 	o->settle_s = VERIFY_DEFAULT_SETTLE_S;
 	post_cache_dir(o->post_dir, sizeof(o->post_dir));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:q", long_opts, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case 'f': o->format = optarg; break;
@@ -170,7 +211,8 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_EXPECT: o->expect = optarg; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_CONSOLE: o->console = true; break;
-		case OPT_ENGINE: r = parse_engine(optarg, &o->engine); break;
+		case OPT_ENGINE: r = parse_engine(optarg, &o->engine_name); break;
+		case OPT_FIRMWARE: r = parse_firmware(optarg, &o->firmware); break;
 		case OPT_MEM: r = parse_mem(optarg, &o->cfg.mem_bytes); break;
 		case OPT_FWLOG: o->cfg.firmware_log_path = optarg; break;
 		case OPT_TRANSCRIPT: o->transcript = optarg; break;
@@ -179,6 +221,9 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_INITRD: o->cfg.initrd_path = optarg; break;
 		case OPT_APPEND: o->cfg.append = optarg; break;
 		case OPT_NO_POST_CACHE: o->post_dir[0] = '\0'; break;
+		case OPT_NAME: o->display_name = optarg; break;
+		case OPT_CPUS: r = parse_cpus(optarg, &o->cfg.cpus); break;
+		case 'q': o->quiet = true; break;
 		case OPT_HELP: usage(argv[0], stdout); return P2V_EXIT_OK;
 		default: usage(argv[0], stderr); return P2V_EXIT_ERROR;
 		}
@@ -210,7 +255,13 @@ struct image_facts {
 	uint8_t sector0[IMGFMT_SECTOR_BYTES];
 	uint8_t sector1[IMGFMT_SECTOR_BYTES];
 	uint64_t size_bytes;
+	struct p2v_bootdisk boot;    /* how it boots (BIOS code, ESP, EFI binaries) */
 };
+
+static int image_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_bytes)
+{
+	return imgfmt_pread(opaque, buf, len_bytes, off_bytes);
+}
 
 /* Opens the image read-only once to learn its format and first sectors. */
 static int probe_image(const struct boot_opts *o, struct image_facts *facts)
@@ -237,6 +288,8 @@ static int probe_image(const struct boot_opts *o, struct image_facts *facts)
 		r = imgfmt_pread(img, facts->sector0, IMGFMT_SECTOR_BYTES, 0);
 		if (r == 0)
 			r = imgfmt_pread(img, facts->sector1, IMGFMT_SECTOR_BYTES, IMGFMT_SECTOR_BYTES);
+		if (r == 0)
+			r = p2v_bootdisk_probe(image_read, img, facts->size_bytes, &facts->boot);
 		if (r < 0)
 			p2v_err("%s: reading the first sectors: %s", o->image, imgfmt_errmsg(img));
 	}
@@ -252,56 +305,58 @@ static const char *mbr_without_code(const struct image_facts *f)
 		return NULL;
 	if (!imgfmt_is_zero(f->sector0, 440))
 		return NULL;
+	if (!memcmp(f->sector1, "EFI PART", 8) && p2v_bootdisk_kind(&f->boot) == P2V_BOOT_UEFI)
+		return "no bootable device: the disk is GPT with no BIOS boot code in its protective MBR "
+		       "(it boots UEFI: --firmware uefi or auto)";
 	if (!memcmp(f->sector1, "EFI PART", 8))
 		return "no bootable device: the disk is GPT with no BIOS boot code in its protective MBR "
-		       "(UEFI-only; this engine boots with BIOS firmware)";
+		       "and no EFI system partition holding an EFI boot loader";
 	return "no bootable device: the MBR (sector 0) has a partition table but no boot code "
 	       "(440 zero bytes); the firmware would jump into zeros";
 }
 
 /* ---- the engine ---- */
 
-static bool vmm_fast_enough(bool quiet_notice)
+/* The firmware: as asked, else UEFI for a disk that only boots UEFI. */
+static enum p2v_firmware pick_firmware(const struct boot_opts *o, const struct image_facts *f)
 {
-	char err[256] = "";
-	double mips = p2v_vmm_mips(err, sizeof(err));
+	enum p2v_boot_kind k = o->image ? p2v_bootdisk_kind(&f->boot) : P2V_BOOT_NONE;
 
-	if (mips >= VMM_MIN_MIPS)
-		return true;
-	if (quiet_notice)
-		return false;
-	if (mips == -ENOSYS)
-		fprintf(stderr, "p2v: the vmm-min engine is not built into this p2v; using QEMU TCG\n");
-	else if (mips < 0)
-		fprintf(stderr, "p2v: KVM is unusable here (%s); using QEMU TCG\n", err);
-	else
-		fprintf(stderr, "p2v: KVM here runs guests at %.1f MIPS (software-nested); using QEMU TCG\n",
-			mips);
-	return false;
+	if (o->firmware != FIRMWARE_AUTO)
+		return o->firmware == FIRMWARE_UEFI ? P2V_FW_UEFI : P2V_FW_BIOS;
+	if (k == P2V_BOOT_HYBRID)
+		fprintf(stderr, "p2v: the disk has BIOS boot code and an EFI system partition with "
+			"EFI binaries: booting it with BIOS firmware (--firmware uefi for UEFI)\n");
+	return k == P2V_BOOT_UEFI ? P2V_FW_UEFI : P2V_FW_BIOS;
 }
 
-/* Picks the engine; false (with a message) when none can run. */
-static bool choose_engine(struct boot_opts *o, bool *use_vmm)
+/* Picks the engine (the one named, or the first of the table that fits);
+ * false (with a message) when none can run.  Auto says what it chose and why. */
+static bool choose_engine(struct boot_opts *o)
 {
-	bool qemu_ok = p2v_qemu_available(&o->cfg);
+	char note[sizeof(o->engine_note)] = "";
 
-	*use_vmm = o->engine == ENGINE_VMM;
-	if (*use_vmm && !p2v_vmm_built()) {
-		p2v_err("--engine vmm: the vmm-min engine is not built into this p2v");
+	if (o->engine_name && strcmp(o->engine_name, "auto")) {
+		o->engine = p2v_engine_find(o->engine_name);
+		if (o->engine->check(&o->cfg, true, note, sizeof(note)) != 1) {
+			p2v_err("no engine can run: %s (--engine %s)", note, o->engine_name);
+			return false;
+		}
+		return true;
+	}
+	o->engine = p2v_engine_auto(&o->cfg, note, sizeof(note));
+	if (!o->engine) {
+		p2v_err("no engine can run: %s", note);
 		return false;
 	}
-	if (o->engine == ENGINE_AUTO)
-		*use_vmm = vmm_fast_enough(!qemu_ok);
-	if (!*use_vmm && !qemu_ok) {
-		p2v_err("no engine can run: %s is not installed%s", p2v_qemu_binary(&o->cfg),
-			o->engine == ENGINE_AUTO ? " and KVM is missing or too slow" : "");
-		return false;
-	}
+	snprintf(o->engine_note, sizeof(o->engine_note), "%s", note);
+	if (!o->quiet)
+		fprintf(stderr, "p2v: %s; using %s\n", note, o->engine->title);
 	return true;
 }
 
 /* Format, first-sector check and engine; an exit code or -1 to go on. */
-static int prepare(struct boot_opts *o, struct image_facts *facts, bool *use_vmm)
+static int prepare(struct boot_opts *o, struct image_facts *facts)
 {
 	if (o->image) {
 		if (probe_image(o, facts) < 0)
@@ -309,10 +364,11 @@ static int prepare(struct boot_opts *o, struct image_facts *facts, bool *use_vmm
 		o->cfg.disk_path = o->image;
 		o->cfg.disk_format = facts->format;
 	}
-	if (!choose_engine(o, use_vmm))
+	o->cfg.firmware = pick_firmware(o, facts);
+	if (!choose_engine(o))
 		return P2V_EXIT_ERROR;
-	if (!*use_vmm && o->image && !p2v_qemu_format(facts->format)) {
-		p2v_err("%s: QEMU cannot boot %s images", o->image, facts->format);
+	if (o->image && !o->engine->boots_format(facts->format)) {
+		p2v_err("%s: %s cannot boot %s images", o->image, o->engine->title, facts->format);
 		return P2V_EXIT_ERROR;
 	}
 	return -1;
@@ -320,18 +376,29 @@ static int prepare(struct boot_opts *o, struct image_facts *facts, bool *use_vmm
 
 /* ---- verify ---- */
 
-static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, bool use_vmm,
-			 bool booted, const char *format, double elapsed_s)
+static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, bool booted,
+			 const char *format, double elapsed_s)
 {
+	bool uefi = o->cfg.firmware == P2V_FW_UEFI;
+	char detail[512];
 	struct p2v_report_info info = {
-		.engine = !booted ? "none" : use_vmm ? "vmm" : "qemu-tcg",
-		.engine_detail = !booted ? "decided from the image before booting"
-			: use_vmm ? (o->post_restored ? "vmm-min (KVM), POST resumed from a snapshot"
-						      : "vmm-min (KVM)")
-			: "qemu-system-x86_64 -accel tcg, -snapshot",
-		.image = o->image, .format = format,
-		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s, .disk_counters = booted,
+		.engine = !booted ? "none" : o->engine->report_name,
+		.engine_detail = detail,
+		.firmware = uefi ? "uefi" : "bios",
+		.image = o->display_name ? o->display_name : o->image, .format = format,
+		.elapsed_s = elapsed_s, .timeout_s = o->cfg.timeout_s,
+		.disk_counters = booted && o->engine->disk_counters,
 	};
+
+	if (!booted)
+		snprintf(detail, sizeof(detail), "decided from the image before booting");
+	else
+		snprintf(detail, sizeof(detail), "%s%s%s%s%s", o->engine->title,
+			 o->post_restored ? ", POST resumed from a snapshot" : "",
+			 o->engine != &p2v_engine_qemu ? ""
+			 : uefi ? " (qemu-system-x86_64 -accel tcg, -snapshot, OVMF with a fresh variable store)"
+				: " (qemu-system-x86_64 -accel tcg, -snapshot)",
+			 o->engine_note[0] ? "; chosen because " : "", o->engine_note);
 
 	if (o->json)
 		p2v_watch_report_json(w, &info, stdout);
@@ -341,14 +408,13 @@ static int verify_report(const struct boot_opts *o, const struct p2v_watch *w, b
 	return w->verdict == P2V_VERDICT_PASS ? P2V_EXIT_OK : P2V_EXIT_NO;
 }
 
-static int verify_run(struct boot_opts *o, struct p2v_watch *w, bool use_vmm, double *elapsed_s)
+static int verify_run(struct boot_opts *o, struct p2v_watch *w, double *elapsed_s)
 {
 	struct p2v_engine_result res;
 	char err[512] = "";
 	int r;
 
-	r = use_vmm ? p2v_vmm_verify(&o->cfg, w, &p2v_interrupted, &res, err, sizeof(err))
-		    : p2v_qemu_verify(&o->cfg, w, &p2v_interrupted, &res, err, sizeof(err));
+	r = o->engine->verify(&o->cfg, w, &p2v_interrupted, &res, err, sizeof(err));
 	*elapsed_s = res.elapsed_s;
 	o->post_restored = res.post_restored;
 	if (r == -EINTR) {
@@ -362,8 +428,21 @@ static int verify_run(struct boot_opts *o, struct p2v_watch *w, bool use_vmm, do
 	return -1;
 }
 
+/* For a UEFI run: what the ESP holds, for a no-boot reason. */
+static void uefi_hint(struct p2v_watch *w, const struct image_facts *f)
+{
+	char files[512];
+
+	w->uefi = true;
+	if (!f->boot.esp_number || f->boot.fallback || !f->boot.n_efi_files)
+		return;
+	p2v_bootdisk_files(&f->boot, files, sizeof(files));
+	snprintf(w->uefi_hint, sizeof(w->uefi_hint), " (it holds %.100s; p2v inject adds the fallback path)",
+		 files);
+}
+
 /* The watcher with its outputs; false (with a message) on bad options. */
-static bool watch_setup(struct p2v_watch *w, const struct boot_opts *o)
+static bool watch_setup(struct p2v_watch *w, const struct boot_opts *o, const struct image_facts *f)
 {
 	char err[256];
 
@@ -371,6 +450,8 @@ static bool watch_setup(struct p2v_watch *w, const struct boot_opts *o)
 		p2v_err("%s", err);
 		return false;
 	}
+	if (o->cfg.firmware == P2V_FW_UEFI)
+		uefi_hint(w, f);
 	if (o->transcript && !(w->transcript = fopen(o->transcript, "we"))) {
 		p2v_err("%s: %s", o->transcript, strerror(errno));
 		p2v_watch_free(w);
@@ -388,24 +469,23 @@ int p2v_cmd_verify(int argc, char **argv)
 	struct p2v_watch w;
 	const char *nocode;
 	double elapsed_s = 0;
-	bool use_vmm;
 	int rc = parse_args(argc, argv, &o, true);
 
 	if (rc >= 0)
 		return rc;
-	rc = prepare(&o, &facts, &use_vmm);
+	rc = prepare(&o, &facts);
 	if (rc >= 0)
 		return rc;
-	if (!watch_setup(&w, &o))
+	if (!watch_setup(&w, &o, &facts))
 		return P2V_EXIT_ERROR;
 	p2v_install_signal_handlers();
-	nocode = mbr_without_code(&facts);
+	nocode = o.cfg.firmware == P2V_FW_BIOS ? mbr_without_code(&facts) : NULL;
 	if (nocode)
 		p2v_watch_fail(&w, 0, nocode);
 	else
-		rc = verify_run(&o, &w, use_vmm, &elapsed_s);
+		rc = verify_run(&o, &w, &elapsed_s);
 	if (rc < 0)
-		rc = verify_report(&o, &w, use_vmm, !nocode, facts.format, elapsed_s);
+		rc = verify_report(&o, &w, !nocode, facts.format, elapsed_s);
 	if (w.transcript)
 		fclose(w.transcript);
 	p2v_watch_free(&w);
@@ -453,11 +533,10 @@ static void *console_input(void *opaque)
 	return NULL;
 }
 
-static int run_console(struct boot_opts *o, bool use_vmm, int in_fd)
+static int run_console(struct boot_opts *o, int in_fd)
 {
 	char err[512] = "";
-	int r = use_vmm ? p2v_vmm_console(&o->cfg, in_fd, STDOUT_FILENO, &p2v_interrupted, err, sizeof(err))
-			: p2v_qemu_console(&o->cfg, in_fd, STDOUT_FILENO, &p2v_interrupted, err, sizeof(err));
+	int r = o->engine->console(&o->cfg, in_fd, STDOUT_FILENO, &p2v_interrupted, err, sizeof(err));
 
 	if (r < 0)
 		p2v_err("%s", err);
@@ -489,7 +568,7 @@ static void term_restore(const struct term_state *t)
 }
 
 /* Terminal -> guest in a thread, guest -> stdout by the engine. */
-static int console_session(struct boot_opts *o, bool use_vmm)
+static int console_session(struct boot_opts *o)
 {
 	struct console_proxy proxy = { .stop = &p2v_interrupted };
 	struct term_state term;
@@ -508,7 +587,7 @@ static int console_session(struct boot_opts *o, bool use_vmm)
 		p2v_err("cannot start the console thread");
 		r = -EAGAIN;
 	} else {
-		r = run_console(o, use_vmm, pipefd[0]);
+		r = run_console(o, pipefd[0]);
 		proxy.done = 1;
 		pthread_join(input, NULL);
 	}
@@ -522,19 +601,19 @@ int p2v_cmd_boot(int argc, char **argv)
 {
 	struct boot_opts o;
 	struct image_facts facts;
-	bool use_vmm;
 	int r, rc = parse_args(argc, argv, &o, false);
 
 	if (rc >= 0)
 		return rc;
-	rc = prepare(&o, &facts, &use_vmm);
+	rc = prepare(&o, &facts);
 	if (rc >= 0)
 		return rc;
 	p2v_install_signal_handlers();
-	fprintf(stderr, "p2v: booting %s with %s%s; Ctrl-] then q quits\r\n",
-		o.image ? o.image : o.cfg.kernel_path, use_vmm ? "vmm-min" : "QEMU TCG",
+	fprintf(stderr, "p2v: booting %s with %s%s%s; Ctrl-] then q quits\r\n",
+		o.image ? o.image : o.cfg.kernel_path, o.engine->title,
+		o.cfg.firmware == P2V_FW_UEFI ? " and UEFI firmware" : "",
 		o.cfg.writable ? " (writable)" : " (guest writes discarded)");
-	r = console_session(&o, use_vmm);
+	r = console_session(&o);
 	fprintf(stderr, "\np2v: console closed\n");
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }

@@ -1,6 +1,8 @@
 /* Errors, sizes, signals, progress bar and JSON output for the p2v command. */
 #include "p2v.h"
 
+#include "imgfmt.h"
+
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +32,17 @@ void p2v_warn(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags)
+{
+	struct imgfmt_open_opts o = { .format = fmt, .flags = flags, .log = p2v_log_warning };
+	char err[IMGFMT_ERRMSG_BYTES];
+	int r = imgfmt_open(img, path, &o, err, sizeof(err));
+
+	if (r < 0)
+		p2v_err("%s", err);
+	return r;
+}
+
 void p2v_log_warning(void *opaque, const char *msg)
 {
 	(void)opaque;
@@ -53,10 +66,29 @@ const char *p2v_human_bytes(uint64_t bytes, char *buf, size_t buf_bytes)
 	return buf;
 }
 
+volatile sig_atomic_t p2v_progress_requested;
+
 static void on_signal(int sig)
 {
 	(void)sig;
 	p2v_interrupted = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	p2v_progress_requested = 1;
+}
+
+void p2v_catch_progress_signal(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 void p2v_install_signal_handlers(void)
@@ -70,6 +102,7 @@ void p2v_install_signal_handlers(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	p2v_catch_progress_signal();
 }
 
 double p2v_now_s(void)
@@ -80,12 +113,22 @@ double p2v_now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void p2v_progress_init(struct p2v_progress *p, const char *label, bool quiet)
+const char *const p2v_progress_choices[] = { "bar", "json", NULL };
+const char *const p2v_output_choices[] = { "human", "json", NULL };
+
+void p2v_progress_init(struct p2v_progress *p, const char *label, enum p2v_progress_mode mode)
 {
 	memset(p, 0, sizeof(*p));
 	p->label = label;
-	p->enabled = !quiet && isatty(STDERR_FILENO);
+	p->mode = mode;
+	p->enabled = mode == P2V_PROGRESS_BAR || (mode == P2V_PROGRESS_AUTO && isatty(STDERR_FILENO));
 	p->start_s = p2v_now_s();
+	p->last_json_pct = -1;
+}
+
+static double percent(uint64_t done, uint64_t total)
+{
+	return total ? 100.0 * (double)done / (double)total : 100.0;
 }
 
 static void draw(struct p2v_progress *p, uint64_t done, uint64_t total, double now)
@@ -107,16 +150,55 @@ static void draw(struct p2v_progress *p, uint64_t done, uint64_t total, double n
 	fflush(stderr);
 }
 
+/* One line for programs: {"progress": 42.5, "bytes": N, "total": T, "seconds": S} */
+static void json_line(struct p2v_progress *p, uint64_t done, uint64_t total, double now)
+{
+	double pct = percent(done, total);
+
+	fprintf(stderr, "{\"progress\": %.1f, \"bytes\": %llu, \"total\": %llu, \"seconds\": %.1f}\n",
+		pct, (unsigned long long)done, (unsigned long long)total, now - p->start_s);
+	fflush(stderr);
+	p->last_json_pct = pct;
+	p->last_draw_s = now;
+}
+
+/* SIGUSR1: one line, whatever the mode (but -q), like dd's. */
+static void status_line(struct p2v_progress *p, uint64_t done, uint64_t total, double now)
+{
+	char a[32], b[32], r[32];
+	double el = now - p->start_s;
+
+	if (p->mode == P2V_PROGRESS_JSON) {
+		json_line(p, done, total, now);
+		return;
+	}
+	fprintf(stderr, "%sp2v: %s: %s of %s (%.1f%%) in %.1f s, %s/s\n", p->enabled ? "\n" : "",
+		p->label, p2v_human_bytes(done, a, sizeof(a)), p2v_human_bytes(total, b, sizeof(b)),
+		percent(done, total), el, p2v_human_bytes(el > 0 ? (uint64_t)((double)done / el) : 0, r, sizeof(r)));
+	fflush(stderr);
+}
+
 void p2v_progress_update(void *opaque, uint64_t done_bytes, uint64_t total_bytes)
 {
 	struct p2v_progress *p = opaque;
 	double now;
 
 	p->total_bytes = total_bytes;
-	if (!p->enabled)
+	p->done_bytes = done_bytes;
+	if (p->mode == P2V_PROGRESS_QUIET)
 		return;
 	now = p2v_now_s();
-	if (now - p->last_draw_s < 0.2 && done_bytes < total_bytes)
+	if (p2v_progress_requested) {
+		p2v_progress_requested = 0;
+		status_line(p, done_bytes, total_bytes, now);
+	}
+	if (p->mode == P2V_PROGRESS_JSON) {
+		double pct = percent(done_bytes, total_bytes);
+		if (pct >= p->last_json_pct + 1.0 || (now - p->last_draw_s >= 1.0 && pct > p->last_json_pct))
+			json_line(p, done_bytes, total_bytes, now);
+		return;
+	}
+	if (!p->enabled || (now - p->last_draw_s < 0.2 && done_bytes < total_bytes))
 		return;
 	p->last_draw_s = now;
 	draw(p, done_bytes, total_bytes, now);
@@ -124,10 +206,20 @@ void p2v_progress_update(void *opaque, uint64_t done_bytes, uint64_t total_bytes
 
 void p2v_progress_finish(struct p2v_progress *p)
 {
+	if (p->mode == P2V_PROGRESS_JSON && p->last_json_pct < 100.0) {
+		json_line(p, p->total_bytes, p->total_bytes, p2v_now_s());
+		return;
+	}
 	if (!p->enabled)
 		return;
 	draw(p, p->total_bytes, p->total_bytes, p2v_now_s());
 	fputc('\n', stderr);
+}
+
+void p2v_progress_abort(struct p2v_progress *p)
+{
+	if (p->enabled && p->last_draw_s > 0)
+		fputc('\n', stderr);
 }
 
 /* ---- JSON ---- */

@@ -1,6 +1,8 @@
 /* The QEMU TCG fallback engine: runs qemu-system-x86_64 -accel tcg as a
  * child in its own process group, reads COM1 (its stdout), the SeaBIOS
- * debug port (a pipe) and QMP events (a socketpair), and feeds the watcher. */
+ * debug port (a pipe) and QMP events (a socketpair), and feeds the watcher.
+ * UEFI runs boot OVMF from Debian's ovmf package: its code read-only, its
+ * variable store a fresh copy per run, deleted after. */
 #include "engine.h"
 
 #include <errno.h>
@@ -11,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,7 +100,6 @@ bool p2v_qemu_available(const struct p2v_engine_config *cfg)
 	return false;
 }
 
-/* The machine every run uses: PC, no default devices, COM1 on stdio. */
 /* An option value holding a path: QEMU splits options at commas, so a
  * comma in the path is doubled. */
 static void arg_path(struct qemu_argv *a, const char *prefix, const char *path, const char *suffix)
@@ -134,9 +137,95 @@ static void kernel_args(struct qemu_argv *a, const struct p2v_engine_config *cfg
 	}
 }
 
+/* ---- OVMF ---- */
+
+struct qemu_ovmf {
+	const char *code;             /* read-only firmware code */
+	char vars[4096];              /* this run's copy of the variable store, "" none */
+};
+
+/* $P2V_OVMF_CODE + $P2V_OVMF_VARS, else Debian's 2 MiB pair, else its 4 MiB pair. */
+static int ovmf_find(const char **code, const char **vars, char *err, size_t err_bytes)
+{
+	static const char *const pairs[][2] = {
+		{ "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd" },
+		{ "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd" },
+	};
+	const char *ec = getenv("P2V_OVMF_CODE"), *ev = getenv("P2V_OVMF_VARS");
+
+	if (ec && *ec && ev && *ev) {
+		*code = ec;
+		*vars = ev;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		if (access(pairs[i][0], R_OK) == 0 && access(pairs[i][1], R_OK) == 0) {
+			*code = pairs[i][0];
+			*vars = pairs[i][1];
+			return 0;
+		}
+	snprintf(err, err_bytes, "UEFI firmware not found: install Debian's ovmf package "
+		 "(%s) or set P2V_OVMF_CODE and P2V_OVMF_VARS", pairs[0][0]);
+	return -ENOENT;
+}
+
+/* A private copy of the variable store: the run starts with no boot entries
+ * (as the new VM would) and its writes go nowhere lasting. */
+static int ovmf_prepare(struct qemu_ovmf *f, char *err, size_t err_bytes)
+{
+	const char *tmpdir = getenv("TMPDIR"), *vars;
+	int in = -1, out = -1, r = ovmf_find(&f->code, &vars, err, err_bytes);
+	struct stat st = { 0 };
+
+	f->vars[0] = '\0';
+	if (r < 0)
+		return r;
+	snprintf(f->vars, sizeof(f->vars), "%s/p2v-ovmf-vars.XXXXXX",
+		 tmpdir && *tmpdir == '/' ? tmpdir : "/tmp");
+	errno = 0;
+	in = open(vars, O_RDONLY | O_CLOEXEC);
+	out = in < 0 ? -1 : mkostemp(f->vars, O_CLOEXEC);
+	if (in >= 0 && out >= 0 && fstat(in, &st) == 0 && st.st_size > 0)
+		for (off_t done = 0; done < st.st_size;) {
+			ssize_t n = sendfile(out, in, &done, (size_t)(st.st_size - done));
+			if (n <= 0) {
+				st.st_size = -1; /* failed: errno says why, or EIO for a short file */
+				break;
+			}
+		}
+	if (in < 0 || out < 0 || st.st_size <= 0) {
+		r = errno ? -errno : -EIO;
+		snprintf(err, err_bytes, "copying the UEFI variable store %s: %s", vars, strerror(-r));
+		if (out >= 0)
+			unlink(f->vars);
+		f->vars[0] = '\0';
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return r;
+}
+
+static void ovmf_discard(struct qemu_ovmf *f)
+{
+	if (f->vars[0])
+		unlink(f->vars);
+	f->vars[0] = '\0';
+}
+
+static void ovmf_args(struct qemu_argv *a, const struct qemu_ovmf *f)
+{
+	arg(a, "-drive");
+	arg_path(a, "if=pflash,format=raw,unit=0,readonly=on,file=", f->code, "");
+	arg(a, "-drive");
+	arg_path(a, "if=pflash,format=raw,unit=1,file=", f->vars, "");
+}
+
 /* The machine every run uses: PC, no default devices, COM1 on stdio, the
- * disk on virtio-blk (a throw-away overlay unless writable). */
-static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg)
+ * disk on virtio-blk (a throw-away overlay unless writable); OVMF for UEFI. */
+static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg,
+			const struct qemu_ovmf *ovmf)
 {
 	static const char *const fixed[] = {
 		"-accel", "tcg", "-machine", "pc", "-nodefaults", "-vga", "none", "-display", "none",
@@ -149,9 +238,11 @@ static void common_args(struct qemu_argv *a, const struct p2v_engine_config *cfg
 		arg(a, "%s", fixed[i]);
 	arg(a, "-m");
 	arg(a, "%lluM", (unsigned long long)(mem_mib ? mem_mib : 1));
+	if (ovmf && ovmf->vars[0])
+		ovmf_args(a, ovmf);
 	if (cfg->disk_path) {
 		char suffix[64];
-		snprintf(suffix, sizeof(suffix), ",if=virtio,format=%s%s",
+		snprintf(suffix, sizeof(suffix), ",if=virtio,id=p2vdisk,format=%s%s",
 			 p2v_qemu_format(cfg->disk_format), cfg->writable ? "" : ",snapshot=on");
 		arg(a, "-drive");
 		arg_path(a, "file=", cfg->disk_path, suffix);
@@ -275,7 +366,7 @@ static int fork_verify(struct qemu_child *c, struct qemu_argv *a, int p[QCH_COUN
 
 /* Starts QEMU for a verify run with every channel wired to us. */
 static int spawn_verify(struct qemu_child *c, const struct p2v_engine_config *cfg,
-			char *err, size_t err_bytes)
+			const struct qemu_ovmf *ovmf, char *err, size_t err_bytes)
 {
 	int p[QCH_COUNT][2], r;
 	struct qemu_argv *a = calloc(1, sizeof(*a));
@@ -285,7 +376,7 @@ static int spawn_verify(struct qemu_child *c, const struct p2v_engine_config *cf
 		snprintf(err, err_bytes, "cannot set up the QEMU pipes: %s", strerror(-r));
 		goto out_close;
 	}
-	common_args(a, cfg);
+	common_args(a, cfg, ovmf);
 	verify_args(a, p);
 	r = a->overflow ? -E2BIG : fork_verify(c, a, p, err, err_bytes);
 	if (r == -E2BIG)
@@ -310,16 +401,20 @@ static uint64_t json_u64_after(const char *text, const char *key)
 	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
 }
 
-/* The answer to query-blockstats: the device's own "stats" object is the
- * first one that is not its parent node's. */
+/* The answer to query-blockstats: the disk's entry (OVMF's flash drives
+ * come first), whose own "stats" object is the first one that is not its
+ * parent node's. */
 static void blockstats_line(struct qemu_child *c, const char *line)
 {
 	static const char parent[] = "\"parent\": {";
 	const size_t parent_len = sizeof(parent) - 1;
-	const char *p = line;
+	const char *p = strstr(line, "\"device\": \"p2vdisk\"");
+	const char *start = p;
 
+	if (!p)
+		return;
 	while ((p = strstr(p, "\"stats\": {")) != NULL) {
-		if ((size_t)(p - line) < parent_len || strncmp(p - parent_len, parent, parent_len) != 0)
+		if ((size_t)(p - start) < parent_len || strncmp(p - parent_len, parent, parent_len) != 0)
 			break;
 		p++;
 	}
@@ -604,6 +699,7 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 		    char *err, size_t err_bytes)
 {
 	struct qemu_child c;
+	struct qemu_ovmf ovmf = { 0 };
 	double start_s = p2v_now_s();
 	int r;
 
@@ -622,11 +718,14 @@ int p2v_qemu_verify(const struct p2v_engine_config *cfg, struct p2v_watch *w,
 			return -e;
 		}
 	}
-	r = spawn_verify(&c, cfg, err, err_bytes);
+	r = cfg->firmware == P2V_FW_UEFI ? ovmf_prepare(&ovmf, err, err_bytes) : 0;
+	if (r == 0)
+		r = spawn_verify(&c, cfg, &ovmf, err, err_bytes);
 	if (r == 0)
 		r = run_loop(&c, cfg, w, stop, start_s, err, err_bytes);
 	if (c.pid > 0)
 		stop_child(&c);
+	ovmf_discard(&ovmf);
 	for (unsigned ch = 0; ch < QCH_COUNT; ch++)
 		close_fd(&c.fd[ch]);
 	if (c.fwlog)
@@ -641,7 +740,9 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		     volatile sig_atomic_t *stop, char *err, size_t err_bytes)
 {
 	struct qemu_child c;
+	struct qemu_ovmf ovmf = { 0 };
 	struct qemu_argv *a = calloc(1, sizeof(*a));
+	int r;
 
 	child_init(&c);
 	if (!a)
@@ -651,7 +752,11 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		free(a);
 		return -ENOTSUP;
 	}
-	common_args(a, cfg);
+	if (cfg->firmware == P2V_FW_UEFI && (r = ovmf_prepare(&ovmf, err, err_bytes)) < 0) {
+		free(a);
+		return r;
+	}
+	common_args(a, cfg, &ovmf);
 	if (cfg->firmware_log_path) {
 		arg(a, "-chardev");
 		arg_path(a, "file,id=p2vfw,path=", cfg->firmware_log_path, "");
@@ -665,6 +770,7 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		snprintf(err, err_bytes, "cannot start QEMU: %s",
 			 a->overflow ? "command line too long" : strerror(errno));
 		free(a);
+		ovmf_discard(&ovmf);
 		return -EIO;
 	}
 	free(a);
@@ -672,11 +778,41 @@ int p2v_qemu_console(const struct p2v_engine_config *cfg, int console_in_fd, int
 		usleep(QEMU_POLL_MS * 1000);
 		reap(&c, false);
 	}
+	r = 0;
 	if (c.exited && !(WIFEXITED(c.wait_status) && WEXITSTATUS(c.wait_status) == 0)) {
 		snprintf(err, err_bytes, "QEMU failed (status 0x%x; its message is above)",
 			 (unsigned)c.wait_status);
-		return -EIO;
+		r = -EIO;
 	}
 	stop_child(&c);
+	ovmf_discard(&ovmf);
+	return r;
+}
+
+static int qemu_check(const struct p2v_engine_config *cfg, bool explicit, char *note,
+		      size_t note_bytes)
+{
+	(void)explicit;
+	if (p2v_qemu_available(cfg)) {
+		snprintf(note, note_bytes, "%s is installed", p2v_qemu_binary(cfg));
+		return 1;
+	}
+	snprintf(note, note_bytes, "%s is not installed", p2v_qemu_binary(cfg));
 	return 0;
 }
+
+static bool qemu_boots_format(const char *imgfmt_name)
+{
+	return p2v_qemu_format(imgfmt_name) != NULL;
+}
+
+const struct p2v_engine_ops p2v_engine_qemu = {
+	.name = "qemu",
+	.title = "QEMU TCG",
+	.report_name = "qemu-tcg",
+	.check = qemu_check,
+	.boots_format = qemu_boots_format,
+	.disk_counters = false,
+	.verify = p2v_qemu_verify,
+	.console = p2v_qemu_console,
+};

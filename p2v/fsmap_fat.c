@@ -15,73 +15,66 @@
 
 #define FAT_CHUNK_BYTES (1u << 20)
 
-struct fat_geom {
-	uint32_t sector_bytes;
-	uint32_t cluster_bytes;
-	uint64_t reserved_sectors;
-	uint64_t fat_sectors;        /* one FAT */
-	unsigned n_fats;
-	uint64_t root_dir_sectors;   /* FAT12/16 fixed root directory */
-	uint64_t total_sectors;
-	uint64_t data_start_bytes;   /* relative to the partition */
-	uint64_t n_clusters;
-	unsigned bits;               /* 12, 16 or 32 */
-};
-
 static bool pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
 
-static int fat_why(struct p2v_fsmap_ctx *ctx, int code, const char *msg, unsigned long long v)
+static int geom_why(char *why, size_t why_bytes, int code, const char *msg, unsigned long long v)
 {
-	snprintf(ctx->why, sizeof(ctx->why), "FAT: %s (%llu)", msg, v);
+	snprintf(why, why_bytes, "FAT: %s (%llu)", msg, v);
 	return code;
 }
 
-/* Parses and checks the BPB in the first sector (b, 512 bytes). */
-static int fat_parse_bpb(struct p2v_fsmap_ctx *ctx, const uint8_t *b, struct fat_geom *g)
+static int fat_why(struct p2v_fsmap_ctx *ctx, int code, const char *msg, unsigned long long v)
+{
+	return geom_why(ctx->why, sizeof(ctx->why), code, msg, v);
+}
+
+int p2v_fat_geom_parse(const uint8_t *b, uint64_t part_bytes, struct p2v_fat_geom *g,
+		       char *why, size_t why_bytes)
 {
 	uint32_t spc = b[13];
 	uint64_t fat16 = imgfmt_get_le16(b + 22), tot16 = imgfmt_get_le16(b + 19);
 	uint64_t root_entries = imgfmt_get_le16(b + 17), meta_sectors, data_sectors;
 
 	if (b[510] != 0x55 || b[511] != 0xAA)
-		return fat_why(ctx, -EINVAL, "boot sector signature missing", imgfmt_get_le16(b + 510));
+		return geom_why(why, why_bytes, -EINVAL, "boot sector signature missing", imgfmt_get_le16(b + 510));
 	g->sector_bytes = imgfmt_get_le16(b + 11);
 	if (g->sector_bytes < 512 || g->sector_bytes > 4096 || !pow2(g->sector_bytes))
-		return fat_why(ctx, -EINVAL, "bytes per sector is not 512..4096", g->sector_bytes);
+		return geom_why(why, why_bytes, -EINVAL, "bytes per sector is not 512..4096", g->sector_bytes);
 	if (!pow2(spc) || spc > 128)
-		return fat_why(ctx, -EINVAL, "sectors per cluster is not a power of two <= 128", spc);
+		return geom_why(why, why_bytes, -EINVAL, "sectors per cluster is not a power of two <= 128", spc);
 	g->cluster_bytes = spc * g->sector_bytes;
 	g->reserved_sectors = imgfmt_get_le16(b + 14);
 	if (!g->reserved_sectors)
-		return fat_why(ctx, -EINVAL, "reserved sector count is zero", 0);
+		return geom_why(why, why_bytes, -EINVAL, "reserved sector count is zero", 0);
 	g->n_fats = b[16];
 	if (g->n_fats < 1 || g->n_fats > 4)
-		return fat_why(ctx, -EINVAL, "number of FATs is not 1..4", g->n_fats);
+		return geom_why(why, why_bytes, -EINVAL, "number of FATs is not 1..4", g->n_fats);
 	g->fat_sectors = fat16 ? fat16 : imgfmt_get_le32(b + 36);
 	if (!g->fat_sectors)
-		return fat_why(ctx, -EINVAL, "FAT size is zero", 0);
+		return geom_why(why, why_bytes, -EINVAL, "FAT size is zero", 0);
 	g->total_sectors = tot16 ? tot16 : imgfmt_get_le32(b + 32);
 	g->root_dir_sectors = (root_entries * 32 + g->sector_bytes - 1) / g->sector_bytes;
 	meta_sectors = g->reserved_sectors + g->n_fats * g->fat_sectors + g->root_dir_sectors;
-	if (g->total_sectors > ctx->part_bytes / g->sector_bytes)
-		return fat_why(ctx, -EINVAL, "total sectors exceed the partition", g->total_sectors);
+	if (g->total_sectors > part_bytes / g->sector_bytes)
+		return geom_why(why, why_bytes, -EINVAL, "total sectors exceed the partition", g->total_sectors);
 	if (meta_sectors >= g->total_sectors)
-		return fat_why(ctx, -EINVAL, "reserved+FAT+root sectors fill the volume", meta_sectors);
+		return geom_why(why, why_bytes, -EINVAL, "reserved+FAT+root sectors fill the volume", meta_sectors);
 	data_sectors = g->total_sectors - meta_sectors;
+	g->root_cluster = imgfmt_get_le32(b + 44);
 	g->n_clusters = data_sectors / spc;
 	g->data_start_bytes = meta_sectors * g->sector_bytes;
 	g->bits = g->n_clusters < 4085 ? 12 : g->n_clusters < 65525 ? 16 : 32;
 	if (g->bits == 32 && fat16)
-		return fat_why(ctx, -EINVAL, "FAT32 cluster count with a 16-bit FAT size", g->n_clusters);
+		return geom_why(why, why_bytes, -EINVAL, "FAT32 cluster count with a 16-bit FAT size", g->n_clusters);
 	if (g->fat_sectors * g->sector_bytes * 8 < (g->n_clusters + 2) * g->bits)
-		return fat_why(ctx, -EINVAL, "FAT too small for the cluster count", g->n_clusters);
+		return geom_why(why, why_bytes, -EINVAL, "FAT too small for the cluster count", g->n_clusters);
 	return 0;
 }
 
-static uint32_t fat_entry(const uint8_t *fat, unsigned bits, uint64_t idx)
+uint32_t p2v_fat_entry(const uint8_t *fat, unsigned bits, uint64_t idx)
 {
 	if (bits == 16)
 		return imgfmt_get_le16(fat + idx * 2);
@@ -91,7 +84,7 @@ static uint32_t fat_entry(const uint8_t *fat, unsigned bits, uint64_t idx)
 	return (idx & 1) ? v >> 4 : v & 0xFFF;
 }
 
-static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, uint64_t cl,
+static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct p2v_fat_geom *g, uint64_t cl,
 			   bool count)
 {
 	uint64_t off = ctx->part_off_bytes + g->data_start_bytes + (cl - 2) * g->cluster_bytes;
@@ -104,9 +97,9 @@ static int fat_add_cluster(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, 
 /* FAT16/32 keep "clean shutdown" and "no disk error" flags in the high
  * bits of entry 1; a volume not cleanly unmounted may have allocations its
  * FAT does not show yet. */
-static int fat_check_clean(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, const uint8_t *fat)
+static int fat_check_clean(struct p2v_fsmap_ctx *ctx, const struct p2v_fat_geom *g, const uint8_t *fat)
 {
-	uint32_t e1 = fat_entry(fat, g->bits, 1);
+	uint32_t e1 = p2v_fat_entry(fat, g->bits, 1);
 	uint32_t clean = g->bits == 32 ? 0x08000000u : 0x8000u;
 	uint32_t no_err = g->bits == 32 ? 0x04000000u : 0x4000u;
 
@@ -122,7 +115,7 @@ static int fat_check_clean(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, 
 /* Walks FAT number fat_idx in chunks; chunk sizes are multiples of 4
  * (FAT32) or the whole FAT (FAT12/16, at most 128 KiB), so no entry
  * straddles.  Used bytes are counted from the first FAT only. */
-static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, unsigned fat_idx)
+static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct p2v_fat_geom *g, unsigned fat_idx)
 {
 	uint64_t fat_off = ctx->part_off_bytes +
 			   (g->reserved_sectors + fat_idx * g->fat_sectors) * g->sector_bytes;
@@ -149,7 +142,7 @@ static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, unsigne
 			r = fat_check_clean(ctx, g, buf);
 		for (uint64_t i = 0; i < count && r == 0; i++) {
 			uint64_t cl = first + i;
-			if (cl >= 2 && cl < g->n_clusters + 2 && fat_entry(buf, g->bits, i))
+			if (cl >= 2 && cl < g->n_clusters + 2 && p2v_fat_entry(buf, g->bits, i))
 				r = fat_add_cluster(ctx, g, cl, fat_idx == 0);
 		}
 	}
@@ -160,7 +153,7 @@ static int fat_scan(struct p2v_fsmap_ctx *ctx, const struct fat_geom *g, unsigne
 int p2v_fsmap_fat(struct p2v_fsmap_ctx *ctx)
 {
 	uint8_t boot[512];
-	struct fat_geom g;
+	struct p2v_fat_geom g;
 	uint64_t data_end, r_bytes;
 	int r;
 
@@ -169,7 +162,7 @@ int p2v_fsmap_fat(struct p2v_fsmap_ctx *ctx)
 	r = ctx->read(ctx->read_opaque, boot, sizeof(boot), ctx->part_off_bytes);
 	if (r < 0)
 		return fat_why(ctx, r, "reading the boot sector failed", 0);
-	r = fat_parse_bpb(ctx, boot, &g);
+	r = p2v_fat_geom_parse(boot, ctx->part_bytes, &g, ctx->why, sizeof(ctx->why));
 	if (r < 0)
 		return r;
 	/* Boot, reserved sectors (FSInfo, backup boot), FATs and root directory. */

@@ -17,37 +17,60 @@ static const struct {
 	{ "compare", p2v_cmd_compare, "compare the content of two images" },
 	{ "map", p2v_cmd_map, "list the data, zero and hole extents of an image" },
 	{ "create", p2v_cmd_create, "create an empty image" },
+	{ "measure", p2v_cmd_measure, "how large an image of a format would be" },
+	{ "resize", p2v_cmd_resize, "change an image's virtual size in place" },
+	{ "snapshot", p2v_cmd_snapshot, "list, create, apply, delete qcow2 internal snapshots" },
 	{ "inject", p2v_cmd_inject, "make a captured OS boot on virtio" },
 	{ "boot", p2v_cmd_boot, "boot an image in the bundled VMM" },
 	{ "verify", p2v_cmd_verify, "boot an image and give a verdict" },
 	{ "migrate", p2v_cmd_migrate, "capture, inject and verify in one step" },
 };
 
+#ifndef P2V_VERSION
+#error "P2V_VERSION comes from CMake's project(VERSION)"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: p2v COMMAND [OPTIONS] ...\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'p2v COMMAND --help' describes a command.\n");
+	fprintf(f, "\n'p2v help COMMAND' or 'p2v COMMAND --help' describes a command;\n"
+		   "'p2v --version' prints the version.\n");
+}
+
+static int run(const char *name, int argc, char **argv)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(name, commands[i].name))
+			return commands[i].run(argc, argv);
+	p2v_err("unknown command '%s' (try 'p2v --help')", name);
+	return P2V_EXIT_ERROR;
 }
 
 int main(int argc, char **argv)
 {
+	p2v_catch_progress_signal();
 	if (argc < 2) {
 		usage(stderr);
 		return P2V_EXIT_ERROR;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    (!strcmp(argv[1], "help") && argc == 2)) {
 		usage(stdout);
 		return P2V_EXIT_OK;
 	}
-	if (!strcmp(argv[1], "--version")) {
-		printf("p2v 0.1\n");
+	if (!strcmp(argv[1], "help")) {
+		char *help_argv[] = { argv[2], "--help", NULL };
+		if (argc > 3) {
+			p2v_err("help takes one COMMAND");
+			return P2V_EXIT_ERROR;
+		}
+		return run(argv[2], 2, help_argv);
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("p2v %s\n", P2V_VERSION);
 		return P2V_EXIT_OK;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
-	p2v_err("unknown command '%s' (try 'p2v --help')", argv[1]);
-	return P2V_EXIT_ERROR;
+	return run(argv[1], argc - 1, argv + 1);
 }

@@ -23,7 +23,6 @@ static const struct pattern fail_patterns[] = {
 	{ "Boot failed", NULL, false, true, "no bootable device" },
 	{ "grub rescue>", NULL, true, true, "bootloader error (GRUB rescue shell)" },
 	{ "grub>", NULL, true, true, "bootloader error (GRUB stopped at its command line)" },
-	{ "error:", NULL, true, true, "bootloader error" },
 	{ "Geom Error", NULL, false, true, "bootloader error" },
 	{ "Hard Disk Error", NULL, false, true, "bootloader error" },
 	{ "Read Error", NULL, false, true, "bootloader error" },
@@ -42,6 +41,25 @@ static const struct pattern fail_patterns[] = {
 	{ "You are in emergency mode", NULL, false, false, "the system dropped to emergency mode" },
 	{ "Give root password for maintenance", NULL, false, false,
 	  "the system dropped to emergency mode" },
+};
+
+/* Boot loader errors that may or may not stop the boot: GRUB prints
+ * "error: ..." and goes on for a missing font or video mode, but not for a
+ * missing kernel.  One is the verdict only if no kernel starts after it
+ * (the run ends, or GRUB asks for a key after a failed entry). */
+static const struct pattern soft_fail_patterns[] = {
+	{ "error:", NULL, true, true, "bootloader error" },
+};
+
+/* GRUB after a menu entry failed: the error before it stopped the boot. */
+static const struct pattern suspect_confirm_patterns[] = {
+	{ "Press any key to continue", NULL, false, true, "bootloader error" },
+};
+
+/* Lines that look like failures but are not: GRUB on UEFI without a
+ * graphics device (no GOP) says this and boots the kernel "in blind mode". */
+static const struct pattern benign_patterns[] = {
+	{ "error: no suitable video mode found", NULL, true, true, "GRUB without a display" },
 };
 
 /* Failure prompts, waiting for input without a newline. */
@@ -79,6 +97,7 @@ static const struct pattern marker_patterns[] = {
 static const char *const milestone_names[P2V_MS_COUNT] = {
 	[P2V_MS_FIRMWARE] = "firmware start",
 	[P2V_MS_DISK_READ] = "disk first read",
+	[P2V_MS_EFI_BOOT] = "EFI boot entry",
 	[P2V_MS_BOOTLOADER] = "bootloader",
 	[P2V_MS_KERNEL] = "kernel start",
 	[P2V_MS_ROOT] = "root mounted",
@@ -210,6 +229,44 @@ static bool os_running(const struct p2v_watch *w)
 	return w->os_output || w->ms_t_s[P2V_MS_KERNEL] >= 0;
 }
 
+/* OVMF found nothing to boot and fell back to its shell (or said so):
+ * with a fresh variable store the only candidate is the disk's fallback
+ * path, so a "Not Found" for the disk's option means there is none. */
+static void uefi_no_boot(struct p2v_watch *w, double t_s, const char *line)
+{
+	const char *evidence = w->efi_load_failed[0] ? w->efi_load_failed : line;
+
+	if (w->ms_t_s[P2V_MS_EFI_BOOT] >= 0)
+		decide(w, P2V_VERDICT_FAIL, t_s, "the boot loader returned to the firmware, which fell back "
+		       "to its shell (%s)", w->ms_line[P2V_MS_EFI_BOOT]);
+	else if (strstr(w->efi_load_failed, "Not Found"))
+		decide(w, P2V_VERDICT_FAIL, t_s, "no boot entry in this firmware and no "
+		       "\\EFI\\BOOT\\BOOTX64.EFI on the ESP%s (firmware: %s)", w->uefi_hint, evidence);
+	else
+		decide(w, P2V_VERDICT_FAIL, t_s, "the UEFI firmware found nothing to boot%s (firmware: %s)",
+		       w->uefi_hint, evidence);
+}
+
+/* OVMF's boot manager lines (its serial console): which option it loads,
+ * which failed, and the fall-back to the UEFI shell. */
+static void uefi_line(struct p2v_watch *w, double t_s, const char *line)
+{
+	static const char starting[] = "BdsDxe: starting Boot", failed[] = "BdsDxe: failed to load Boot";
+
+	if (!strncmp(line, failed, sizeof(failed) - 1)) {
+		if (!w->efi_load_failed[0])
+			copy_line(w->efi_load_failed, line);
+	} else if (!strncmp(line, starting, sizeof(starting) - 1)) {
+		if (strstr(line, "\"EFI Internal Shell\""))
+			uefi_no_boot(w, t_s, line);
+		else
+			set_milestone(w, P2V_MS_EFI_BOOT, t_s, line);
+	} else if (strstr(line, "UEFI Interactive Shell") ||
+		   strstr(line, "No bootable option or device was found")) {
+		uefi_no_boot(w, t_s, line);
+	}
+}
+
 static void classify(struct p2v_watch *w, double t_s, const char *line)
 {
 	bool kernel = os_running(w);
@@ -217,11 +274,27 @@ static void classify(struct p2v_watch *w, double t_s, const char *line)
 
 	if (line[0] == '[' && strchr(line, ']'))
 		w->os_output = true;
+	if (!kernel && find_pattern(benign_patterns, sizeof(benign_patterns) / sizeof(benign_patterns[0]),
+				    line, kernel))
+		return;
+	if (!kernel && !strncmp(line, "BdsDxe: ", 8))
+		uefi_line(w, t_s, line);
+	if (!kernel && strstr(line, "UEFI Interactive Shell"))
+		uefi_line(w, t_s, line);
 
 	p = find_pattern(milestone_patterns, sizeof(milestone_patterns) / sizeof(milestone_patterns[0]),
 			 line, kernel);
 	if (p)
 		set_milestone(w, milestone_of(p->what), t_s, line);
+	if (kernel)
+		w->suspect[0] = '\0'; /* whatever the boot loader said, it got here */
+	p = find_pattern(soft_fail_patterns, sizeof(soft_fail_patterns) / sizeof(soft_fail_patterns[0]),
+			 line, kernel);
+	if (p && !w->suspect[0])
+		snprintf(w->suspect, sizeof(w->suspect), "%s: %s", p->what, line);
+	if (w->suspect[0] && find_pattern(suspect_confirm_patterns, sizeof(suspect_confirm_patterns) /
+					  sizeof(suspect_confirm_patterns[0]), line, kernel))
+		decide(w, P2V_VERDICT_FAIL, t_s, "%s", w->suspect);
 	p = find_pattern(fail_patterns, sizeof(fail_patterns) / sizeof(fail_patterns[0]), line, kernel);
 	if (p)
 		decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", p->what, line);
@@ -290,6 +363,8 @@ static void partial_line(struct p2v_watch *w, enum p2v_channel ch, double t_s)
 
 	w->cur[ch][w->cur_len[ch]] = '\0';
 	w->cur_t_s[ch] = t_s;
+	if (w->uefi && !os_running(w) && !strncmp(line, "Shell> ", 7))
+		uefi_no_boot(w, t_s, line);
 	for (size_t i = 0; i < sizeof(prompt_fails) / sizeof(prompt_fails[0]); i++)
 		if (pattern_matches(&prompt_fails[i], line, os_running(w)))
 			decide(w, P2V_VERDICT_FAIL, t_s, "%s: %s", prompt_fails[i].what, line);
@@ -323,9 +398,13 @@ void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 {
 	if (ch >= P2V_CH_COUNT)
 		return;
-	if (ch == P2V_CH_CONSOLE && w->transcript && len)
+	if (ch != P2V_CH_FIRMWARE && w->transcript && len)
 		fwrite(buf, 1, len, w->transcript);
-	if (ch == P2V_CH_CONSOLE && w->echo && len) {
+	/* OVMF writes nothing on the debug port: its first console bytes
+	 * (clearing the screen) are the first sign of it. */
+	if (ch == P2V_CH_CONSOLE && w->uefi && len)
+		set_milestone(w, P2V_MS_FIRMWARE, t_s, "(first firmware output on the console)");
+	if (ch != P2V_CH_FIRMWARE && w->echo && len) {
 		fwrite(buf, 1, len, w->echo);
 		fflush(w->echo);
 	}
@@ -352,10 +431,11 @@ static void partition_writes(struct p2v_watch *w, double t_s)
 	w->root_write_seen = true;
 	w->root_write_t_s = t_s;
 	set_milestone(w, P2V_MS_ROOT, t_s, "(disk write into a partition)");
-	success_signal(w, t_s);
+	if (!w->has_expect) /* --expect names the only success there is */
+		success_signal(w, t_s);
 }
 
-static void disk_write(struct p2v_watch *w, const struct vmm_event *ev)
+static void disk_write(struct p2v_watch *w, const struct p2v_watch_event *ev)
 {
 	w->disk_writes++;
 	if (ev->offset_bytes < P2V_WATCH_ROOT_WRITE_MIN_BYTES)
@@ -378,32 +458,24 @@ void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint6
 	partition_writes(w, t_s);
 }
 
-void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev)
+void p2v_watch_event(struct p2v_watch *w, const struct p2v_watch_event *ev)
 {
 	switch (ev->type) {
-	case VMM_EV_FIRMWARE_START:
+	case P2V_WEV_FIRMWARE_START:
 		set_milestone(w, P2V_MS_FIRMWARE, ev->t_s, "(first instruction)");
 		break;
-	case VMM_EV_DISK_READ:
+	case P2V_WEV_DISK_READ:
 		w->disk_reads++;
 		set_milestone(w, P2V_MS_DISK_READ, ev->t_s, "(virtio-blk read)");
 		break;
-	case VMM_EV_DISK_WRITE:
+	case P2V_WEV_DISK_WRITE:
 		disk_write(w, ev);
 		break;
-	case VMM_EV_SHUTDOWN:
-		p2v_watch_end(w, P2V_END_SHUTDOWN, ev->t_s, ev->detail);
+	case P2V_WEV_END:
+		if (ev->end < P2V_END_COUNT)
+			p2v_watch_end(w, ev->end, ev->t_s, ev->detail);
 		break;
-	case VMM_EV_RESET:
-		p2v_watch_end(w, P2V_END_RESET, ev->t_s, ev->detail);
-		break;
-	case VMM_EV_TRIPLE_FAULT:
-		p2v_watch_end(w, P2V_END_TRIPLE_FAULT, ev->t_s, ev->detail);
-		break;
-	case VMM_EV_HALT:
-		p2v_watch_end(w, P2V_END_HALTED, ev->t_s, ev->detail);
-		break;
-	case VMM_EV_DEVICE_BROKEN:
+	case P2V_WEV_DEVICE_BROKEN:
 		decide(w, P2V_VERDICT_FAIL, ev->t_s, "a device rejected the guest: %s",
 		       ev->detail ? ev->detail : "(no detail)");
 		break;
@@ -456,12 +528,30 @@ static void end_without_success(struct p2v_watch *w, enum p2v_run_end end, doubl
 		[P2V_END_STOPPED] = "stopped before a verdict",
 	};
 
+	if (w->suspect[0] && end != P2V_END_STOPPED) /* what stopped the boot loader */
+		decide(w, P2V_VERDICT_FAIL, t_s, "%s (then %s at %.1f s)", w->suspect, what[end], t_s);
 	decide(w, P2V_VERDICT_FAIL, t_s, "%s at %.1f s (last milestone: %s)%s%s", what[end], t_s,
 	       last_milestone(w), detail && *detail ? "; " : "", detail ? detail : "");
 }
 
+const char *p2v_run_end_name(enum p2v_run_end end)
+{
+	static const char *const names[P2V_END_COUNT] = {
+		[P2V_END_SHUTDOWN] = "power-off", [P2V_END_RESET] = "reboot",
+		[P2V_END_TRIPLE_FAULT] = "triple-fault", [P2V_END_HALTED] = "halt",
+		[P2V_END_TIMEOUT] = "timeout", [P2V_END_STOPPED] = "stopped",
+	};
+	return end < P2V_END_COUNT ? names[end] : "?";
+}
+
 void p2v_watch_end(struct p2v_watch *w, enum p2v_run_end end, double t_s, const char *detail)
 {
+	if (!w->ended) {
+		w->ended = true;
+		w->end = end;
+		w->end_t_s = t_s;
+		copy_line(w->end_detail, detail ? detail : "");
+	}
 	stalled_lines(w, t_s + P2V_WATCH_STALL_S);
 	if (w->verdict != P2V_VERDICT_PENDING)
 		return;
@@ -470,15 +560,22 @@ void p2v_watch_end(struct p2v_watch *w, enum p2v_run_end end, double t_s, const 
 		return;
 	}
 	if (end == P2V_END_SHUTDOWN || end == P2V_END_RESET)
-		decide(w, P2V_VERDICT_PASS, t_s, "reached userspace (%s at %.1f s), then the guest %s",
+		decide(w, P2V_VERDICT_PASS, t_s, "reached userspace (%s at %.1f s), then the guest %s%s%s%s",
 		       success_what(w), w->success_t_s,
-		       end == P2V_END_SHUTDOWN ? "powered off" : "rebooted");
+		       end == P2V_END_SHUTDOWN ? "powered off" : "rebooted",
+		       detail && *detail ? " (" : "", detail ? detail : "", detail && *detail ? ")" : "");
 	else
 		decide(w, P2V_VERDICT_PASS, t_s, "reached userspace (%s at %.1f s), no panic until %.1f s",
 		       success_what(w), w->success_t_s, t_s);
 }
 
 /* ---- reports ---- */
+
+/* The milestones a run of this firmware can reach. */
+static bool milestone_shown(const struct p2v_watch *w, unsigned m)
+{
+	return m != P2V_MS_EFI_BOOT || w->uefi;
+}
 
 static void text_tail(const struct p2v_watch_tail *t, const char *title, FILE *f)
 {
@@ -494,6 +591,8 @@ void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_in
 	fprintf(f, "verdict: %s: %s\n", p2v_verdict_name(w->verdict), w->reason);
 	fprintf(f, "engine: %s%s%s\n", info->engine, info->engine_detail ? " — " : "",
 		info->engine_detail ? info->engine_detail : "");
+	if (info->firmware)
+		fprintf(f, "firmware: %s\n", info->firmware);
 	fprintf(f, "image: %s (%s)\n", info->image, info->format ? info->format : "?");
 	fprintf(f, "elapsed: %.1f s (timeout %.0f s)\n", info->elapsed_s, info->timeout_s);
 	fprintf(f, "signals: marker %s", w->marker_seen ? "seen" : "not seen");
@@ -503,16 +602,23 @@ void p2v_watch_report_text(const struct p2v_watch *w, const struct p2v_report_in
 			(unsigned long long)w->disk_reads, (unsigned long long)w->disk_writes);
 	else
 		fprintf(f, " (this engine does not report disk writes)\n");
+	if (w->ended)
+		fprintf(f, "ended: %s at %.1f s%s%s\n", p2v_run_end_name(w->end), w->end_t_s,
+			w->end_detail[0] ? ": " : "", w->end_detail);
 	fprintf(f, "milestones:\n");
 	for (unsigned i = 0; i < P2V_MS_COUNT; i++) {
+		if (!milestone_shown(w, i))
+			continue;
 		if (w->ms_t_s[i] < 0)
 			fprintf(f, "  %8s  %-16s\n", "-", milestone_names[i]);
 		else
 			fprintf(f, "  %6.2f s  %-16s %s\n", w->ms_t_s[i], milestone_names[i], w->ms_line[i]);
 	}
 	text_tail(&w->tail[P2V_CH_CONSOLE], "console", f);
-	if (w->verdict != P2V_VERDICT_PASS)
+	if (w->verdict != P2V_VERDICT_PASS) {
+		text_tail(&w->tail[P2V_CH_SCREEN], "BIOS screen", f);
 		text_tail(&w->tail[P2V_CH_FIRMWARE], "firmware log", f);
+	}
 }
 
 static void json_tail(struct p2v_json *j, const char *key, const struct p2v_watch_tail *t)
@@ -527,6 +633,8 @@ static void json_milestones(struct p2v_json *j, const struct p2v_watch *w)
 {
 	p2v_json_arr_begin(j, "milestones");
 	for (unsigned i = 0; i < P2V_MS_COUNT; i++) {
+		if (!milestone_shown(w, i))
+			continue;
 		p2v_json_obj_begin(j, NULL);
 		p2v_json_str(j, "name", milestone_names[i]);
 		p2v_json_bool(j, "seen", w->ms_t_s[i] >= 0);
@@ -549,6 +657,8 @@ void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_in
 	p2v_json_str(&j, "reason", w->reason);
 	p2v_json_str(&j, "engine", info->engine);
 	p2v_json_str(&j, "engine_detail", info->engine_detail);
+	if (info->firmware)
+		p2v_json_str(&j, "firmware", info->firmware);
 	p2v_json_str(&j, "image", info->image);
 	p2v_json_str(&j, "format", info->format);
 	p2v_json_double(&j, "elapsed_s", info->elapsed_s);
@@ -561,10 +671,19 @@ void p2v_watch_report_json(const struct p2v_watch *w, const struct p2v_report_in
 		p2v_json_u64(&j, "disk_writes", w->disk_writes);
 	}
 	p2v_json_obj_end(&j);
+	if (w->ended) {
+		p2v_json_obj_begin(&j, "end");
+		p2v_json_str(&j, "kind", p2v_run_end_name(w->end));
+		p2v_json_double(&j, "t_s", w->end_t_s);
+		p2v_json_str(&j, "detail", w->end_detail);
+		p2v_json_obj_end(&j);
+	}
 	json_milestones(&j, w);
 	json_tail(&j, "console_tail", &w->tail[P2V_CH_CONSOLE]);
-	if (w->verdict != P2V_VERDICT_PASS)
+	if (w->verdict != P2V_VERDICT_PASS) {
+		json_tail(&j, "screen_tail", &w->tail[P2V_CH_SCREEN]);
 		json_tail(&j, "firmware_log_tail", &w->tail[P2V_CH_FIRMWARE]);
+	}
 	p2v_json_obj_end(&j);
 	p2v_json_finish(&j);
 }

@@ -1,6 +1,7 @@
-/* The boot verdict: a console watcher shared by both engines (vmm-min and
- * QEMU TCG).  The engine feeds it console bytes (COM1), firmware log bytes
- * and VMM events, with times in seconds since the start of the run; the
+/* The boot verdict: a console watcher shared by every engine (vmm-min,
+ * QEMU TCG).  The engine feeds it console bytes (COM1), the BIOS screen,
+ * firmware log bytes and its own events translated into p2v_watch_event,
+ * with times in seconds since the start of the run; the
  * watcher recognises milestones, success markers and failure patterns and
  * decides PASS or FAIL with a reason.  No I/O except the optional
  * transcript and the report printers; no threads (callers serialise). */
@@ -13,13 +14,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../vmm-min/vmm.h"
-
 enum p2v_verdict { P2V_VERDICT_PENDING, P2V_VERDICT_PASS, P2V_VERDICT_FAIL };
 
 enum p2v_milestone {
 	P2V_MS_FIRMWARE,    /* first instruction / firmware banner */
 	P2V_MS_DISK_READ,   /* first read of the boot disk */
+	P2V_MS_EFI_BOOT,    /* UEFI: the firmware started a boot entry or the fallback path */
 	P2V_MS_BOOTLOADER,  /* GRUB, SYSLINUX, ... */
 	P2V_MS_KERNEL,      /* "Linux version" */
 	P2V_MS_ROOT,        /* root filesystem mounted */
@@ -27,8 +27,10 @@ enum p2v_milestone {
 	P2V_MS_COUNT
 };
 
-/* Where bytes come from: COM1, or the firmware's debug port. */
-enum p2v_channel { P2V_CH_CONSOLE, P2V_CH_FIRMWARE, P2V_CH_COUNT };
+/* Where bytes come from: COM1, the firmware's debug port, or the BIOS text
+ * screen (its serial mirror, kept apart so that its lazily flushed text
+ * cannot land inside a line the guest writes to COM1). */
+enum p2v_channel { P2V_CH_CONSOLE, P2V_CH_FIRMWARE, P2V_CH_SCREEN, P2V_CH_COUNT };
 
 /* How the engine's run ended, for p2v_watch_end(). */
 enum p2v_run_end {
@@ -38,6 +40,24 @@ enum p2v_run_end {
 	P2V_END_HALTED,
 	P2V_END_TIMEOUT,
 	P2V_END_STOPPED,      /* the watcher (or the user) stopped the run */
+	P2V_END_COUNT
+};
+
+/* What an engine saw happen, besides bytes. */
+enum p2v_watch_event_type {
+	P2V_WEV_FIRMWARE_START, /* first instruction */
+	P2V_WEV_DISK_READ,      /* offset/length valid */
+	P2V_WEV_DISK_WRITE,     /* offset/length valid */
+	P2V_WEV_END,            /* the run ended: end, detail */
+	P2V_WEV_DEVICE_BROKEN,  /* a device refused the guest: detail */
+};
+
+struct p2v_watch_event {
+	enum p2v_watch_event_type type;
+	double t_s;
+	uint64_t offset_bytes, length_bytes;
+	enum p2v_run_end end;
+	const char *detail;          /* e.g. which path a reboot came by, or NULL */
 };
 
 #define P2V_WATCH_LINE_BYTES 240
@@ -71,9 +91,21 @@ struct p2v_watch {
 
 	double success_t_s;          /* first success signal, < 0: none */
 	bool marker_seen, root_write_seen;
+	bool ended;                  /* how the run ended, once known: */
+	enum p2v_run_end end;
+	double end_t_s;
+	char end_detail[P2V_WATCH_LINE_BYTES];
 	bool os_output;              /* kernel/systemd-shaped lines seen (quiet kernels) */
 	double root_write_t_s;
 	uint64_t disk_reads, disk_writes, partition_writes;
+
+	/* UEFI (OVMF): set by the caller before the run */
+	/* A boot loader error that may not be fatal (GRUB goes on after a
+	 * missing font, say): the verdict if no kernel starts after it. */
+	char suspect[P2V_WATCH_REASON_BYTES];
+	bool uefi;
+	char uefi_hint[160];         /* appended to a no-boot reason, e.g. what the ESP holds */
+	char efi_load_failed[P2V_WATCH_LINE_BYTES]; /* first "BdsDxe: failed to load" line */
 
 	char cur[P2V_CH_COUNT][P2V_WATCH_LINE_BYTES]; /* line being assembled */
 	size_t cur_len[P2V_CH_COUNT];
@@ -90,7 +122,7 @@ void p2v_watch_free(struct p2v_watch *w);
 
 void p2v_watch_bytes(struct p2v_watch *w, enum p2v_channel ch, double t_s,
 		     const uint8_t *buf, size_t len);
-void p2v_watch_event(struct p2v_watch *w, const struct vmm_event *ev);
+void p2v_watch_event(struct p2v_watch *w, const struct p2v_watch_event *ev);
 /* Engines that only count (QEMU's block statistics): operations so far and
  * the end of the highest write. */
 void p2v_watch_disk_stats(struct p2v_watch *w, double t_s, uint64_t reads, uint64_t writes,
@@ -108,6 +140,8 @@ static inline bool p2v_watch_decided(const struct p2v_watch *w)
 }
 
 const char *p2v_milestone_name(enum p2v_milestone m);
+/* "power-off", "reboot", "triple-fault", "halt", "timeout", "stopped". */
+const char *p2v_run_end_name(enum p2v_run_end end);
 const char *p2v_verdict_name(enum p2v_verdict v);
 
 /* Lines of a tail, oldest first: i in [0, tail->count). */
@@ -117,6 +151,7 @@ const char *p2v_watch_tail_line(const struct p2v_watch_tail *t, unsigned i);
 struct p2v_report_info {
 	const char *engine;          /* "vmm" or "qemu-tcg" */
 	const char *engine_detail;   /* e.g. the QEMU command, or NULL */
+	const char *firmware;        /* "bios", "uefi" */
 	const char *image;
 	const char *format;
 	double elapsed_s;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# make-debian-disk.sh OUT [--gpt | --lvm | --dracut]
+# make-debian-disk.sh OUT [--gpt | --lvm | --dracut | --uefi]
 # A "physical" Debian 12 install as a raw 2 GiB sparse disk, built with no
 # interactive step and without mounting anything:
 #   debootstrap (minbase + kernel, initramfs-tools, systemd-sysv, udev, kmod,
@@ -18,7 +18,16 @@
 #             activation off (no device-mapper needed on the build host) and
 #             the filesystems are dd'd at the volumes' extents;
 #   --dracut  the initramfs built by dracut instead of initramfs-tools, with
-#             drivers= limited to the AHCI disk and ext4 (like hostonly).
+#             drivers= limited to the AHCI disk and ext4 (like hostonly);
+#   --uefi    as Debian installs it on a UEFI machine: GPT, an EFI system
+#             partition (FAT32, /dev/sda1 on /boot/efi), root /dev/sda2,
+#             swap /dev/sda3; grub-efi-amd64 instead of grub-pc, its image in
+#             \EFI\debian\grubx64.efi only (what `grub-install` writes without
+#             --removable: no \EFI\BOOT\BOOTX64.EFI fallback, so only the
+#             machine's NVRAM boot entry finds it), built like grub-install
+#             does (a core image whose embedded load.cfg finds /boot/grub by
+#             the root filesystem's UUID; modules in /boot/grub/x86_64-efi).
+#             The ESP is written with mtools (nothing mounted); no MBR code.
 # GRUB for BIOS without grub-install: grub-mkimage's core.img in the MBR gap
 # (or in a BIOS boot partition with --gpt), the first 440 bytes of boot.img
 # in the MBR.
@@ -26,16 +35,16 @@
 # $P2V_SAMPLE_CACHE (default /var/cache/p2v-samples), keyed by the sha256 of
 # this script and the options.  Needs root, network access to the Debian
 # mirror apt uses, debootstrap, grub-pc-bin, e2fsprogs, fdisk (and lvm2 and
-# losetup for --lvm).
+# losetup for --lvm; dosfstools and mtools for --uefi).
 set -eu
-out=${1:?usage: make-debian-disk.sh OUT [--gpt | --lvm | --dracut]}
+out=${1:?usage: make-debian-disk.sh OUT [--gpt | --lvm | --dracut | --uefi]}
 variant=${2:-}
 case $variant in
-"" | --gpt | --lvm | --dracut) ;;
+"" | --gpt | --lvm | --dracut | --uefi) ;;
 *) echo "make-debian-disk.sh: unknown variant '$variant'" >&2; exit 2 ;;
 esac
 label=dos
-[ "$variant" = --gpt ] && label=gpt
+case $variant in --gpt | --uefi) label=gpt ;; esac
 name=$label
 [ -n "$variant" ] && name=${variant#--}
 cache=${P2V_SAMPLE_CACHE:-/var/cache/p2v-samples}
@@ -55,7 +64,11 @@ fi
 disk_mib=2048
 root_mib=1792
 boot_mib=256 # --lvm: the /boot partition; the rest is the physical volume
-swap_start=$(( 2048 + root_mib * 2048 ))
+esp_mib=64   # --uefi: the ESP in front of the root filesystem
+[ "$variant" = --uefi ] && root_mib=$(( root_mib - esp_mib ))
+root_start=2048
+[ "$variant" = --uefi ] && root_start=$(( 2048 + esp_mib * 2048 ))
+swap_start=$(( root_start + root_mib * 2048 ))
 swap_sectors=$(( disk_mib * 2048 - swap_start - 2048 )) # room for the GPT backup
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
@@ -99,7 +112,9 @@ grub-pc grub-pc/install_devices multiselect
 grub-pc grub-pc/install_devices_empty boolean true
 grub-pc grub-pc/install_devices_disks_changed multiselect
 EOF
-in_root apt-get install -y -q --no-install-recommends linux-image-amd64 grub-pc \
+grub_pkg=grub-pc
+[ "$variant" = --uefi ] && grub_pkg=grub-efi-amd64
+in_root apt-get install -y -q --no-install-recommends linux-image-amd64 $grub_pkg \
 	>"$tmp/apt.log" 2>&1 || { tail -n 30 "$tmp/apt.log" >&2; exit 1; }
 in_root apt-get clean
 
@@ -116,6 +131,15 @@ if [ "$variant" = --lvm ]; then
 /dev/sda1 /boot ext4 defaults 0 2
 /dev/mapper/p2vvg-swap none swap sw 0 0
 EOF
+elif [ "$variant" = --uefi ]; then
+	rootdev=/dev/sda2
+	cat >"$root/etc/fstab" <<'EOF'
+# <file system> <mount point> <type> <options> <dump> <pass>
+/dev/sda2 / ext4 errors=remount-ro 0 1
+/dev/sda1 /boot/efi vfat umask=0077 0 1
+/dev/sda3 none swap sw 0 0
+EOF
+	mkdir -p "$root/boot/efi"
 else
 	cat >"$root/etc/fstab" <<'EOF'
 # <file system> <mount point> <type> <options> <dump> <pass>
@@ -140,14 +164,19 @@ grep -q '^GRUB_DISABLE_OS_PROBER' "$root/etc/default/grub" ||
 # With a separate /boot (--lvm) GRUB's paths are relative to that partition.
 part=msdos1
 [ $label = gpt ] && part=gpt1
+[ "$variant" = --uefi ] && part=gpt2
 bootdir=/boot
 [ "$variant" = --lvm ] && bootdir=
 # dracut waits for a missing root for minutes by default (rd.retry 180 s,
 # systemd's device timeout 90 s); a physical install would never notice
 retry=
 [ $tool = dracut ] && retry=" rd.retry=20 rd.timeout=30"
-mkdir -p "$root/boot/grub/i386-pc"
-cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$root/boot/grub/i386-pc/"
+grub_target=i386-pc
+[ "$variant" = --uefi ] && grub_target=x86_64-efi
+grub_lib=/usr/lib/grub/$grub_target
+[ "$variant" = --uefi ] && grub_lib=$root$grub_lib # the guest's own grub-efi-amd64-bin
+mkdir -p "$root/boot/grub/$grub_target"
+cp "$grub_lib/"*.mod "$grub_lib/"*.lst "$root/boot/grub/$grub_target/"
 cat >"$root/boot/grub/grub.cfg" <<EOF
 # written by make-debian-disk.sh (as grub-mkconfig on the physical machine)
 set timeout=0
@@ -169,8 +198,13 @@ put() {
 	[ $(( $2 % 1048576 )) -eq 0 ] || { echo "offset $2 is not MiB-aligned" >&2; exit 1; }
 	dd if="$1" of="$tmp/disk.img" bs=1M seek=$(( $2 / 1048576 )) conv=notrunc,sparse status=none
 }
-# fs_image FILE MIB DIR LABEL: ext4 of that size holding DIR.
-fs_image() { truncate -s "$2M" "$1"; mkfs.ext4 -q -F -L "$4" -E lazy_itable_init=0 -d "$3" "$1"; }
+# fs_image FILE MIB DIR LABEL [MKFS_OPTION...]: ext4 of that size holding DIR.
+fs_image() {
+	f=$1 mib=$2 dir=$3 fslabel=$4
+	shift 4
+	truncate -s "${mib}M" "$f"
+	mkfs.ext4 -q -F -L "$fslabel" -E lazy_itable_init=0 "$@" -d "$dir" "$f"
+}
 # swap_at BYTE_OFFSET BYTES
 swap_at() {
 	truncate -s "$2" "$tmp/swap.img"
@@ -206,6 +240,36 @@ start=34, size=2014, type=21686148-6449-6E61-6E6F-744E656564EF
 EOF
 	fs_image "$tmp/root.img" $root_mib "$root" debian-root
 	put "$tmp/root.img" 1048576
+	swap_at $(( swap_start * 512 )) $(( swap_sectors * 512 )) ;;
+--uefi)
+	sfdisk -q "$tmp/disk.img" <<EOF
+label: gpt
+start=2048, size=$(( esp_mib * 2048 )), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System Partition"
+start=$root_start, size=$(( root_mib * 2048 )), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+start=$swap_start, size=$swap_sectors, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F
+EOF
+	# grub-install --target=x86_64-efi (no --removable, no shim): a core
+	# image whose load.cfg finds /boot/grub by UUID, into \EFI\debian only.
+	root_uuid=$(cat /proc/sys/kernel/random/uuid)
+	cat >"$tmp/load.cfg" <<EOF
+search.fs_uuid $root_uuid root hd0,gpt2
+set prefix=(\$root)'/boot/grub'
+EOF
+	cp "$tmp/load.cfg" "$root/boot/grub/x86_64-efi/load.cfg"
+	# grub-install also puts the font there that grub-mkconfig's gfxterm loads
+	mkdir -p "$root/boot/grub/fonts"
+	cp "$root/usr/share/grub/unicode.pf2" "$root/boot/grub/fonts/"
+	in_root grub-mkimage -O x86_64-efi -o /tmp/grubx64.efi -c /boot/grub/x86_64-efi/load.cfg \
+		-p '' part_gpt ext2 search_fs_uuid
+	mv "$root/tmp/grubx64.efi" "$tmp/grubx64.efi"
+	fs_image "$tmp/root.img" $root_mib "$root" debian-root -U "$root_uuid"
+	put "$tmp/root.img" $(( root_start * 512 ))
+	truncate -s ${esp_mib}M "$tmp/esp.img"
+	mkfs.vfat -F 32 -n EFI -i 5A3E1F20 "$tmp/esp.img" >/dev/null
+	mmd -i "$tmp/esp.img" ::/EFI ::/EFI/debian
+	mcopy -i "$tmp/esp.img" "$tmp/grubx64.efi" ::/EFI/debian/grubx64.efi
+	put "$tmp/esp.img" 1048576
+	rm -f "$tmp/esp.img"
 	swap_at $(( swap_start * 512 )) $(( swap_sectors * 512 )) ;;
 --lvm)
 	pv_start=$(( 2048 + boot_mib * 2048 ))
@@ -244,6 +308,11 @@ EOF
 esac
 rm -f "$tmp/root.img"
 
+if [ "$variant" = --uefi ]; then # no BIOS boot code: the protective MBR stays empty
+	cp --sparse=always "$tmp/disk.img" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"
+	mv "$tmp/disk.img" "$out"
+	exit 0
+fi
 core_sector=1
 [ $label = gpt ] && core_sector=34
 prefix="(hd0,$part)/boot/grub"

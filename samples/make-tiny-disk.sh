@@ -99,6 +99,7 @@ if [ ! -b "\$ROOT" ]; then
 	PS1='(initramfs) ' exec sh </dev/console >/dev/console 2>&1
 fi
 echo "root device \$ROOT found: \$(cat /sys/class/block/vda/size) sectors on vda"
+echo "cpus online: \$(nproc)"
 if [ $WRITE_ROOT = 1 ]; then
 	mount -t ext4 "\$ROOT" /root || { echo "mount: cannot mount \$ROOT"; exec sh; }
 	date > /root/p2v-was-here

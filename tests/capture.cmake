@@ -23,3 +23,14 @@ p2v_shell_test(capture_cli capture_cli.sh TIMEOUT 120 LABELS capture)
 # The loop-device tests share the kernel's loop devices: run them one at a time.
 set_tests_properties(capture_mbr capture_gpt capture_mounted capture_readerr PROPERTIES
   RESOURCE_LOCK loopdev)
+
+# The boot probe (p2v inspect's "boot:" line, verify's --firmware auto):
+# GPT/MBR and the ESP's FAT directories under the fuzzer; disks built with
+# sfdisk, mkfs.vfat and mtools read back against mdir.
+p2v_fuzz_target(fuzz_bootdisk ${P2V_TEST_DIR}/fuzz_bootdisk.c ${P2V_TEST_DIR}/corpus/bootdisk)
+target_sources(fuzz_bootdisk PRIVATE ${PROJECT_SOURCE_DIR}/p2v/bootdisk.c
+  ${PROJECT_SOURCE_DIR}/p2v/fatdir.c ${PROJECT_SOURCE_DIR}/p2v/fsmap_fat.c
+  ${PROJECT_SOURCE_DIR}/p2v/capture_rangemap.c)
+target_include_directories(fuzz_bootdisk PRIVATE ${PROJECT_SOURCE_DIR}/p2v)
+target_link_libraries(fuzz_bootdisk PRIVATE PkgConfig::ZLIB)
+p2v_shell_test(inspect_boot inspect_boot.sh TIMEOUT 120 LABELS capture)

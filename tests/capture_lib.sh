@@ -2,7 +2,7 @@
 # devices, always detached (with their mounts and dm targets) on exit.
 # Source after lib.sh.
 [ "$(id -u)" = 0 ] || skip "needs root for loop devices"
-need losetup partx sfdisk mkfs.ext4 debugfs e2fsck
+need losetup partx sfdisk mkfs.ext4 debugfs e2fsck python3
 
 CAP_LOOPS=()
 CAP_MOUNTS=()

@@ -6,7 +6,7 @@
 # 32 MiB stretches as holes.  Data sits on 32 MiB boundaries so that the
 # coarsest allocation unit (VHDX blocks) does not blur the layout.
 . "$(dirname "$0")/lib.sh"
-need qemu-img python3
+need qemu-img jq
 cd "$TMP"
 MiB=$((1 << 20))
 truncate -s 256M src.raw
@@ -18,24 +18,15 @@ dd if=/dev/zero of=src.raw bs=1M seek=160 count=32 conv=notrunc status=none # ze
 "$P2V" convert -f raw -O qcow2 src.raw a.qcow2
 
 data_extents() { # data_extents IMG: "start+len" of data extents, merged
-	"$P2V" map --json "$1" | python3 -c '
-import json, sys
-out = []
-for e in json.load(sys.stdin):
-    if e["type"] != "data":
-        continue
-    if out and out[-1][0] + out[-1][1] == e["start"]:
-        out[-1][1] += e["length"]
-    else:
-        out.append([e["start"], e["length"]])
-print(" ".join("%d+%d" % (s, l) for s, l in out))'
+	"$P2V" map --json "$1" | jq -r '
+		reduce (.[] | select(.data)) as $e ([];
+			if length > 0 and .[-1][0] + .[-1][1] == $e.start then .[-1][1] += $e.length
+			else . + [[$e.start, $e.length]] end) |
+		map("\(.[0])+\(.[1])") | join(" ")'
 }
 holes_cover() { # holes_cover IMG START_MIB LEN_MIB: no data in that range
-	"$P2V" map --json "$1" | python3 -c '
-import json, sys
-lo, hi = int(sys.argv[1]) << 20, (int(sys.argv[1]) + int(sys.argv[2])) << 20
-bad = [e for e in json.load(sys.stdin) if e["type"] == "data" and e["start"] < hi and e["start"] + e["length"] > lo]
-sys.exit(1 if bad else 0)' "$2" "$3"
+	"$P2V" map --json "$1" | jq -e --argjson lo $(($2 << 20)) --argjson hi $((($2 + $3) << 20)) \
+		'all(.[]; (.data and .start < $hi and .start + .length > $lo) | not)' >/dev/null
 }
 
 first=$(data_extents a.qcow2)

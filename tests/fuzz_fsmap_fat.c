@@ -5,21 +5,7 @@
 #include <string.h>
 
 #include "capture.h"
-
-struct fuzz_disk {
-	const uint8_t *b;
-	size_t size;
-};
-
-static int fuzz_read(void *opaque, void *buf, uint64_t len, uint64_t off)
-{
-	const struct fuzz_disk *d = opaque;
-
-	if (off > d->size || len > d->size - off)
-		return -EIO;
-	memcpy(buf, d->b + off, len);
-	return 0;
-}
+#include "fuzz_bytes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

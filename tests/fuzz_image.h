@@ -1,6 +1,6 @@
 /* Shared body of the per-driver fuzz harnesses: open the bytes as an image
  * (through a memfd), then exercise info, check, block status and reads with
- * bounded work.  A harness is:
+ * bounded work, and the in-place changes (snapshots, resize) read-write.  A harness is:
  *   #include "fuzz_image.h"
  *   int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return fuzz_image(d, n, "qcow2"); }
  */
@@ -53,6 +53,23 @@ static void fuzz_exercise(struct imgfmt_image *img)
 	}
 }
 
+/* In-place changes on the hostile image (opened read-write on the memfd):
+ * snapshots where the format has them, a small grow. */
+static void fuzz_exercise_writes(struct imgfmt_image *img)
+{
+	struct imgfmt_snapshot *list;
+	unsigned n;
+
+	if (imgfmt_snapshot_list(img, &list, &n) == 0) {
+		if (n)
+			imgfmt_snapshot_apply(img, list[0].id);
+		free(list);
+		imgfmt_snapshot_create(img, "fuzz");
+		imgfmt_snapshot_delete(img, "fuzz");
+	}
+	imgfmt_resize(img, imgfmt_size_bytes(img) + 65536, false);
+}
+
 static int fuzz_image(const uint8_t *data, size_t size, const char *format)
 {
 	char path[64], err[IMGFMT_ERRMSG_BYTES];
@@ -67,6 +84,11 @@ static int fuzz_image(const uint8_t *data, size_t size, const char *format)
 		if (imgfmt_open(&img, path, &o, err, sizeof(err)) == 0) {
 			fuzz_exercise(img);
 			imgfmt_close(img);
+			o.flags |= IMGFMT_OPEN_RDWR;
+			if (imgfmt_open(&img, path, &o, err, sizeof(err)) == 0) {
+				fuzz_exercise_writes(img);
+				imgfmt_close(img);
+			}
 		}
 	}
 	close(fd);

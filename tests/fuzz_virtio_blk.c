@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(ram, data + 1, size - 1 < RAM_BYTES ? size - 1 : RAM_BYTES);
 	vmm_vblk_init(&v, &mem, fuzz_disk(), NULL, NULL);
 	v.irq_line = 11;
-	v.queue_pfn = pfn;
+	v.vq.pfn = pfn;
 	/* Two rounds: the second one sees whatever the first left behind. */
 	vmm_vblk_process(&v);
 	ram[0x1000 + 16 * VMM_VBLK_QUEUE_NUM + 2]++;

@@ -8,7 +8,7 @@
 set -euo pipefail
 out=${1:-${P2V_BUILD:?}/corpus/vhdx}
 : "${P2V:?}" "${P2V_BUILD:?}"
-command -v qemu-img >/dev/null || { echo "skipped: qemu-img is not installed"; exit 77; }
+command -v qemu-img >/dev/null || { echo "FAIL: qemu-img is not installed (scripts/install-deps installs it)" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhdx-corpus.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"

@@ -5,10 +5,13 @@
 # the filesystem type).  Checks: without --virtio-win a clear error; with a
 # virtio-win tree the drivers land in System32\drivers and the SYSTEM
 # hive has the services and CriticalDeviceDatabase entries (read back with
-# hivexget); a non-OS disk is refused.
+# hivexget); a non-OS disk is refused.  UEFI: on a GPT disk whose ESP has
+# \EFI\Microsoft\Boot\bootmgfw.efi and no fallback path, --dry-run shows the
+# copy and changes nothing, inject copies bootmgfw.efi to \EFI\BOOT\BOOTX64.EFI
+# (read back with mtools) and inspect sees the fallback path.
 . "$(dirname "$0")/lib.sh"
 : "${INJECT_TOOL:?INJECT_TOOL must point at unit_inject_tool}"
-need hivexregedit hivexget debugfs mkfs.ext4 sfdisk file qemu-img
+need hivexregedit hivexget debugfs mkfs.ext4 sfdisk file qemu-img mkfs.vfat mmd mcopy
 
 tree=$TMP/tree
 sys32=$tree/Windows/System32
@@ -120,3 +123,37 @@ rc=0
 [ $rc -eq 2 ] && grep -q "no operating system found" "$TMP/out" ||
 	{ cat "$TMP/out"; fail "a disk without an OS: exit $rc"; }
 echo "ok (refused): $(tail -n 1 "$TMP/out")"
+
+# 4. UEFI: Windows on GPT with an ESP holding only the boot manager's own path.
+truncate -s 32M "$TMP/esp.img"
+mkfs.vfat -F 16 "$TMP/esp.img" >/dev/null
+mmd -i "$TMP/esp.img" ::/EFI ::/EFI/Microsoft ::/EFI/Microsoft/Boot
+head -c 65536 /dev/urandom >"$TMP/bootmgfw.efi"
+mcopy -i "$TMP/esp.img" "$TMP/bootmgfw.efi" ::/EFI/Microsoft/Boot/bootmgfw.efi
+mcopy -i "$TMP/esp.img" "$TMP/bootmgfw.efi" ::/EFI/Microsoft/Boot/BCD
+uefi=$TMP/win-uefi.raw
+truncate -s 128M "$uefi"
+printf 'label: gpt\nstart=2048, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=67584, size=126976, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' |
+	sfdisk -q "$uefi"
+dd if="$TMP/esp.img" of="$uefi" bs=1M seek=1 conv=notrunc status=none
+truncate -s 62M "$TMP/part.img"
+mkfs.ext4 -q -F -d "$tree" "$TMP/part.img"
+dd if="$TMP/part.img" of="$uefi" bs=1M seek=33 conv=notrunc,sparse status=none
+rm -f "$TMP/part.img"
+esp_at="$uefi@@1048576"
+sum=$(sha256sum <"$uefi")
+"$P2V" inject --dry-run --virtio-win "$vw" "$uefi" >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err"; fail "UEFI --dry-run"; }
+grep -q '^  ESP:/EFI/BOOT/BOOTX64.EFI: would copy from ESP:/EFI/Microsoft/Boot/bootmgfw.efi$' "$TMP/out" ||
+	{ cat "$TMP/out"; fail "UEFI --dry-run does not show the fallback copy"; }
+[ "$(sha256sum <"$uefi")" = "$sum" ] || fail "UEFI --dry-run changed the image"
+"$P2V" inject --json --virtio-win "$vw" "$uefi" >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err"; fail "UEFI inject"; }
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["uefi_fallback"] == "created Windows Boot Manager from /EFI/Microsoft/Boot/bootmgfw.efi", r["uefi_fallback"]
+assert any(c["path"] == "ESP:/EFI/BOOT/BOOTX64.EFI" for c in r["changes"]), r["changes"]' "$TMP/out" ||
+	{ cat "$TMP/out"; fail "UEFI inject report"; }
+mcopy -n -i "$esp_at" ::/EFI/BOOT/BOOTX64.EFI "$TMP/fallback.efi" || fail "no \\EFI\\BOOT\\BOOTX64.EFI on the ESP"
+cmp -s "$TMP/fallback.efi" "$TMP/bootmgfw.efi" || fail "BOOTX64.EFI is not bootmgfw.efi"
+"$P2V" inspect --json "$uefi" | grep -q '"fallback": true' || fail "inspect does not see the fallback path"
+echo "ok: UEFI Windows: bootmgfw.efi became \\EFI\\BOOT\\BOOTX64.EFI; the dry run left the image alone"

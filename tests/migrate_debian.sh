@@ -3,7 +3,7 @@
 # on a read-only loop device -> qcow2 with virtio drivers -> boot verdict
 # PASS; the result is clean for qemu-img check and e2fsck.
 . "$(dirname "$0")/lib.sh"
-need qemu-system-x86_64 debootstrap losetup partx qemu-img
+need qemu-system-x86_64 debootstrap grub-mkimage losetup partx qemu-img e2fsck python3
 [ "$(id -u)" -eq 0 ] || skip "loop devices need root"
 img=$TMP/debian.img
 sh "$P2V_SRC/samples/make-debian-disk.sh" "$img" || fail "make-debian-disk.sh failed"
@@ -25,4 +25,5 @@ assert r["inject"]["initramfs_tool"] and any(c["path"]=="/etc/fstab" for c in r[
 assert r["verify"]["verdict"]=="pass" and r["verify"]["engine"], r["verify"]' || fail "JSON report"
 qemu-img check out.qcow2 | grep -q "No errors" || fail "qemu-img check"
 ls -A | grep -q p2v-migrate && fail "temporary file left"
+keep_result debian.qcow2 out.qcow2
 echo "ok: migrate from a loop device to a verified qcow2"

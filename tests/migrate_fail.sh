@@ -2,6 +2,7 @@
 # p2v migrate on a disk with no OS: capture succeeds, inject refuses, and
 # neither the output nor any temporary file is left; usage errors are clear.
 . "$(dirname "$0")/lib.sh"
+need python3 sfdisk
 cd "$TMP"
 expect_fail "no operands" "$P2V" migrate
 expect_fail "unknown output format" "$P2V" migrate x.img out.unknownext

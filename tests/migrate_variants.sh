@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 variant=${1:?variant}
 format=${2:?format}
-need qemu-system-x86_64 debootstrap losetup partx qemu-img e2fsck sfdisk
+need qemu-system-x86_64 debootstrap grub-mkimage losetup partx qemu-img e2fsck sfdisk python3
 [ "$(id -u)" -eq 0 ] || skip "loop devices need root"
 [ "$variant" != lvm ] || need pvs lvs vgs
 export LVM_SUPPRESS_FD_WARNINGS=1
@@ -46,6 +46,7 @@ assert r["verify"]["verdict"] == "pass", r["verify"]
 assert r["inject"]["changes"], r["inject"]' "$format" || fail "JSON report"
 qemu-img info "$out" | grep -q "^file format: $format" || fail "output is not $format"
 case $format in qcow2 | vmdk) qemu-img check "$out" > check.txt 2>&1 || { cat check.txt; fail "qemu-img check"; } ;; esac
+keep_result "$variant.$format" "$out"
 
 # 4. The root filesystem is clean.
 "$P2V" convert -O raw "$out" flat.raw

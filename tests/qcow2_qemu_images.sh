@@ -3,7 +3,7 @@
 # refcount widths, cluster sizes, zero clusters, and a backing chain of three
 # with relative paths and a smaller base.  p2v's reading must equal qemu's.
 . "$(dirname "$0")/lib.sh"
-need qemu-img qemu-io cmp
+need qemu-img qemu-io cmp python3 jq
 cd "$TMP"
 
 truncate -s 24M src.raw
@@ -42,7 +42,11 @@ done
 qemu-img convert -f raw -O qcow2 src.raw zc.qcow2
 qemu-io -f qcow2 -c "write -z 256k 512k" -c "write -z -u 1M 256k" zc.qcow2 >/dev/null
 same_as_qemu zc.qcow2 "zero clusters"
-"$P2V" map --json zc.qcow2 | grep -q '"type": "zero"' || fail "zero clusters not in the map"
+# the map as qemu-img's, entry for entry (plain zero clusters, allocated
+# ones with their offset, data)
+[ "$("$P2V" map --output=json zc.qcow2 | jq -c '.[]')" = "$(qemu-img map --output=json zc.qcow2 | jq -c '.[]')" ] ||
+	fail "map of zero clusters differs from qemu-img's"
+"$P2V" map --json zc.qcow2 | jq -e 'any(.[]; .zero and .present)' >/dev/null || fail "zero clusters not in the map"
 
 # backing chain of three, relative names, the base smaller than the overlays
 mkdir -p chain/sub
@@ -53,10 +57,15 @@ qemu-io -f qcow2 -c "write -P 0x5a 3M 2M" chain/mid.qcow2 >/dev/null
 qemu-img create -q -f qcow2 -b ../mid.qcow2 -F qcow2 chain/sub/top.qcow2 24M
 qemu-io -f qcow2 -c "write -P 0xa5 1M 64k" -c "write -P 0x33 20M 1M" chain/sub/top.qcow2 >/dev/null
 same_as_qemu chain/sub/top.qcow2 "backing chain of three"
-"$P2V" info --backing-chain --json chain/sub/top.qcow2 | python3 -c '
-import json,sys
-c=json.load(sys.stdin); assert len(c)==3 and c[0]["backing-filename"]=="../mid.qcow2", c' ||
-	fail "info --backing-chain"
+chain_keys='[.[] | {filename, "virtual-size", "backing-filename", "full-backing-filename", "backing-filename-format"}]'
+[ "$("$P2V" info --backing-chain --json chain/sub/top.qcow2 | jq -c "$chain_keys")" = \
+  "$(qemu-img info --backing-chain --output=json chain/sub/top.qcow2 | jq -c "$chain_keys")" ] ||
+	fail "info --backing-chain differs from qemu-img's"
+"$P2V" info --backing-chain --json chain/sub/top.qcow2 | jq -e 'length == 3 and .[0]["backing-filename"] == "../mid.qcow2"' \
+	>/dev/null || fail "info --backing-chain"
+[ "$("$P2V" map --output=json chain/sub/top.qcow2 | jq -c '.[]')" = \
+  "$(qemu-img map --output=json chain/sub/top.qcow2 | jq -c '.[]')" ] ||
+	fail "map of the chain (depth, offsets) differs from qemu-img's"
 
 # info never opens the backing file unless asked; reading needs it
 mv chain/mid.qcow2 chain/mid.moved

@@ -317,12 +317,13 @@ static void test_copy_extents_map(void)
 {
 	const size_t size = 3u * 1024 * 1024;
 	uint8_t *data = pattern(size, 7), *got = malloc(size);
+#define EXT(o, l, t) { .offset_bytes = (o), .length_bytes = (l), .type = (t) }
 	const struct imgfmt_extent map[] = {
-		{ 0, 512, IMGFMT_EXTENT_DATA },
-		{ 512, 1024 * 1024 - 512, IMGFMT_EXTENT_HOLE },
-		{ 1024 * 1024, 1536, IMGFMT_EXTENT_DATA },     /* unaligned end */
-		{ 1024 * 1024 + 1536, 512, IMGFMT_EXTENT_ZERO },
-		{ 1024 * 1024 + 2048, 4096, IMGFMT_EXTENT_DATA },
+		EXT(0, 512, IMGFMT_EXTENT_DATA),
+		EXT(512, 1024 * 1024 - 512, IMGFMT_EXTENT_HOLE),
+		EXT(1024 * 1024, 1536, IMGFMT_EXTENT_DATA),     /* unaligned end */
+		EXT(1024 * 1024 + 1536, 512, IMGFMT_EXTENT_ZERO),
+		EXT(1024 * 1024 + 2048, 4096, IMGFMT_EXTENT_DATA),
 		/* the rest is not listed: zero */
 	};
 	struct imgfmt_copy_opts o = { .extents = map, .n_extents = 5, .chunk_bytes = 65536 };
@@ -422,6 +423,86 @@ static void test_copy_errors(void)
 	free(data);
 }
 
+/* The option parser: strict numbers, sizes, enums, on/off, ",," and the
+ * messages that name the option. */
+static void test_create_options(void)
+{
+	static const struct {
+		const char *fmt, *opts, *msg; /* msg NULL: accepted */
+	} cases[] = {
+		{ "qcow2", "cluster_size=4K,refcount_bits=64,compression_type=zstd", NULL },
+		{ "qcow2", "cluster_size=65536", NULL },
+		{ "qcow2", "refcount_bits=16x", "refcount_bits: '16x' is not a number" },
+		{ "qcow2", "refcount_bits=0x10", "is not a number" },
+		{ "qcow2", "refcount_bits=-1", "is not a number" },
+		{ "qcow2", "refcount_bits= 16", "is not a number" },
+		{ "qcow2", "refcount_bits=99999999999999999999999", "not a representable number" },
+		{ "qcow2", "refcount_bits=12", "12 is not a power of two from 1 to 64" },
+		{ "qcow2", "cluster_size=3K", "3K is not a power of two from 512 to 2M" },
+		{ "qcow2", "cluster_size=4M", "4M is not a power of two from 512 to 2M" },
+		{ "qcow2", "cluster_size=64Q", "'64Q' is not a size" },
+		{ "qcow2", "compression_type=lz4", "'lz4' is not one of zlib, zstd" },
+		{ "qcow2", "compat=0.10,refcount_bits=64", "16-bit refcounts" },
+		{ "qcow2", "cluster_size", "cluster_size needs a value" },
+		{ "qcow2", "=4K", "has no name" },
+		{ "qcow2", "nosuch=1", "no option 'nosuch' (it has compat, cluster_size," },
+		{ "vpc", "force_size", NULL },
+		{ "vpc", "force_size=on,subformat=fixed", NULL },
+		{ "vpc", "azure=maybe", "azure: 'maybe' is not on or off" },
+		{ "vpc", "block_size=1M", NULL },
+		{ "vpc", "block_size=1M,subformat=fixed", "dynamic images only" },
+		{ "vhdx", "log_size=1536K", "1536K is not from 1M to 1G, a multiple of 1M" },
+		{ "vhdx", "block_size=32M,subformat=fixed,logical_sector_size=4096", NULL },
+		{ "vmdk", "adapter_type=lsilogic,hwversion=7", NULL },
+		{ "vmdk", "hwversion=100", "100 is not from 1 to 99" },
+		{ "vmdk", "adapter_type=scsi", "not one of ide, lsilogic" },
+		{ "raw", "preallocation=falloc", NULL },
+		{ "raw", "cluster_size=4K", "no option 'cluster_size' (it has preallocation" },
+	};
+	char err[IMGFMT_ERRMSG_BYTES], line[400];
+	const struct imgfmt_opt_desc *d;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct imgfmt_image *img = NULL;
+		int r;
+		err[0] = 0;
+		r = imgfmt_create(&img, tpath("opt.img"), cases[i].fmt, 1 << 20, cases[i].opts,
+				  IMGFMT_CREATE_FORCE, err, sizeof(err));
+		if (!cases[i].msg) {
+			if (r != 0)
+				fprintf(stderr, "case %zu (%s): %s\n", i, cases[i].opts, err);
+			CHECK_EQ(r, 0);
+		} else {
+			CHECK_EQ(r, -EINVAL);
+			if (!strstr(err, cases[i].msg))
+				fprintf(stderr, "case %zu (%s): got '%s'\n", i, cases[i].opts, err);
+			CHECK(strstr(err, cases[i].msg) != NULL);
+		}
+		if (img)
+			imgfmt_close(img);
+	}
+	/* ",," is a comma inside a value (a backing file name) */
+	CHECK_EQ(imgfmt_options_check("qcow2", "backing_fmt=raw,,x", err, sizeof(err)), 0);
+	CHECK_EQ(imgfmt_options_check("qcow2", "backing_fmt=raw,x", err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "no option 'x'") != NULL);
+	/* every format's table: unique names, a help text, defaults that parse */
+	for (unsigned i = 0; imgfmt_driver_name(i); i++) {
+		d = imgfmt_create_options(imgfmt_driver_name(i));
+		CHECK(d != NULL);
+		for (size_t k = 0; d && d[k].name; k++) {
+			CHECK(d[k].help && *d[k].help);
+			for (size_t m = 0; m < k; m++)
+				CHECK(strcmp(d[k].name, d[m].name) != 0);
+		}
+		CHECK_EQ(imgfmt_options_check(imgfmt_driver_name(i), NULL, err, sizeof(err)), 0);
+	}
+	d = imgfmt_create_options("qcow2");
+	imgfmt_opt_describe(&d[1], line, sizeof(line));
+	CHECK(strstr(line, "cluster_size=<size>") == line);
+	CHECK(strstr(line, "(a power of two from 512 to 2M; default 64K)") != NULL);
+	CHECK(imgfmt_create_options("nosuch") == NULL);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -438,6 +519,7 @@ int main(void)
 	test_copy_extents_map();
 	test_copy_not_fresh();
 	test_copy_errors();
+	test_create_options();
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -300,6 +300,60 @@ static void test_registry_refusals(const char *path)
 	CHECK(drvinject_win_dir_name(7, 0, false, NULL) == NULL);
 }
 
+/* The removable path as Debian's grub-install builds it (grub2
+ * 2.06-13, util/grub-install.c with debian/patches/grub-install-extra-
+ * removable.patch): with shim, \EFI\BOOT gets shim as BOOTX64.EFI,
+ * grubx64.efi and mmx64.efi, never fbx64.efi (shim would run it and it
+ * resets the machine after writing NVRAM entries); without shim, GRUB
+ * itself is BOOTX64.EFI. */
+static void test_efi_plan(void)
+{
+	static const char *const shim_dir[] = { "BOOTX64.CSV", "fbx64.efi", "grub.cfg", "grubx64.efi",
+						 "mmx64.efi", "shimx64.efi" };
+	static const char *const grub_dir[] = { "grubx64.efi" };
+	static const char *const win_dir[] = { "BCD", "bootmgfw.efi", "bootmgr.efi", "memtest.efi" };
+	static const char *const upper[] = { "GRUBX64.EFI", "SHIMX64.EFI" };
+	static const char *const none[] = { "grub.cfg", "README" };
+	struct drvinject_efi_plan p;
+	char stub[512];
+
+	CHECK_EQ(drvinject_efi_plan(false, "EFI/debian", shim_dir, 6, &p), 0);
+	CHECK_EQ(p.n, 4);
+	CHECK(!strcmp(p.copy[0].from, "EFI/debian/shimx64.efi") && !strcmp(p.copy[0].to, "EFI/BOOT/BOOTX64.EFI"));
+	CHECK(!strcmp(p.copy[1].from, "EFI/debian/grubx64.efi") && !strcmp(p.copy[1].to, "EFI/BOOT/grubx64.efi"));
+	CHECK(!strcmp(p.copy[2].from, "EFI/debian/mmx64.efi") && !strcmp(p.copy[2].to, "EFI/BOOT/mmx64.efi"));
+	CHECK(!strcmp(p.copy[3].from, "EFI/debian/grub.cfg") && !strcmp(p.copy[3].to, "EFI/BOOT/grub.cfg"));
+	CHECK(!p.write_stub);
+	for (unsigned i = 0; i < p.n; i++)
+		CHECK(strstr(p.copy[i].from, "fbx64") == NULL);
+
+	CHECK_EQ(drvinject_efi_plan(false, "EFI/debian", grub_dir, 1, &p), 0);
+	CHECK_EQ(p.n, 1);
+	CHECK(!strcmp(p.copy[0].to, "EFI/BOOT/BOOTX64.EFI"));
+	CHECK(p.write_stub);
+
+	/* FAT keeps the case it was given: the names are matched without it. */
+	CHECK_EQ(drvinject_efi_plan(false, "EFI/ubuntu", upper, 2, &p), 0);
+	CHECK(!strcmp(p.copy[0].from, "EFI/ubuntu/SHIMX64.EFI"));
+	CHECK(!strcmp(p.copy[1].from, "EFI/ubuntu/GRUBX64.EFI") && !strcmp(p.copy[1].to, "EFI/BOOT/grubx64.efi"));
+
+	CHECK_EQ(drvinject_efi_plan(true, "EFI/Microsoft/Boot", win_dir, 4, &p), 0);
+	CHECK_EQ(p.n, 1);
+	CHECK(!strcmp(p.copy[0].from, "EFI/Microsoft/Boot/bootmgfw.efi"));
+	CHECK(!strcmp(p.copy[0].to, "EFI/BOOT/BOOTX64.EFI"));
+	CHECK(!p.write_stub);
+	CHECK_EQ(drvinject_efi_plan(false, "EFI/Microsoft/Boot", win_dir, 4, &p), -ENOENT);
+	CHECK_EQ(drvinject_efi_plan(false, "EFI/x", none, 2, &p), -ENOENT);
+
+	/* The stub is what Debian's grub-install writes beside a signed GRUB. */
+	CHECK_EQ(drvinject_grub_stub("dd1b16fa-2ca0-4f6a-8e80-a883ae0963ba", "/boot/grub", stub, sizeof(stub)), 0);
+	CHECK(strstr(stub, "\nsearch.fs_uuid dd1b16fa-2ca0-4f6a-8e80-a883ae0963ba root\n"
+			   "set prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n") != NULL);
+	CHECK_EQ(drvinject_grub_stub("dd1b; reboot", "/boot/grub", stub, sizeof(stub)), -EINVAL);
+	CHECK_EQ(drvinject_grub_stub("", "/boot/grub", stub, sizeof(stub)), -EINVAL);
+	CHECK_EQ(drvinject_grub_stub("1234-ABCD", "/gr'ub", stub, sizeof(stub)), -EINVAL);
+}
+
 int main(void)
 {
 	char path[] = "/tmp/p2v-unit-hive.XXXXXX";
@@ -312,6 +366,7 @@ int main(void)
 	test_crypttab();
 	test_grub();
 	test_serial_console();
+	test_efi_plan();
 	test_registry_win7(path);
 	test_registry_win10(path);
 	test_registry_refusals(path);

@@ -76,7 +76,8 @@ static const struct fail_case fail_cases[] = {
 	{ P2V_CH_CONSOLE, "[ TIME ] Timed out waiting for device dev-sda1.device - /dev/sda1.\r\n"
 			  "Warning: /dev/sda1 does not exist\r\n",
 	  "initramfs could not find the root device: Warning: /dev/sda1 does not exist" },
-	{ P2V_CH_CONSOLE, "GRUB loading.\r\nWelcome to GRUB!\r\n\r\nerror: unknown filesystem.\r\n",
+	{ P2V_CH_CONSOLE, "GRUB loading.\r\nWelcome to GRUB!\r\n\r\nerror: unknown filesystem.\r\n"
+			  "Press any key to continue...\r\n",
 	  "bootloader error: error: unknown filesystem." },
 	{ P2V_CH_CONSOLE, "Entering rescue mode...\r\ngrub rescue> ", "bootloader error (GRUB rescue shell)" },
 	{ P2V_CH_CONSOLE, "GRUB loading.\r\n     Minimal BASH-like line editing\r\ngrub> ",
@@ -191,9 +192,19 @@ static void test_expect_regex(void)
 	CHECK(!w.marker_seen);
 	feed(&w, P2V_CH_CONSOLE, 4, "P2V-TINY-OK\r\n");
 	CHECK(w.marker_seen);
-	p2v_watch_event(&w, &(struct vmm_event){ .type = VMM_EV_SHUTDOWN, .t_s = 4.2 });
+	p2v_watch_event(&w, &(struct p2v_watch_event){ .type = P2V_WEV_END, .end = P2V_END_SHUTDOWN, .t_s = 4.2, .detail = "ACPI power-off (S5)" });
 	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
 	CHECK(strstr(w.reason, "powered off") != NULL);
+	p2v_watch_free(&w);
+	/* with --expect, writes to the root filesystem are no success of their own */
+	init(&w, "P2V-[A-Z]+-OK");
+	feed(&w, P2V_CH_CONSOLE, 1, "[    0.000000] Linux version 6.1.0\n");
+	for (int i = 0; i < 20; i++)
+		p2v_watch_event(&w, &(struct p2v_watch_event){ .type = P2V_WEV_DISK_WRITE, .t_s = 2,
+							     .offset_bytes = 64 << 20, .length_bytes = 4096 });
+	CHECK(w.root_write_seen);
+	p2v_watch_tick(&w, 30);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
 	p2v_watch_free(&w);
 	CHECK_EQ(p2v_watch_init(&w, "([a-z", 3, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "--expect") != NULL);
@@ -202,11 +213,11 @@ static void test_expect_regex(void)
 static void test_root_write_events(void)
 {
 	struct p2v_watch w;
-	struct vmm_event ev = { .type = VMM_EV_DISK_WRITE, .length_bytes = 4096 };
+	struct p2v_watch_event ev = { .type = P2V_WEV_DISK_WRITE, .length_bytes = 4096 };
 
 	init(&w, NULL);
-	p2v_watch_event(&w, &(struct vmm_event){ .type = VMM_EV_FIRMWARE_START, .t_s = 0.01 });
-	p2v_watch_event(&w, &(struct vmm_event){ .type = VMM_EV_DISK_READ, .t_s = 0.2 });
+	p2v_watch_event(&w, &(struct p2v_watch_event){ .type = P2V_WEV_FIRMWARE_START, .t_s = 0.01 });
+	p2v_watch_event(&w, &(struct p2v_watch_event){ .type = P2V_WEV_DISK_READ, .t_s = 0.2 });
 	ev.t_s = 0.5;
 	ev.offset_bytes = 2 << 20; /* a boot loader saving its environment: not enough */
 	p2v_watch_event(&w, &ev);
@@ -324,12 +335,116 @@ static void test_json_utf8(void)
 	free(buf);
 }
 
+/* Debian 12's OVMF (2022.11) on a disk whose ESP has only \EFI\debian:
+ * the bytes it wrote to COM1 under QEMU, escape sequences included. */
+static const char ovmf_no_fallback[] =
+	"\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H"
+	"BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0): Not Found\r\n"
+	"BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)"
+	"/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)\r\n"
+	"BdsDxe: starting Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)"
+	"/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)\r\n"
+	"\x1b[2J\x1b[01;01H\x1b[01;01HUEFI Interactive Shell v2.2\r\nEDK II\r\n";
+
+static void test_uefi_no_fallback(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	w.uefi = true;
+	snprintf(w.uefi_hint, sizeof(w.uefi_hint), " (it holds \\EFI\\debian\\grubx64.efi)");
+	feed(&w, P2V_CH_CONSOLE, 12.0, ovmf_no_fallback);
+	CHECK_EQ(w.verdict, P2V_VERDICT_FAIL);
+	CHECK(!strncmp(w.reason, "no boot entry in this firmware and no \\EFI\\BOOT\\BOOTX64.EFI on the ESP "
+		       "(it holds \\EFI\\debian\\grubx64.efi) (firmware: BdsDxe: failed to load Boot0001",
+		       strlen("no boot entry in this firmware and no \\EFI\\BOOT\\BOOTX64.EFI on the ESP "
+			      "(it holds \\EFI\\debian\\grubx64.efi) (firmware: BdsDxe: failed to load Boot0001")));
+	CHECK(w.ms_t_s[P2V_MS_FIRMWARE] == 12.0);
+	CHECK(w.ms_t_s[P2V_MS_EFI_BOOT] < 0);
+	p2v_watch_free(&w);
+
+	/* The same firmware without the shell in its build: the prompt-less
+	 * "no bootable option" line decides it too; a failure without
+	 * "Not Found" gets the general reason. */
+	init(&w, NULL);
+	w.uefi = true;
+	feed(&w, P2V_CH_CONSOLE, 3.0, "BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from "
+	     "PciRoot(0x0)/Pci(0x2,0x0): Access Denied\r\nBdsDxe: No bootable option or device was found.\r\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_FAIL);
+	CHECK(!strncmp(w.reason, "the UEFI firmware found nothing to boot (firmware: BdsDxe: failed to load",
+		       strlen("the UEFI firmware found nothing to boot (firmware: BdsDxe: failed to load")));
+	p2v_watch_free(&w);
+}
+
+/* The fallback path found: OVMF starts the disk's option, GRUB without a
+ * display complains about video modes (not a failure), the kernel runs. */
+static void test_uefi_boot(void)
+{
+	struct p2v_watch w;
+	char buf[8192];
+	FILE *f;
+
+	init(&w, NULL);
+	w.uefi = true;
+	feed(&w, P2V_CH_CONSOLE, 10.0, "\x1b[2J\x1b[01;01HBdsDxe: loading Boot0001 \"UEFI Misc Device\" from "
+	     "PciRoot(0x0)/Pci(0x2,0x0)\r\n");
+	feed(&w, P2V_CH_CONSOLE, 10.5, "BdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)\r\n");
+	feed(&w, P2V_CH_CONSOLE, 11.0, "Welcome to GRUB!\r\n\r\n  Booting `Debian GNU/Linux'\r\n\r\n");
+	feed(&w, P2V_CH_CONSOLE, 11.5, "error: no suitable video mode found.\r\nBooting in blind mode\r\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	CHECK(w.ms_t_s[P2V_MS_EFI_BOOT] == 10.5);
+	CHECK(strstr(w.ms_line[P2V_MS_EFI_BOOT], "Boot0001 \"UEFI Misc Device\"") != NULL);
+	CHECK(w.ms_t_s[P2V_MS_BOOTLOADER] == 11.0);
+	feed(&w, P2V_CH_CONSOLE, 30.0, "[  OK  ] Reached target multi-user.target - Multi-User System.\r\n");
+	p2v_watch_tick(&w, 34.0);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
+	/* The report lists the UEFI milestone only for a UEFI run. */
+	f = fmemopen(buf, sizeof(buf), "w");
+	p2v_watch_report_text(&w, &(struct p2v_report_info){ .engine = "qemu-tcg", .firmware = "uefi",
+							     .image = "x" }, f);
+	fclose(f);
+	CHECK(strstr(buf, "EFI boot entry") != NULL);
+	CHECK(strstr(buf, "firmware: uefi") != NULL);
+	w.uefi = false;
+	f = fmemopen(buf, sizeof(buf), "w");
+	p2v_watch_report_text(&w, &(struct p2v_report_info){ .engine = "qemu-tcg", .image = "x" }, f);
+	fclose(f);
+	CHECK(strstr(buf, "EFI boot entry") == NULL);
+	p2v_watch_free(&w);
+	/* Under BIOS the same GRUB error line fails the boot if no kernel
+	 * follows: at the end of the run, with that error as the reason. */
+	init(&w, NULL);
+	feed(&w, P2V_CH_CONSOLE, 1.0, "error: file `/boot/vmlinuz' not found.\r\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	p2v_watch_end(&w, P2V_END_TIMEOUT, 120, NULL);
+	CHECK_EQ(w.verdict, P2V_VERDICT_FAIL);
+	CHECK(!strncmp(w.reason, "bootloader error: error: file `/boot/vmlinuz' not found.", 56));
+	p2v_watch_free(&w);
+}
+
+/* GRUB says "error:" and boots anyway (a missing font, from the BIOS
+ * screen): the kernel after it makes it harmless. */
+static void test_grub_error_then_kernel(void)
+{
+	struct p2v_watch w;
+
+	init(&w, NULL);
+	feed(&w, P2V_CH_SCREEN, 1.0, "Welcome to GRUB!\r\n\r\nerror: file `/boot/grub/fonts/unicode.pf2' not found.\r\n");
+	CHECK_EQ(w.verdict, P2V_VERDICT_PENDING);
+	feed(&w, P2V_CH_CONSOLE, 5.0, "[    0.000000] Linux version 6.1.0\r\n");
+	feed(&w, P2V_CH_CONSOLE, 30.0, "debian login: ");
+	p2v_watch_tick(&w, 40.0);
+	CHECK_EQ(w.verdict, P2V_VERDICT_PASS);
+	p2v_watch_free(&w);
+}
+
 int main(void)
 {
 	test_pass_on_login();
 	test_systemd_target();
 	test_fail_patterns();
 	test_split_line();
+	test_grub_error_then_kernel();
 	test_panic_after_marker();
 	test_late_error_is_not_grub();
 	test_quiet_kernel();
@@ -339,5 +454,7 @@ int main(void)
 	test_run_ends();
 	test_tail_and_long_lines();
 	test_json_utf8();
+	test_uefi_no_fallback();
+	test_uefi_boot();
 	UNIT_DONE();
 }

@@ -1,9 +1,11 @@
 /* vmm-min device models without KVM: the handlers are called directly as
  * the run loop would on port exits. */
+#include "machine.h"
 #include "unit.h"
 #include "vmm_internal.h"
 
 #include <endian.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,6 +67,38 @@ static void test_fwcfg(void)
 	vmm_fwcfg_free(&f);
 }
 
+/* INTx routing against the firmware's own routing table: the $PIR slot
+ * entries SeaBIOS 1.16 publishes for this machine (src/fw/pirtable.c: device
+ * 2 INTA#-INTD# -> link registers 0x61 0x62 0x63 0x60, device 3 -> 0x62 0x63
+ * 0x60 0x61), which its DSDT _PRT repeats (LNKB.. for slot 2).  The test
+ * vmm_fwtables checks the same against the tables in guest memory. */
+static void test_pci_routing(struct vmm_pci *p, struct vmm_pci_dev *d)
+{
+	static const uint8_t pir_link[2][4] = { { 0x61, 0x62, 0x63, 0x60 }, { 0x62, 0x63, 0x60, 0x61 } };
+	static const uint8_t isa_irq[4] = { 5, 9, 10, 11 };
+
+	for (unsigned r = 0; r < 4; r++)
+		vmm_pci_cfg_write(p, &p->isa, 0x60 + r, 1, 0x80); /* all disabled */
+	CHECK_EQ(vmm_pci_intx_irq(p, 2), -1);
+	for (unsigned r = 0; r < 4; r++)
+		vmm_pci_cfg_write(p, &p->isa, 0x60 + r, 1, isa_irq[r]);
+	for (unsigned slot = 2; slot <= 3; slot++) {
+		struct vmm_pci_dev *dev = slot == 2 ? d : NULL, extra;
+		if (!dev) {
+			vmm_pci_dev_init(&extra, 0x1af4, 0x1001, 0x01000000, 0x1af4, 2);
+			CHECK_EQ(vmm_pci_plug(p, slot, 0, &extra), 0);
+			dev = &extra;
+		}
+		for (unsigned pin = 1; pin <= 4; pin++) {
+			dev->cfg[0x3d] = (uint8_t)pin;
+			CHECK_EQ(vmm_pci_intx_irq(p, slot), isa_irq[pir_link[slot - 2][pin - 1] - 0x60]);
+		}
+		dev->cfg[0x3d] = 1;
+		if (dev == &extra)
+			p->dev[slot * VMM_PCI_FUNCS] = NULL;
+	}
+}
+
 static void test_pci(void)
 {
 	struct vmm_bus bus = { 0 };
@@ -78,8 +112,10 @@ static void test_pci(void)
 	vmm_bus_place(&bus, idx, 0, false);
 	vmm_pci_dev_bar(&d, 0, 0x40, true, idx);
 	d.cfg[0x3d] = 1;
-	CHECK_EQ(vmm_pci_plug(&p, 2, &d), 0);
-	CHECK(vmm_pci_plug(&p, 2, &d) < 0);
+	CHECK_EQ(vmm_pci_plug(&p, 2, 0, &d), 0);
+	CHECK(vmm_pci_plug(&p, 2, 0, &d) < 0);
+	CHECK(vmm_pci_plug(&p, 32, 0, &d) < 0);
+	CHECK(vmm_pci_plug(&p, 3, 8, &d) < 0);
 	/* vendor/device of 00.0, 01.0, 02.0; nothing at 03.0 or bus 1 */
 	io_out(vmm_pci_io, &p, 0, 4, 0x80000000);
 	CHECK_EQ(io_in(vmm_pci_io, &p, 4, 4), 0x12378086);
@@ -109,12 +145,10 @@ static void test_pci(void)
 	/* Read-only identity: writes to vendor/device are ignored */
 	vmm_pci_cfg_write(&p, &d, 0, 4, 0);
 	CHECK_EQ(vmm_pci_cfg_read(&d, 0, 4), 0x10011af4);
-	/* PAM registers accepted; PIRQ routing decides INTA# of slot 2 (PIRQC) */
+	/* PAM registers accepted */
 	vmm_pci_cfg_write(&p, &p.host, 0x59, 1, 0x30);
 	CHECK_EQ(vmm_pci_cfg_read(&p.host, 0x59, 1), 0x30);
-	CHECK_EQ(vmm_pci_intx_irq(&p, 2), -1);
-	vmm_pci_cfg_write(&p, &p.isa, 0x62, 1, 11);
-	CHECK_EQ(vmm_pci_intx_irq(&p, 2), 11);
+	test_pci_routing(&p, &d);
 	/* Out-of-range config offsets are refused, not overrun */
 	CHECK_EQ(vmm_pci_cfg_read(&d, 254, 4), 0xffffffff);
 	vmm_pci_cfg_write(&p, &d, 300, 4, 0);
@@ -304,7 +338,7 @@ static void test_pm(void)
 	vmm_pci_init(&p, &bus, &ctl);
 	vmm_pm_init(&pm, &bus, idx, &ctl);
 	vmm_pm_update(&pm);
-	p.slot1_fn3 = &pm.pci;
+	CHECK_EQ(vmm_pci_plug(&p, 1, 3, &pm.pci), 0);
 	CHECK(!bus.e[idx].enabled);
 	io_out(vmm_pci_io, &p, 0, 4, 0x80000b00);           /* 01.3 */
 	CHECK_EQ(io_in(vmm_pci_io, &p, 4, 4), 0x71138086);
@@ -345,8 +379,64 @@ static void test_mem(void)
 	CHECK(vmm_mem_ptr(&m, UINT64_MAX - 4, 16) == NULL); /* wraps */
 }
 
+/* The device core refuses a device whose contract is incomplete or whose
+ * ranges collide, and every device of the machine's table meets it. */
+static int stub_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	static int dummy;
+	(void)m, (void)err, (void)err_bytes;
+	*state = &dummy;
+	return 0;
+}
+static void stub_void(void *state) { (void)state; }
+static void stub_save(const void *state, uint8_t *out) { (void)state; out[0] = 0; }
+static int stub_load(void *state, const uint8_t *in) { (void)state; return in[0] ? -EINVAL : 0; }
+
+static void test_device_contracts(void)
+{
+	static const struct vmm_io_range com1[] = { { VMM_SPACE_PIO, 0x3f8, 8, vmm_zero_io, "a" }, { 0 } };
+	static const struct vmm_io_range overlap[] = { { VMM_SPACE_PIO, 0x3fc, 8, vmm_zero_io, "b" }, { 0 } };
+	static const struct vmm_io_range beyond[] = { { VMM_SPACE_PIO, 0xfffc, 8, vmm_zero_io, "c" }, { 0 } };
+	struct vmm_device_ops ok = { .name = "ok", .ranges = com1, .create = stub_create,
+				     .destroy = stub_void, .reset = stub_void, .state_bytes = 1,
+				     .save = stub_save, .load = stub_load };
+	struct vmm_device_ops bad;
+	const struct vmm_device_ops *const *table;
+	struct vmm_devices ds = { .n = 0 };
+	struct vmm_bus bus = { .n = 0 };
+	char err[160];
+	size_t n;
+
+	CHECK_EQ(vmm_device_check_ops(&ok, err, sizeof(err)), 0);
+	bad = ok, bad.save = NULL; /* state without a way to save it */
+	CHECK_EQ(vmm_device_check_ops(&bad, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "ok") && strstr(err, "save"));
+	bad = ok, bad.stateless = true; /* stateless, yet save/load */
+	CHECK_EQ(vmm_device_check_ops(&bad, err, sizeof(err)), -EINVAL);
+	bad = ok, bad.reset = NULL;
+	CHECK_EQ(vmm_device_check_ops(&bad, err, sizeof(err)), -EINVAL);
+	bad = ok, bad.name = "";
+	CHECK_EQ(vmm_device_check_ops(&bad, err, sizeof(err)), -EINVAL);
+	bad = ok, bad.ranges = beyond; /* past port 0xffff */
+	CHECK_EQ(vmm_device_check_ops(&bad, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(vmm_device_add(&ds, NULL, &bus, &ok, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_device_add(&ds, NULL, &bus, &ok, err, sizeof(err)), -EINVAL); /* twice */
+	bad = ok, bad.name = "other", bad.ranges = overlap;
+	CHECK_EQ(vmm_device_add(&ds, NULL, &bus, &bad, err, sizeof(err)), -EBUSY);
+	CHECK(strstr(err, "overlaps") != NULL);
+	vmm_devices_destroy(&ds);
+	table = vmm_machine_device_table(&n);
+	CHECK(n >= 8);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ(vmm_device_check_ops(table[i], err, sizeof(err)), 0);
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(table[i]->name, table[j]->name) != 0);
+	}
+}
+
 int main(void)
 {
+	test_device_contracts();
 	test_fwcfg();
 	test_pci();
 	test_rtc();

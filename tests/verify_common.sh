@@ -1,5 +1,5 @@
 # Helpers for the verify_*.sh tests: source after lib.sh.
-need qemu-system-x86_64 sha256sum python3
+need qemu-system-x86_64 sha256sum python3 grub-mkimage cpio modprobe sfdisk mkfs.ext4 flock
 # sample_disk NAME SCRIPT [ARGS...]: a sample disk built by samples/SCRIPT,
 # cached in the build tree under a key of the script's content, its
 # arguments and the host kernel it packs; prints the path.

@@ -25,15 +25,17 @@ cat "$TMP/blank.json" "$TMP/blank.err"
 python3 -m json.tool "$TMP/blank.json" > /dev/null || fail "--json output does not parse"
 json_get "$TMP/blank.json" reason | grep -q '^no bootable device: Boot failed: not a bootable disk' \
 	|| fail "blank disk: the reason is not SeaBIOS's"
-# Here KVM is software-nested (~1 MIPS): auto says so in one line and uses
-# QEMU.  On hardware-speed KVM it would use vmm-min silently.
+# Here KVM is software-nested (~1 MIPS) or absent: auto says so in one line
+# and uses QEMU.  On hardware-speed KVM it says that and uses vmm-min.
 if grep -q 'using QEMU TCG' "$TMP/blank.err"; then
 	[ "$(json_get "$TMP/blank.json" engine)" = qemu-tcg ] || fail "auto announced QEMU but used another engine"
 	[ "$(grep -c 'using QEMU TCG' "$TMP/blank.err")" -eq 1 ] || fail "the notice is not one line"
-	grep -Eq '^p2v: (KVM here runs guests at [0-9.]+ MIPS \(software-nested\)|KVM is unusable here .*|the vmm-min engine is not built into this p2v); using QEMU TCG$' \
+	grep -Eq '^p2v: (KVM here runs guests at [0-9.]+ MIPS \(software-nested[^)]*\)|KVM is unusable here .*|the vmm-min engine is not built into this p2v); using QEMU TCG$' \
 		"$TMP/blank.err" || fail "the notice does not say why"
 else
-	[ "$(json_get "$TMP/blank.json" engine)" = vmm ] || fail "auto used QEMU without saying why"
+	grep -Eq '^p2v: KVM here runs guests at [0-9]+ MIPS \(hardware virtualization\); using vmm-min' \
+		"$TMP/blank.err" || fail "auto chose vmm-min without saying why"
+	[ "$(json_get "$TMP/blank.json" engine)" = vmm ] || fail "auto announced vmm-min but used another engine"
 fi
 grep -q '^SeaBIOS (version' "$TMP/fw.log" || fail "--firmware-log lacks the SeaBIOS banner"
 [ $(( $(date +%s) - start )) -lt 30 ] || fail "not fast: $(( $(date +%s) - start )) s"

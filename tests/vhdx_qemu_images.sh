@@ -2,7 +2,7 @@
 # Reading VHDX images written by qemu-img (create and convert; dynamic and
 # fixed; several block sizes): our read must equal qemu's.
 source "$(dirname "$0")/lib.sh"
-need qemu-img
+need qemu-img qemu-io jq
 
 raw=$TMP/in.raw
 mkrandom "$raw" $((2 * 1024 * 1024))
@@ -33,7 +33,7 @@ for sub in dynamic fixed; do
 	check_same "$TMP/e.vhdx" "qemu create $sub (empty)"
 	info=$("$P2V" info "$TMP/e.vhdx")
 	grep -q "subformat: $sub" <<<"$info" || fail "info subformat: $info"
-	grep -q "block_size: 2097152" <<<"$info" || fail "info block size: $info"
+	grep -q "block size: 2097152" <<<"$info" || fail "info block size: $info"
 	grep -q "creator: QEMU" <<<"$info" || fail "info creator: $info"
 	grep -q "log: empty" <<<"$info" || fail "info log: $info"
 done
@@ -45,10 +45,10 @@ qemu-io -f vhdx -c "write -P 0x5a 3M 1536K" -c "write -P 0x17 12M 4k" "$TMP/w.vh
 check_same "$TMP/w.vhdx" "qemu-io writes"
 
 # An empty dynamic image maps as zero/hole only.
-map=$("$P2V" map "$TMP/w.vhdx")
-grep -q "data" <<<"$map" || fail "map shows no data: $map"
-map=$("$P2V" map "$TMP/e.vhdx")
-if grep -q "data" <<<"$map"; then
+map=$("$P2V" map --json "$TMP/w.vhdx")
+jq -e 'any(.[]; .data)' <<<"$map" >/dev/null || fail "map shows no data: $map"
+map=$("$P2V" map --json "$TMP/e.vhdx")
+if jq -e 'any(.[]; .data)' <<<"$map" >/dev/null; then
 	grep -q "subformat: fixed" <<<"$("$P2V" info "$TMP/e.vhdx")" || fail "empty dynamic image maps data: $map"
 fi
 

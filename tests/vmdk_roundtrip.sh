@@ -4,7 +4,7 @@
 # subformat qemu-img writes (sparse, stream, flat, split sparse/flat) and a
 # hand-written descriptor mixing FLAT, ZERO and SPARSE extents.
 . "$(dirname "$0")/lib.sh"
-need qemu-img vmdkinfo python3 sfdisk
+need qemu-img vmdkinfo python3 sfdisk jq
 cd "$TMP"
 
 size=$((24 * 1024 * 1024 + 3 * 512))   # not a whole number of grains
@@ -29,19 +29,15 @@ for sub in monolithicSparse streamOptimized; do
 	monolithicSparse) grep -q "Disk type:.*Monolithic sparse" vi.txt || fail "vmdkinfo type: $(cat vi.txt)" ;;
 	streamOptimized) grep -q "Disk type:.*Stream optimized" vi.txt || fail "vmdkinfo type: $(cat vi.txt)" ;;
 	esac
-	qemu-img info --output=json $out | python3 -c '
-import json,sys
-i=json.load(sys.stdin); s=i["format-specific"]["data"]
-assert i["virtual-size"]==int(sys.argv[1]), i
-assert s["create-type"]==sys.argv[2], s
-assert s["extents"][0]["cluster-size"]==65536, s
-' $size $sub || fail "$sub: qemu-img info"
-	"$P2V" info --json $out | python3 -c '
-import json,sys
-i=json.load(sys.stdin)
-assert i["format"]=="vmdk" and i["virtual-size"]==int(sys.argv[1]), i
-assert json.dumps(i).count(sys.argv[2]) >= 1, i
-' $size $sub || fail "$sub: p2v info --json"
+	# the same facts through the same jq expression from both tools
+	facts='[.["virtual-size"], .format, .["format-specific"].data["create-type"],
+		(.["format-specific"].data.extents[] | [.["cluster-size"], .compressed, .format])]'
+	for tool in "qemu-img info --output=json" "$P2V info --json"; do
+		$tool $out | jq -c "$facts"
+	done > facts.txt
+	[ "$(sed -n 1p facts.txt)" = "$(sed -n 2p facts.txt)" ] || fail "$sub: info differs: $(cat facts.txt)"
+	head -n 1 facts.txt | jq -e --argjson size $size --arg sub $sub \
+		'.[0] == $size and .[2] == $sub and .[3][0] == 65536' >/dev/null || fail "$sub: info: $(cat facts.txt)"
 	embedded_desc $out > desc.txt
 	grep -qx 'createType="'$sub'"' desc.txt || fail "$sub: createType: $(cat desc.txt)"
 	grep -qx "RW $((size / 512)) SPARSE \"$out\"" desc.txt || fail "$sub: extent line: $(cat desc.txt)"
@@ -96,15 +92,19 @@ truncate -s 4608M big.raw
 dd if=/dev/urandom of=big.raw bs=64k seek=$((2047 * 16)) count=40 conv=notrunc status=none
 dd if=/dev/urandom of=big.raw bs=64k seek=$((4600 * 16)) count=3 conv=notrunc status=none
 mkdir split && qemu-img convert -f raw -O vmdk -o subformat=twoGbMaxExtentSparse big.raw split/d.vmdk
-"$P2V" info --json split/d.vmdk | python3 -c '
-import json,sys
-i=json.load(sys.stdin); t=json.dumps(i)
-assert i["virtual-size"]==4608*2**20, i
-assert "d-s003.vmdk" in t and "twoGbMaxExtentSparse" in t, t
-' || fail "split: info"
+"$P2V" info --json split/d.vmdk | jq -e '.["virtual-size"] == 4608*1048576 and
+	.["format-specific"].data["create-type"] == "twoGbMaxExtentSparse" and
+	.["format-specific"].data.extents[2].filename == "split/d-s003.vmdk"' >/dev/null || fail "split: info"
+[ "$("$P2V" info --json split/d.vmdk | jq -S -c '.["format-specific"]')" = \
+  "$(qemu-img info --output=json split/d.vmdk | jq -S -c '.["format-specific"] | .data += {"adapter-type": "ide", "hw-version": "4", "version": 1}')" ] ||
+	fail "split: format-specific information differs from qemu-img's"
 "$P2V" convert -O raw split/d.vmdk split/back.raw
 qemu-img compare -f raw -F raw big.raw split/back.raw >/dev/null || fail "split: content differs"
-"$P2V" map split/d.vmdk | grep -c data | grep -qx 2 || fail "split: map: $("$P2V" map split/d.vmdk)"
+# data in the first two extent files (across the 2 GiB boundary) and the third
+"$P2V" map --json split/d.vmdk | jq -e '[.[] | select(.data)] | length == 3' >/dev/null ||
+	fail "split: map: $("$P2V" map --json split/d.vmdk)"
+[ "$("$P2V" map --json split/d.vmdk | jq -c '.[]')" = "$(qemu-img map --output=json split/d.vmdk | jq -c '.[]')" ] ||
+	fail "split: map differs from qemu-img's"
 
 # A hand-written descriptor: FLAT with an offset, ZERO, SPARSE, in a subdirectory.
 mkdir -p hand/sub
@@ -131,12 +131,9 @@ EOF
 cmp -n $((2048 * 512)) hand/a.bin hand/back.raw || fail "FLAT extent"
 cmp -n $((1024 * 512)) -i 4096:$((6144 * 512)) hand/sub/b.bin hand/back.raw || fail "FLAT extent with offset"
 cmp -i 0:$((7168 * 512)) src.raw hand/back.raw || fail "SPARSE extent"
-"$P2V" map --json hand/d.vmdk | python3 -c '
-import json,sys
-m=json.load(sys.stdin)
-assert m[0]["type"]=="data" and m[0]["length"]==2048*512, m
-assert m[1]["type"]=="zero" and m[1]["length"]==4096*512, m
-' || fail "hand-written descriptor: map"
+"$P2V" map --json hand/d.vmdk | jq -e '.[0].data and .[0].length == 2048*512 and .[0].offset == 0 and
+	.[1].zero and .[1].present and .[1].length == 4096*512 and (.[1] | has("offset") | not) and
+	.[2].offset == 4096' >/dev/null || fail "hand-written descriptor: map"
 # qemu skips ZERO and RDONLY extent lines: without them it must agree.
 grep -v ZERO hand/d.vmdk | sed "s/^RDONLY/RW/" > hand/e.vmdk
 "$P2V" convert -O raw hand/e.vmdk hand/back-e.raw

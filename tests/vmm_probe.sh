@@ -6,7 +6,7 @@
 # reaches the image.
 source "$(dirname "$0")/lib.sh"
 [ -e /dev/kvm ] || skip "/dev/kvm is absent"
-[ -r /usr/share/seabios/bios.bin ] || skip "SeaBIOS (seabios package) is not installed"
+[ -r /usr/share/seabios/bios.bin ] || fail "SeaBIOS is not installed (scripts/install-deps installs the seabios package)"
 need as ld python3 sha256sum
 RUNNER="$P2V_BUILD/tests/vmm_runner"
 G="$P2V_SRC/tests/guests"

@@ -3,7 +3,9 @@
  * write powers the guest off), system control port A (0x92), and blocks the
  * firmware's ACPI tables name but that have nothing to report (GPE0, PCI and
  * CPU hotplug): they read as zero rather than as absent hardware. */
-#include "vmm_internal.h"
+#include "machine.h"
+
+#include <errno.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +68,7 @@ void vmm_exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 		return;
 	}
 	if (d->ctl)
-		d->ctl->request = VMM_REQ_SHUTDOWN;
+		vmm_request(d->ctl, VMM_REQ_SHUTDOWN, "power-off through the debug exit port 0x501");
 }
 
 /* Port 0x92, system control port A: bit 1 is the A20 gate (always on
@@ -86,7 +88,7 @@ void vmm_port92_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, boo
 		return;
 	}
 	if ((data[0] & 1) && !(d->port92 & 1) && d->ctl)
-		d->ctl->request = VMM_REQ_RESET;
+		vmm_request(d->ctl, VMM_REQ_RESET, "reboot through port 0x92");
 	d->port92 = data[0] & 0x03;
 }
 
@@ -97,3 +99,61 @@ void vmm_zero_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool 
 	if (!is_write)
 		memset(data, 0, size);
 }
+
+/* ---- the device: debug console 0x402, POST 0x80, port 0x92, exit 0x501 ---- */
+
+static int debug_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_debugport *d = calloc(1, sizeof(*d));
+
+	(void)err, (void)err_bytes;
+	if (!d)
+		return -ENOMEM;
+	d->ctl = &m->ctl;
+	d->tee = &m->fwlog_tee;
+	d->log = m->fwlog; /* the machine's: it outlives the device */
+	*state = d;
+	return 0;
+}
+
+static void debug_destroy(void *state)
+{
+	free(state);
+}
+
+static void debug_reset(void *state)
+{
+	((struct vmm_debugport *)state)->port92 = 0;
+}
+
+static void debug_save(const void *state, uint8_t *out)
+{
+	out[0] = ((const struct vmm_debugport *)state)->port92;
+}
+
+static int debug_load(void *state, const uint8_t *in)
+{
+	if (in[0] & ~0x03)
+		return -EINVAL;
+	((struct vmm_debugport *)state)->port92 = in[0];
+	return 0;
+}
+
+static const struct vmm_io_range debug_ranges[] = {
+	{ VMM_SPACE_PIO, 0x402, 1, vmm_debugcon_io, "debugcon" },
+	{ VMM_SPACE_PIO, 0x80, 1, vmm_post_io, "post" },
+	{ VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, "port92" },
+	{ VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, "debug-exit" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_debug_ops = {
+	.name = "debug-ports",
+	.ranges = debug_ranges,
+	.create = debug_create,
+	.destroy = debug_destroy,
+	.reset = debug_reset,
+	.state_bytes = 1,
+	.save = debug_save,
+	.load = debug_load,
+};

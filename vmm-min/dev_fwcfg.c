@@ -2,7 +2,7 @@
  * selector at 0x510 and a byte-wide data port at 0x511.  Legacy keys hold
  * little-endian integers; files are listed in the big-endian directory at key
  * 0x19.  No DMA interface (the ID key does not advertise it). */
-#include "vmm_internal.h"
+#include "machine.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -131,3 +131,76 @@ void vmm_fwcfg_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool
 			f->pos++;
 	}
 }
+
+/* ---- the device: fw_cfg at 0x510, what the firmware is told ---- */
+
+struct fwcfg_snap {
+	uint16_t selected;
+	uint32_t pos;
+} __attribute__((packed));
+
+static int fwcfg_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_fwcfg *f = calloc(1, sizeof(*f));
+
+	(void)err, (void)err_bytes;
+	if (!f)
+		return -ENOMEM;
+	vmm_fwcfg_init(f);
+	m->fwcfg = f;
+	*state = f;
+	return 0;
+}
+
+static void fwcfg_destroy(void *state)
+{
+	vmm_fwcfg_free(state);
+	free(state);
+}
+
+static void fwcfg_reset(void *state)
+{
+	struct vmm_fwcfg *f = state;
+
+	f->selected = 0;
+	f->pos = 0;
+}
+
+static void fwcfg_save(const void *state, uint8_t *out)
+{
+	const struct vmm_fwcfg *f = state;
+	struct fwcfg_snap s = { f->selected, f->pos };
+
+	memcpy(out, &s, sizeof(s));
+}
+
+static int fwcfg_load(void *state, const uint8_t *in)
+{
+	struct vmm_fwcfg *f = state;
+	struct fwcfg_snap s;
+	const struct vmm_fwcfg_item *it;
+
+	memcpy(&s, in, sizeof(s));
+	it = fwcfg_find(f, s.selected);
+	if (s.pos > (it ? it->bytes : 0))
+		return -EINVAL;
+	f->selected = s.selected;
+	f->pos = s.pos;
+	return 0;
+}
+
+static const struct vmm_io_range fwcfg_ranges[] = {
+	{ VMM_SPACE_PIO, 0x510, 2, vmm_fwcfg_io, "fw_cfg" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_fwcfg_ops = {
+	.name = "fw_cfg",
+	.ranges = fwcfg_ranges,
+	.create = fwcfg_create,
+	.destroy = fwcfg_destroy,
+	.reset = fwcfg_reset,
+	.state_bytes = sizeof(struct fwcfg_snap),
+	.save = fwcfg_save,
+	.load = fwcfg_load,
+};

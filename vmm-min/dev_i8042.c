@@ -1,8 +1,10 @@
 /* i8042 keyboard controller with a keyboard that answers commands but never
  * types: enough for the firmware's self-test probes and for the two reset
  * paths (command 0xFE, and output-port writes clearing bit 0). */
-#include "vmm_internal.h"
+#include "machine.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define STATUS_OBF 0x01
@@ -48,7 +50,7 @@ static uint8_t kbc_pop(struct vmm_i8042 *k)
 static void kbc_request_reset(struct vmm_i8042 *k)
 {
 	if (k->ctl)
-		k->ctl->request = VMM_REQ_RESET;
+		vmm_request(k->ctl, VMM_REQ_RESET, "reboot through the keyboard controller");
 }
 
 static void kbc_command(struct vmm_i8042 *k, uint8_t cmd)
@@ -119,3 +121,74 @@ void vmm_i8042_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool
 		data[0] = (uint8_t)((k->out_count ? STATUS_OBF : 0) | STATUS_SYS | STATUS_UNLOCKED |
 				    (k->pending_cmd ? STATUS_CMD : 0));
 }
+
+/* ---- the device: i8042 at 0x60-0x64 ---- */
+
+struct i8042_snap {
+	uint8_t out[8], out_head, out_count, ccb, pending_cmd;
+} __attribute__((packed));
+
+static int i8042_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_i8042 *k = calloc(1, sizeof(*k));
+
+	(void)err, (void)err_bytes;
+	if (!k)
+		return -ENOMEM;
+	vmm_i8042_init(k, &m->irq, &m->ctl);
+	*state = k;
+	return 0;
+}
+
+static void i8042_destroy(void *state)
+{
+	free(state);
+}
+
+static void i8042_reset(void *state)
+{
+	struct vmm_i8042 *k = state;
+	struct vmm_irq irq = k->irq;
+
+	vmm_i8042_init(k, &irq, k->ctl);
+}
+
+static void i8042_save(const void *state, uint8_t *out)
+{
+	const struct vmm_i8042 *k = state;
+	struct i8042_snap s = { .out_head = (uint8_t)k->out_head, .out_count = (uint8_t)k->out_count,
+				.ccb = k->ccb, .pending_cmd = k->pending_cmd };
+
+	memcpy(s.out, k->out, sizeof(s.out));
+	memcpy(out, &s, sizeof(s));
+}
+
+static int i8042_load(void *state, const uint8_t *in)
+{
+	struct vmm_i8042 *k = state;
+	struct i8042_snap s;
+
+	memcpy(&s, in, sizeof(s));
+	if (s.out_head >= sizeof(k->out) || s.out_count > sizeof(k->out))
+		return -EINVAL;
+	memcpy(k->out, s.out, sizeof(k->out));
+	k->out_head = s.out_head, k->out_count = s.out_count;
+	k->ccb = s.ccb, k->pending_cmd = s.pending_cmd;
+	return 0;
+}
+
+static const struct vmm_io_range i8042_ranges[] = {
+	{ VMM_SPACE_PIO, 0x60, 5, vmm_i8042_io, "i8042" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_i8042_ops = {
+	.name = "i8042",
+	.ranges = i8042_ranges,
+	.create = i8042_create,
+	.destroy = i8042_destroy,
+	.reset = i8042_reset,
+	.state_bytes = sizeof(struct i8042_snap),
+	.save = i8042_save,
+	.load = i8042_load,
+};

@@ -3,9 +3,10 @@
  * RAM from the start) and a PIIX3-style ISA bridge at 01.0 whose PIRQ route
  * registers 0x60-0x63 decide which ISA IRQ a slot's INTx raises.  Port 0xCF9
  * is the PIIX3 reset control register. */
-#include "vmm_internal.h"
+#include "machine.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -67,13 +68,15 @@ static void pci_update_bars(struct vmm_pci *p, struct vmm_pci_dev *d)
 {
 	uint16_t cmd = (uint16_t)get_le(d->cfg + PCI_COMMAND, 2);
 
+	if (!p || !p->bus)
+		return;
 	for (unsigned i = 0; i < VMM_PCI_BARS; i++) {
 		uint32_t bar = get_le(d->cfg + PCI_BAR0 + 4 * i, 4);
 		bool is_io = bar & 1;
 		uint64_t base = is_io ? (bar & ~3u) : (bar & ~15u);
 		bool on = is_io ? (cmd & PCI_COMMAND_IO) : (cmd & PCI_COMMAND_MEM);
 
-		if (!d->bar_bytes[i] || d->bar_bus_idx[i] < 0 || !p->bus)
+		if (!d->bar_bytes[i] || d->bar_bus_idx[i] < 0)
 			continue;
 		vmm_bus_place(p->bus, d->bar_bus_idx[i], base, on && base != 0 &&
 			      (!is_io || base + d->bar_bytes[i] <= 0x10000));
@@ -113,11 +116,9 @@ void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 		d->written(d->written_opaque);
 }
 
-void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ctl)
+void vmm_pci_reset(struct vmm_pci *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->bus = bus;
-	p->ctl = ctl;
+	p->cf8 = 0;
 	/* i440FX host bridge; subsystem 1af4:1100 tells SeaBIOS it runs on QEMU. */
 	vmm_pci_dev_init(&p->host, 0x8086, 0x1237, 0x06000002, 0x1af4, 0x1100);
 	memset(p->host.wmask + I440FX_PAM0, 0xff, 7);
@@ -129,27 +130,49 @@ void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ct
 		p->isa.cfg[PIIX_PIRQ_ROUTE + i] = 0x80; /* disabled */
 		p->isa.wmask[PIIX_PIRQ_ROUTE + i] = 0x8f;
 	}
-	p->slot[0] = &p->host;
-	p->slot[1] = &p->isa;
 }
 
-int vmm_pci_plug(struct vmm_pci *p, unsigned slot, struct vmm_pci_dev *d)
+void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ctl)
 {
-	if (slot >= VMM_PCI_SLOTS || p->slot[slot])
+	memset(p, 0, sizeof(*p));
+	p->bus = bus;
+	p->ctl = ctl;
+	vmm_pci_reset(p);
+	p->dev[0] = &p->host;
+	p->dev[1 * VMM_PCI_FUNCS] = &p->isa;
+}
+
+int vmm_pci_plug(struct vmm_pci *p, unsigned slot, unsigned fn, struct vmm_pci_dev *d)
+{
+	unsigned devfn = slot * VMM_PCI_FUNCS + fn;
+
+	if (slot >= VMM_PCI_SLOTS || fn >= VMM_PCI_FUNCS || p->dev[devfn])
 		return -EBUSY;
-	p->slot[slot] = d;
+	p->dev[devfn] = d;
+	return 0;
+}
+
+int vmm_pci_dev_load(struct vmm_pci *p, struct vmm_pci_dev *d, const uint8_t cfg[256])
+{
+	for (unsigned i = 0; i < 256; i++)
+		if ((cfg[i] ^ d->cfg[i]) & ~d->wmask[i])
+			return -EINVAL;
+	memcpy(d->cfg, cfg, 256);
+	vmm_pci_dev_restored(p, d);
 	return 0;
 }
 
 int vmm_pci_intx_irq(const struct vmm_pci *p, unsigned slot)
 {
-	unsigned pin = p->slot[slot % VMM_PCI_SLOTS] ?
-		       p->slot[slot % VMM_PCI_SLOTS]->cfg[PCI_INT_PIN] : 0;
+	const struct vmm_pci_dev *d = p->dev[(slot % VMM_PCI_SLOTS) * VMM_PCI_FUNCS];
+	unsigned pin = d ? d->cfg[PCI_INT_PIN] : 0;
 	uint8_t route;
 
 	if (pin < 1 || pin > 4)
 		return -1;
-	route = p->isa.cfg[PIIX_PIRQ_ROUTE + ((slot + pin - 1) & 3)];
+	/* PIIX3: device s, pin p (1-based) uses PIRQ[(s - 1 + p - 1) mod 4], the
+	 * same rotation the firmware's $PIR table and ACPI _PRT declare. */
+	route = p->isa.cfg[PIIX_PIRQ_ROUTE + ((slot + 3 + pin - 1) & 3)];
 	return (route & 0x80) ? -1 : (route & 0x0f);
 }
 
@@ -162,9 +185,7 @@ static struct vmm_pci_dev *pci_addressed(struct vmm_pci *p)
 
 	if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0)
 		return NULL;
-	if (fn == 3 && slot == 1)
-		return p->slot1_fn3;
-	return fn == 0 ? p->slot[slot] : NULL;
+	return p->dev[slot * VMM_PCI_FUNCS + fn];
 }
 
 static void pci_data_io(struct vmm_pci *p, unsigned off, uint8_t *data, unsigned size,
@@ -204,10 +225,80 @@ void vmm_pci_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool i
 			vmm_io_put(data, 4, p->cf8);
 	} else if (off == 1 && size == 1) {
 		if (is_write && (data[0] & 0x04) && p->ctl)
-			p->ctl->request = VMM_REQ_RESET;
+			vmm_request(p->ctl, VMM_REQ_RESET, "reboot through the reset control register 0xCF9");
 		else if (!is_write)
 			data[0] = 0;
 	} else if (!is_write) {
 		memset(data, 0xff, size);
 	}
 }
+
+/* ---- the device: i440FX host bridge + PIIX3 ISA bridge, ports 0xCF8-0xCFF ---- */
+
+struct pci_snap {
+	uint32_t cf8;
+	uint8_t host_cfg[256], isa_cfg[256];
+} __attribute__((packed));
+
+static int pci_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_pci *p = calloc(1, sizeof(*p));
+
+	(void)err, (void)err_bytes;
+	if (!p)
+		return -ENOMEM;
+	vmm_pci_init(p, &m->bus, &m->ctl);
+	m->pci = p;
+	*state = p;
+	return 0;
+}
+
+static void pci_destroy(void *state)
+{
+	free(state);
+}
+
+static void pci_reset(void *state)
+{
+	vmm_pci_reset(state);
+}
+
+static void pci_save(const void *state, uint8_t *out)
+{
+	const struct vmm_pci *p = state;
+	struct pci_snap s = { .cf8 = p->cf8 };
+
+	memcpy(s.host_cfg, p->host.cfg, 256);
+	memcpy(s.isa_cfg, p->isa.cfg, 256);
+	memcpy(out, &s, sizeof(s));
+}
+
+static int pci_load(void *state, const uint8_t *in)
+{
+	struct vmm_pci *p = state;
+	struct pci_snap s;
+
+	memcpy(&s, in, sizeof(s));
+	if (s.cf8 & ~0x80fffffcu)
+		return -EINVAL;
+	p->cf8 = s.cf8;
+	if (vmm_pci_dev_load(p, &p->host, s.host_cfg) < 0 || vmm_pci_dev_load(p, &p->isa, s.isa_cfg) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static const struct vmm_io_range pci_ranges[] = {
+	{ VMM_SPACE_PIO, 0xcf8, 8, vmm_pci_io, "pci" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_pci_ops = {
+	.name = "pci-i440fx",
+	.ranges = pci_ranges,
+	.create = pci_create,
+	.destroy = pci_destroy,
+	.reset = pci_reset,
+	.state_bytes = sizeof(struct pci_snap),
+	.save = pci_save,
+	.load = pci_load,
+};

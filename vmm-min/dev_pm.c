@@ -4,8 +4,11 @@
  * (3.579545 MHz, from the host's monotonic clock).  ACPI enable/disable
  * arrives on the APM control port 0xB2 and flips SCI_EN.  Writing SLP_EN to
  * PM1 control is a power-off request: the run ends as a shutdown. */
-#include "vmm_internal.h"
+#include "machine.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -15,6 +18,8 @@ enum {
 #define DEVACTB_APMC_EN (1u << 25)
 #define PM1_CNT_SCI_EN 0x0001
 #define PM1_CNT_SLP_EN 0x2000
+#define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7)
+#define SLP_TYP_S5 0   /* the firmware's DSDT: Name (_S5, Package { 0, 0, ... }) */
 #define ACPI_ENABLE 0xf1
 #define ACPI_DISABLE 0xf0
 #define PM_TIMER_HZ 3579545.0
@@ -75,8 +80,10 @@ static void pm_write(struct vmm_pm *pm, unsigned reg, uint32_t v)
 	case PMIO_PM1_EN: pm->pm1_en = (uint16_t)v; break;
 	case PMIO_PM1_CNT:
 		pm->pm1_cnt = (uint16_t)(v & ~PM1_CNT_SLP_EN);
-		if ((v & PM1_CNT_SLP_EN) && pm->ctl)
-			pm->ctl->request = VMM_REQ_SHUTDOWN;
+		if ((v & PM1_CNT_SLP_EN) && PM1_CNT_SLP_TYP(v) == SLP_TYP_S5)
+			vmm_request(pm->ctl, VMM_REQ_SHUTDOWN, "ACPI power-off (S5)");
+		else if (v & PM1_CNT_SLP_EN)
+			vmm_request(pm->ctl, VMM_REQ_SLEEP, "ACPI sleep state requested (not S5)");
 		break;
 	default: break;
 	}
@@ -131,3 +138,88 @@ void vmm_apm_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool i
 	else if (data[0] == ACPI_DISABLE)
 		pm->pm1_cnt &= (uint16_t)~PM1_CNT_SCI_EN;
 }
+
+/* ---- the device: PIIX4 PM at 01.3, APM port 0xB2, the ACPI blocks the
+ * firmware's tables name (GPE0, PCI and CPU hotplug) reading as zero ---- */
+
+struct pm_snap {
+	uint8_t cfg[256];
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint8_t apm_cnt, apm_sts;
+	uint32_t timer;              /* the PM timer's count when saved */
+} __attribute__((packed));
+
+static int pm_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_pm *pm = calloc(1, sizeof(*pm));
+	int idx = pm ? vmm_bus_add(&m->bus, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, pm,
+				   "acpi-pm") : -ENOMEM;
+
+	if (idx < 0 || !m->pci) {
+		free(pm);
+		snprintf(err, err_bytes, "piix4-pm: %s", idx < 0 ? strerror(-idx) : "no PCI bus");
+		return idx < 0 ? idx : -ENODEV;
+	}
+	vmm_pm_init(pm, &m->bus, idx, &m->ctl);
+	vmm_pci_plug(m->pci, 1, 3, &pm->pci);
+	*state = pm;
+	return 0;
+}
+
+static void pm_destroy(void *state)
+{
+	free(state);
+}
+
+static void pm_reset(void *state)
+{
+	struct vmm_pm *pm = state;
+
+	vmm_pm_init(pm, pm->bus, pm->bus_idx, pm->ctl);
+	vmm_pm_update(pm);
+}
+
+static void pm_save(const void *state, uint8_t *out)
+{
+	const struct vmm_pm *pm = state;
+	struct pm_snap s = { .pm1_sts = pm->pm1_sts, .pm1_en = pm->pm1_en, .pm1_cnt = pm->pm1_cnt,
+			     .apm_cnt = pm->apm_cnt, .apm_sts = pm->apm_sts, .timer = pm_timer(pm) };
+
+	memcpy(s.cfg, pm->pci.cfg, sizeof(s.cfg));
+	memcpy(out, &s, sizeof(s));
+}
+
+static int pm_load(void *state, const uint8_t *in)
+{
+	struct vmm_pm *pm = state;
+	struct pm_snap s;
+
+	memcpy(&s, in, sizeof(s));
+	if (s.timer > 0xffffff || (s.pm1_cnt & PM1_CNT_SLP_EN))
+		return -EINVAL;
+	if (vmm_pci_dev_load(NULL, &pm->pci, s.cfg) < 0)
+		return -EINVAL;
+	pm->pm1_sts = s.pm1_sts, pm->pm1_en = s.pm1_en, pm->pm1_cnt = s.pm1_cnt;
+	pm->apm_cnt = s.apm_cnt, pm->apm_sts = s.apm_sts;
+	pm->t0_s = vmm_now_s() - s.timer / PM_TIMER_HZ; /* the timer goes on from there */
+	return 0;
+}
+
+static const struct vmm_io_range pm_ranges[] = {
+	{ VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, "apm" },
+	{ VMM_SPACE_PIO, 0xafe0, 4, vmm_zero_io, "acpi-gpe0" },
+	{ VMM_SPACE_PIO, 0xae00, 0x14, vmm_zero_io, "pci-hotplug" },
+	{ VMM_SPACE_PIO, 0xaf00, 0x20, vmm_zero_io, "cpu-hotplug" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_pm_ops = {
+	.name = "piix4-pm",
+	.ranges = pm_ranges,
+	.create = pm_create,
+	.destroy = pm_destroy,
+	.reset = pm_reset,
+	.state_bytes = sizeof(struct pm_snap),
+	.save = pm_save,
+	.load = pm_load,
+};

@@ -2,8 +2,10 @@
  * (BCD, 24 hour), the memory size fields tell the firmware how much RAM
  * there is, and the periodic interrupt (IRQ 8) is raised from the run loop's
  * tick (coalesced when the loop is late).  No alarm or update interrupts. */
-#include "vmm_internal.h"
+#include "machine.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,6 +41,9 @@ void vmm_rtc_init(struct vmm_rtc *r, uint64_t below_4g_bytes, uint64_t above_4g_
 	uint64_t high = above_4g_bytes >> 16;
 
 	memset(r, 0, sizeof(*r));
+	r->below_4g_bytes = below_4g_bytes;
+	r->above_4g_bytes = above_4g_bytes;
+	r->cpus = cpus;
 	r->cmos[CMOS_REG_A] = 0x26;
 	r->cmos[CMOS_REG_B] = REG_B_24H;
 	r->cmos[CMOS_REG_D] = 0x80; /* battery good */
@@ -169,3 +174,87 @@ void vmm_rtc_tick(struct vmm_rtc *r, double now_s)
 	vmm_irq_set(&r->irq, RTC_IRQ, 1);
 	vmm_irq_set(&r->irq, RTC_IRQ, 0);
 }
+
+/* ---- the device: CMOS/RTC at 0x70, IRQ 8 ---- */
+
+#define RTC_FAST_TICK_S 0.001 /* while the guest wants periodic interrupts */
+
+struct rtc_snap {
+	uint8_t index, cmos[128];
+	int64_t offset_s;
+} __attribute__((packed));
+
+static int rtc_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_rtc *r = calloc(1, sizeof(*r));
+
+	(void)err, (void)err_bytes;
+	if (!r)
+		return -ENOMEM;
+	vmm_rtc_init(r, m->below_4g, m->above_4g, m->cpus);
+	r->irq = m->irq;
+	*state = r;
+	return 0;
+}
+
+static void rtc_destroy(void *state)
+{
+	free(state);
+}
+
+static void rtc_reset(void *state)
+{
+	struct vmm_rtc *r = state;
+	struct vmm_irq irq = r->irq;
+
+	vmm_rtc_init(r, r->below_4g_bytes, r->above_4g_bytes, r->cpus);
+	r->irq = irq;
+}
+
+static void rtc_save(const void *state, uint8_t *out)
+{
+	const struct vmm_rtc *r = state;
+	struct rtc_snap s = { .index = r->index, .offset_s = r->offset_s };
+
+	memcpy(s.cmos, r->cmos, sizeof(s.cmos));
+	memcpy(out, &s, sizeof(s));
+}
+
+static int rtc_load(void *state, const uint8_t *in)
+{
+	struct vmm_rtc *r = state;
+	struct rtc_snap s;
+
+	memcpy(&s, in, sizeof(s));
+	if (s.index >= sizeof(r->cmos) || s.offset_s > 100ll * 366 * 86400 ||
+	    s.offset_s < -100ll * 366 * 86400)
+		return -EINVAL;
+	r->index = s.index;
+	r->offset_s = s.offset_s;
+	memcpy(r->cmos, s.cmos, sizeof(r->cmos));
+	r->last_tick_s = 0;
+	return 0;
+}
+
+static double rtc_tick(void *state, double now_s)
+{
+	vmm_rtc_tick(state, now_s);
+	return vmm_rtc_period_s(state) > 0 ? RTC_FAST_TICK_S : 0;
+}
+
+static const struct vmm_io_range rtc_ranges[] = {
+	{ VMM_SPACE_PIO, 0x70, 2, vmm_rtc_io, "rtc" },
+	{ 0 },
+};
+
+const struct vmm_device_ops vmm_rtc_ops = {
+	.name = "rtc-cmos",
+	.ranges = rtc_ranges,
+	.create = rtc_create,
+	.destroy = rtc_destroy,
+	.reset = rtc_reset,
+	.state_bytes = sizeof(struct rtc_snap),
+	.save = rtc_save,
+	.load = rtc_load,
+	.tick = rtc_tick,
+};

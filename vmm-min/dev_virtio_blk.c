@@ -1,15 +1,17 @@
 /* virtio-blk over the legacy (transitional) PCI transport: 1AF4:1001 with
- * one I/O BAR, one split virtqueue laid out at QUEUE_PFN * 4096.  Requests
- * are served synchronously on the queue notify.  Guest memory is hostile:
- * every ring, descriptor and buffer is bounds-checked through vmm_mem_ptr,
- * chains are walked at most queue-size steps, and a malformed queue marks the
- * device broken (DEVICE_NEEDS_RESET) until the driver resets it. */
-#include "vmm_internal.h"
+ * one I/O BAR, one split virtqueue (virtio_ring.c) laid out at QUEUE_PFN *
+ * 4096.  Requests are served synchronously on the queue notify.  Guest
+ * memory is hostile: the ring code bounds-checks every ring, descriptor and
+ * buffer, and a malformed queue marks the device broken (DEVICE_NEEDS_RESET)
+ * until the driver resets it.  The interrupt is INTA#, level-triggered, held
+ * until the driver reads ISR, on the ISA IRQ the PIIX3 router gives the slot. */
+#include "machine.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -21,22 +23,12 @@ enum {
 #define VBLK_F_FLUSH (1u << 9)
 #define VBLK_FEATURES (VBLK_F_SEG_MAX | VBLK_F_FLUSH)
 #define VBLK_SEG_MAX (VMM_VBLK_QUEUE_NUM - 2) /* data descriptors beside header and status */
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_DESC_F_INDIRECT 4
-#define VRING_ALIGN 4096u
 #define STATUS_NEEDS_RESET 0x40
 #define SECTOR_BYTES 512u
+#define VBLK_SLOT 2
 
 enum { VBLK_T_IN = 0, VBLK_T_OUT = 1, VBLK_T_FLUSH = 4, VBLK_T_GET_ID = 8 };
 enum { VBLK_S_OK = 0, VBLK_S_IOERR = 1, VBLK_S_UNSUPP = 2 };
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-} __attribute__((packed));
-_Static_assert(sizeof(struct vring_desc) == 16, "virtq descriptor is 16 bytes");
 
 struct vblk_req_hdr {
 	uint32_t type, reserved;
@@ -44,19 +36,14 @@ struct vblk_req_hdr {
 } __attribute__((packed));
 _Static_assert(sizeof(struct vblk_req_hdr) == 16, "virtio-blk request header is 16 bytes");
 
-struct vblk_rings {
-	uint8_t *desc, *avail, *used;
-};
-
-/* The descriptors of one chain, copied out of guest memory once. */
-struct vblk_chain {
-	struct vring_desc d[VMM_VBLK_QUEUE_NUM];
-	unsigned n;
-};
-
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void wr32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+static void vblk_pci_init(struct vmm_vblk *v)
+{
+	vmm_pci_dev_init(&v->pci, 0x1af4, 0x1001, 0x01000000, 0x1af4, 0x0002);
+	v->pci.cfg[0x3d] = 1; /* INTA# */
+}
 
 void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_disk *disk,
 		   const struct vmm_irq *irq, const struct vmm_events *ev)
@@ -69,10 +56,9 @@ void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_dis
 	v->ev = ev;
 	v->irq_line = -1;
 	v->raised_line = -1;
-	vmm_pci_dev_init(&v->pci, 0x1af4, 0x1001, 0x01000000, 0x1af4, 0x0002);
-	v->pci.cfg[0x3d] = 1; /* INTA# */
+	v->vq.num = VMM_VBLK_QUEUE_NUM;
+	vblk_pci_init(v);
 }
-
 static void vblk_set_irq(struct vmm_vblk *v, int level)
 {
 	int line = v->pcibus ? vmm_pci_intx_irq(v->pcibus, v->slot) : v->irq_line;
@@ -101,72 +87,24 @@ static int vblk_break(struct vmm_vblk *v, const char *fmt, ...)
 	return -EIO;
 }
 
-static void vblk_reset(struct vmm_vblk *v)
+void vmm_vblk_reset(struct vmm_vblk *v)
 {
 	v->guest_features = 0;
-	v->queue_pfn = 0;
-	v->last_avail = v->used_idx = 0;
+	v->vq.pfn = 0;
+	v->vq.last_avail = v->vq.used_idx = 0;
 	v->status = 0;
 	v->isr = 0;
 	v->broken = false;
 	vblk_set_irq(v, 0);
 }
 
-static int vblk_rings(struct vmm_vblk *v, struct vblk_rings *r)
-{
-	const uint64_t num = VMM_VBLK_QUEUE_NUM;
-	uint64_t desc = (uint64_t)v->queue_pfn * VRING_ALIGN;
-	uint64_t avail = desc + 16 * num;
-	uint64_t used = (avail + 6 + 2 * num + VRING_ALIGN - 1) & ~(uint64_t)(VRING_ALIGN - 1);
-
-	r->desc = vmm_mem_ptr(v->mem, desc, 16 * num);
-	r->avail = vmm_mem_ptr(v->mem, avail, 6 + 2 * num);
-	r->used = vmm_mem_ptr(v->mem, used, 6 + 8 * num);
-	if (!r->desc || !r->avail || !r->used)
-		return vblk_break(v, "virtio-blk: queue at guest address 0x%llx (QUEUE_PFN %u) is outside RAM",
-				  (unsigned long long)desc, v->queue_pfn);
-	return 0;
-}
-
-/* Copy out the chain starting at head; it must end within queue-size steps. */
-static int vblk_walk(struct vmm_vblk *v, const struct vblk_rings *r, uint16_t head,
-		     struct vblk_chain *c)
-{
-	unsigned i = head;
-
-	for (c->n = 0;; c->n++) {
-		struct vring_desc *d = &c->d[c->n];
-		if (i >= VMM_VBLK_QUEUE_NUM)
-			return vblk_break(v, "virtio-blk: descriptor index %u >= queue size %u", i,
-					  VMM_VBLK_QUEUE_NUM);
-		if (c->n >= VMM_VBLK_QUEUE_NUM) /* a loop, or a chain longer than the queue */
-			return vblk_break(v, "virtio-blk: descriptor chain from %u loops or exceeds %u entries",
-					  head, VMM_VBLK_QUEUE_NUM);
-		memcpy(d, r->desc + 16 * i, sizeof(*d));
-		d->addr = le64toh(d->addr);
-		d->len = le32toh(d->len);
-		d->flags = le16toh(d->flags);
-		d->next = le16toh(d->next);
-		if (d->flags & VRING_DESC_F_INDIRECT)
-			return vblk_break(v, "virtio-blk: indirect descriptor %u was not negotiated", i);
-		if (d->len && !vmm_mem_ptr(v->mem, d->addr, d->len))
-			return vblk_break(v, "virtio-blk: descriptor %u buffer at 0x%llx is outside RAM",
-					  i, (unsigned long long)d->addr);
-		if (!(d->flags & VRING_DESC_F_NEXT)) {
-			c->n++;
-			return 0;
-		}
-		i = d->next;
-	}
-}
-
 /* Move the data descriptors (1 .. n-2) to or from the disk. */
-static int vblk_data(struct vmm_vblk *v, const struct vblk_chain *c, bool to_guest,
+static int vblk_data(struct vmm_vblk *v, const struct vmm_vring_chain *c, bool to_guest,
 		     uint64_t off, uint64_t *moved)
 {
 	*moved = 0;
 	for (unsigned i = 1; i + 1 < c->n; i++) {
-		const struct vring_desc *d = &c->d[i];
+		const struct vmm_vring_desc *d = &c->d[i];
 		uint8_t *p = vmm_mem_ptr(v->mem, d->addr, d->len);
 		int ret;
 
@@ -182,14 +120,14 @@ static int vblk_data(struct vmm_vblk *v, const struct vblk_chain *c, bool to_gue
 }
 
 /* Check data directions and the sector range; VBLK_S_* or -EIO (broken). */
-static int vblk_check_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to_guest,
+static int vblk_check_rw(struct vmm_vblk *v, const struct vmm_vring_chain *c, bool to_guest,
 			 uint64_t sector, uint64_t *off, uint64_t *total)
 {
 	uint64_t end;
 
 	*total = 0;
 	for (unsigned i = 1; i + 1 < c->n; i++) {
-		if (!!(c->d[i].flags & VRING_DESC_F_WRITE) != to_guest)
+		if (!!(c->d[i].flags & VMM_VRING_F_WRITE) != to_guest)
 			return vblk_break(v, "virtio-blk: data descriptor %u has the wrong direction (flags 0x%x)",
 					  i, c->d[i].flags);
 		*total += c->d[i].len; /* at most 128 * 4 GiB: no overflow */
@@ -201,7 +139,7 @@ static int vblk_check_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to
 	return VBLK_S_OK;
 }
 
-static uint8_t vblk_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to_guest,
+static uint8_t vblk_rw(struct vmm_vblk *v, const struct vmm_vring_chain *c, bool to_guest,
 		       uint64_t sector, uint32_t *written)
 {
 	uint64_t off = 0, total = 0, moved = 0;
@@ -221,7 +159,7 @@ static uint8_t vblk_rw(struct vmm_vblk *v, const struct vblk_chain *c, bool to_g
 	return VBLK_S_OK;
 }
 
-static uint8_t vblk_get_id(struct vmm_vblk *v, const struct vblk_chain *c, uint32_t *written)
+static uint8_t vblk_get_id(struct vmm_vblk *v, const struct vmm_vring_chain *c, uint32_t *written)
 {
 	static const char id[20] = "vmm-min-disk";
 	uint32_t left = sizeof(id);
@@ -229,7 +167,7 @@ static uint8_t vblk_get_id(struct vmm_vblk *v, const struct vblk_chain *c, uint3
 	for (unsigned i = 1; i + 1 < c->n && left; i++) {
 		uint32_t n = c->d[i].len < left ? c->d[i].len : left;
 		uint8_t *p = vmm_mem_ptr(v->mem, c->d[i].addr, n);
-		if (!(c->d[i].flags & VRING_DESC_F_WRITE) || !p)
+		if (!(c->d[i].flags & VMM_VRING_F_WRITE) || !p)
 			return VBLK_S_IOERR;
 		memcpy(p, id + sizeof(id) - left, n);
 		left -= n;
@@ -239,20 +177,19 @@ static uint8_t vblk_get_id(struct vmm_vblk *v, const struct vblk_chain *c, uint3
 }
 
 /* Serve one chain; returns bytes written into guest buffers, or -EIO. */
-static int vblk_request(struct vmm_vblk *v, const struct vblk_rings *r, uint16_t head,
-			uint32_t *written)
+static int vblk_request(struct vmm_vblk *v, uint16_t head, uint32_t *written)
 {
-	struct vblk_chain c;
+	struct vmm_vring_chain c;
 	struct vblk_req_hdr h;
-	const struct vring_desc *st;
+	const struct vmm_vring_desc *st;
 	uint8_t status;
-	int ret = vblk_walk(v, r, head, &c);
+	char why[128];
 
-	if (ret < 0)
-		return ret;
+	if (vmm_vring_walk(&v->vq, head, &c, why, sizeof(why)) < 0)
+		return vblk_break(v, "virtio-blk: %s", why);
 	st = &c.d[c.n - 1];
-	if (c.n < 2 || c.d[0].len < sizeof(h) || (c.d[0].flags & VRING_DESC_F_WRITE) ||
-	    !(st->flags & VRING_DESC_F_WRITE) || st->len < 1)
+	if (c.n < 2 || c.d[0].len < sizeof(h) || (c.d[0].flags & VMM_VRING_F_WRITE) ||
+	    !(st->flags & VMM_VRING_F_WRITE) || st->len < 1)
 		return vblk_break(v, "virtio-blk: request at descriptor %u is not header+data+status (%u descriptors)",
 				  head, c.n);
 	memcpy(&h, vmm_mem_ptr(v->mem, c.d[0].addr, sizeof(h)), sizeof(h));
@@ -272,32 +209,25 @@ static int vblk_request(struct vmm_vblk *v, const struct vblk_rings *r, uint16_t
 
 int vmm_vblk_process(struct vmm_vblk *v)
 {
-	struct vblk_rings r;
-	uint16_t avail_idx;
+	char why[128];
+	uint16_t head;
 	bool any = false;
+	int r;
 
-	if (v->broken || v->queue_pfn == 0 || !v->disk)
+	if (v->broken || v->vq.pfn == 0 || !v->disk)
 		return v->broken ? -EIO : 0;
-	if (vblk_rings(v, &r) < 0)
-		return -EIO;
-	avail_idx = rd16(r.avail + 2);
-	if ((uint16_t)(avail_idx - v->last_avail) > VMM_VBLK_QUEUE_NUM)
-		return vblk_break(v, "virtio-blk: available index %u runs %u entries ahead of %u",
-				  avail_idx, (unsigned)(uint16_t)(avail_idx - v->last_avail), v->last_avail);
-	while (v->last_avail != avail_idx) {
-		uint16_t head = rd16(r.avail + 4 + 2 * (v->last_avail % VMM_VBLK_QUEUE_NUM));
-		uint8_t *ue = r.used + 4 + 8 * (v->used_idx % VMM_VBLK_QUEUE_NUM);
+	if (vmm_vring_map(&v->vq, v->mem, why, sizeof(why)) < 0)
+		return vblk_break(v, "virtio-blk: %s", why);
+	while ((r = vmm_vring_pop(&v->vq, &head, why, sizeof(why))) == 1) {
 		uint32_t written = 0;
 
-		if (vblk_request(v, &r, head, &written) < 0)
+		if (vblk_request(v, head, &written) < 0)
 			return -EIO;
-		wr32(ue, head);
-		wr32(ue + 4, written);
-		__atomic_thread_fence(__ATOMIC_RELEASE);
-		wr16(r.used + 2, ++v->used_idx);
-		v->last_avail++;
+		vmm_vring_push(&v->vq, head, written);
 		any = true;
 	}
+	if (r < 0)
+		return vblk_break(v, "virtio-blk: %s", why);
 	if (any) {
 		v->isr |= 1;
 		vblk_set_irq(v, 1);
@@ -312,7 +242,7 @@ static void vblk_config(const struct vmm_vblk *v, uint8_t *regs)
 	memset(regs, 0, VMM_VBLK_IO_BYTES);
 	wr32(regs + VBLK_HOST_FEATURES, VBLK_FEATURES);
 	wr32(regs + VBLK_GUEST_FEATURES, v->guest_features);
-	wr32(regs + VBLK_QUEUE_PFN, v->queue_sel == 0 ? v->queue_pfn : 0);
+	wr32(regs + VBLK_QUEUE_PFN, v->queue_sel == 0 ? v->vq.pfn : 0);
 	wr16(regs + VBLK_QUEUE_NUM, v->queue_sel == 0 ? VMM_VBLK_QUEUE_NUM : 0);
 	wr16(regs + VBLK_QUEUE_SEL, v->queue_sel);
 	regs[VBLK_STATUS] = v->status;
@@ -329,8 +259,8 @@ static void vblk_write(struct vmm_vblk *v, uint64_t off, uint32_t val)
 	case VBLK_QUEUE_PFN:
 		if (v->queue_sel != 0)
 			break;
-		v->queue_pfn = val;
-		v->last_avail = v->used_idx = 0;
+		v->vq.pfn = val;
+		v->vq.last_avail = v->vq.used_idx = 0;
 		break;
 	case VBLK_QUEUE_SEL: v->queue_sel = (uint16_t)val; break;
 	case VBLK_QUEUE_NOTIFY:
@@ -345,7 +275,7 @@ static void vblk_write(struct vmm_vblk *v, uint64_t off, uint32_t val)
 		break;
 	case VBLK_STATUS:
 		if ((uint8_t)val == 0)
-			vblk_reset(v);
+			vmm_vblk_reset(v);
 		else
 			v->status = (uint8_t)((val & ~STATUS_NEEDS_RESET) |
 					      (v->status & STATUS_NEEDS_RESET));
@@ -375,3 +305,97 @@ void vmm_vblk_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool 
 		vblk_set_irq(v, 0);
 	}
 }
+
+/* ---- the device: slot 2, when the machine has a disk ---- */
+
+struct vblk_snap {
+	uint8_t cfg[256];
+	uint32_t guest_features, queue_pfn;
+	uint16_t queue_sel, last_avail, used_idx;
+	uint8_t status, isr, broken;
+	int8_t raised_line;
+} __attribute__((packed));
+
+static int vblk_create(struct vmm_machine *m, void **state, char *err, size_t err_bytes)
+{
+	struct vmm_vblk *v;
+	int idx;
+
+	if (!m->disk)
+		return 0; /* no disk, no device */
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	vmm_vblk_init(v, &m->mem, m->disk, &m->irq, &m->ev);
+	v->pcibus = m->pci;
+	v->slot = VBLK_SLOT;
+	idx = vmm_bus_add(&m->bus, VMM_SPACE_PIO, 0, VMM_VBLK_IO_BYTES, vmm_vblk_io, v, "virtio-blk");
+	if (idx < 0 || !m->pci || vmm_pci_plug(m->pci, VBLK_SLOT, 0, &v->pci) < 0) {
+		snprintf(err, err_bytes, "virtio-blk: no room on the I/O bus or in PCI slot %d", VBLK_SLOT);
+		free(v);
+		return -EBUSY;
+	}
+	vmm_bus_place(&m->bus, idx, 0, false);
+	vmm_pci_dev_bar(&v->pci, 0, VMM_VBLK_IO_BYTES, true, idx);
+	m->boot_disk = v;
+	*state = v;
+	return 0;
+}
+
+static void vblk_destroy(void *state)
+{
+	free(state);
+}
+
+static void vblk_dev_reset(void *state)
+{
+	struct vmm_vblk *v = state;
+	int bar_idx = v->pci.bar_bus_idx[0];
+
+	vmm_vblk_reset(v);
+	vblk_pci_init(v);
+	vmm_pci_dev_bar(&v->pci, 0, VMM_VBLK_IO_BYTES, true, bar_idx);
+	vmm_pci_dev_restored(v->pcibus, &v->pci); /* BAR decode off again */
+}
+
+static void vblk_save(const void *state, uint8_t *out)
+{
+	const struct vmm_vblk *v = state;
+	struct vblk_snap s = { .guest_features = v->guest_features, .queue_pfn = v->vq.pfn,
+			       .queue_sel = v->queue_sel, .last_avail = v->vq.last_avail,
+			       .used_idx = v->vq.used_idx, .status = v->status, .isr = v->isr,
+			       .broken = v->broken, .raised_line = (int8_t)v->raised_line };
+
+	memcpy(s.cfg, v->pci.cfg, sizeof(s.cfg));
+	memcpy(out, &s, sizeof(s));
+}
+
+static int vblk_load(void *state, const uint8_t *in)
+{
+	struct vmm_vblk *v = state;
+	struct vblk_snap s;
+
+	memcpy(&s, in, sizeof(s));
+	if ((s.guest_features & ~VBLK_FEATURES) || s.broken > 1 || s.isr > 1 ||
+	    s.raised_line < -1 || s.raised_line > 15)
+		return -EINVAL;
+	if (vmm_pci_dev_load(v->pcibus, &v->pci, s.cfg) < 0)
+		return -EINVAL;
+	v->guest_features = s.guest_features;
+	v->vq.pfn = s.queue_pfn;
+	v->queue_sel = s.queue_sel;
+	v->vq.last_avail = s.last_avail, v->vq.used_idx = s.used_idx;
+	v->status = s.status, v->isr = s.isr, v->broken = s.broken;
+	v->raised_line = s.raised_line;
+	return 0;
+}
+
+const struct vmm_device_ops vmm_vblk_ops = {
+	.name = "virtio-blk",
+	.create = vblk_create,
+	.destroy = vblk_destroy,
+	.reset = vblk_dev_reset,
+	.state_bytes = sizeof(struct vblk_snap),
+	.save = vblk_save,
+	.load = vblk_load,
+};

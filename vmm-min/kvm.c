@@ -80,29 +80,75 @@ int vmm_kvm_slot(struct vmm_kvm *k, uint64_t gpa, uint64_t bytes, void *host, bo
 	return 0;
 }
 
-/* Host CPUID, adjusted: APIC ID of this vCPU, no ARCH_CAPABILITIES (some
- * nested hosts reject MSR 0x10a). */
-static void cpuid_adjust(struct kvm_cpuid2 *c, unsigned vcpu)
+/* What the guest is told about the hypervisor (Linux arch/x86/include/uapi/
+ * asm/kvm_para.h): the KVM signature leaf, the paravirtual features the
+ * in-kernel KVM implements without help from a VMM (kvm-clock, no I/O port
+ * delay, steal time, PV EOI, PV TLB flush, PV IPIs, PV yield, the
+ * stable-clock bit) intersected with what this KVM offers, and the timing
+ * leaf 0x40000010 (TSC and LAPIC timer frequencies in kHz) that SeaBIOS and
+ * Linux read instead of calibrating against the PM timer.  Not PV unhalt:
+ * its paravirtual spinlocks halt a vCPU with interrupts off until another
+ * kicks it, which is how a dead guest looks to the run loop. */
+#define CPUID_HV_SIGNATURE 0x40000000u
+#define CPUID_HV_FEATURES 0x40000001u
+#define CPUID_HV_TIMING 0x40000010u
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+#define KVM_PV_WANTED ((1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) | (1u << 6) | (1u << 9) | \
+		       (1u << 11) | (1u << 13) | (1u << 24))
+#define LAPIC_TIMER_KHZ 1000000u /* KVM's APIC bus: 1 ns per tick */
+
+struct cpuid_guest {
+	unsigned vcpu;
+	uint32_t tsc_khz;            /* 0: unknown, no timing leaf */
+};
+
+static void cpuid_hv_signature(struct kvm_cpuid_entry2 *e, const struct cpuid_guest *g)
 {
+	e->eax = g->tsc_khz ? CPUID_HV_TIMING : CPUID_HV_FEATURES;
+	memcpy(&e->ebx, "KVMK", 4);
+	memcpy(&e->ecx, "VMKV", 4);
+	memcpy(&e->edx, "M\0\0\0", 4);
+}
+
+/* Host CPUID, adjusted: APIC ID of this vCPU, the
+ * hypervisor bit and leaves, no ARCH_CAPABILITIES (some nested hosts reject
+ * MSR 0x10a). */
+static void cpuid_adjust(struct kvm_cpuid2 *c, const struct cpuid_guest *g)
+{
+	bool have_timing = false;
+
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 1)
-			e->ebx = (e->ebx & 0x00ffffffu) | (vcpu << 24);
-		else if (e->function == 7 && e->index == 0)
+		if (e->function == 1) {
+			e->ebx = (e->ebx & 0x00ffffffu) | (g->vcpu << 24);
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+		} else if (e->function == 7 && e->index == 0) {
 			e->edx &= ~(1u << 29);
-		else if (e->function == 0xb || e->function == 0x1f)
-			e->edx = vcpu;
+		} else if (e->function == 0xb || e->function == 0x1f) {
+			e->edx = g->vcpu;
+		} else if (e->function == CPUID_HV_SIGNATURE) {
+			cpuid_hv_signature(e, g);
+		} else if (e->function == CPUID_HV_FEATURES) {
+			e->eax &= KVM_PV_WANTED;
+			e->ebx = e->ecx = e->edx = 0;
+		} else if (e->function == CPUID_HV_TIMING) {
+			have_timing = true;
+		}
 	}
+	if (g->tsc_khz && !have_timing)
+		c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+			.function = CPUID_HV_TIMING, .eax = g->tsc_khz, .ebx = LAPIC_TIMER_KHZ };
 }
 
 static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, int fd, char *err, size_t err_bytes)
 {
-	int nent = 128, ret = -ENOMEM;
+	int nent = 128, ret = -ENOMEM, khz = ioctl(fd, KVM_GET_TSC_KHZ, 0);
+	struct cpuid_guest g = { vcpu, khz > 0 ? (uint32_t)khz : 0 };
 	struct kvm_cpuid2 *c = NULL;
 
 	for (int tries = 0; tries < 4; tries++, nent *= 2) {
 		free(c);
-		c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+		c = calloc(1, sizeof(*c) + (size_t)(nent + 1) * sizeof(c->entries[0]));
 		if (!c)
 			break;
 		c->nent = (uint32_t)nent;
@@ -111,7 +157,7 @@ static int vcpu_cpuid(struct vmm_kvm *k, unsigned vcpu, int fd, char *err, size_
 			break;
 	}
 	if (ret == 0) {
-		cpuid_adjust(c, vcpu);
+		cpuid_adjust(c, &g);
 		ret = ioctl(fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	}
 	if (ret < 0)

@@ -18,7 +18,29 @@
 #define VGA_HOLE_END 0xc0000ull
 #define ISA_BIOS_BYTES (128 * 1024ull)
 #define FOUR_GIB (4 * GIB)
-#define VBLK_SLOT 2
+#define HUGE_PAGE_BYTES (2 * MIB)
+
+/* Guest RAM 2 MiB-aligned and marked for transparent huge pages, so KVM
+ * can map it with 2 MiB nested page table entries: one nested page fault
+ * per 2 MiB instead of per 4 KiB (each an exit; under nested virtualization
+ * an expensive one).  The alignment slack is unmapped again. */
+static int machine_ram_map(struct vmm_machine *m, uint64_t mem_bytes)
+{
+	size_t map_bytes = (size_t)mem_bytes + HUGE_PAGE_BYTES, lead;
+	uint8_t *p = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	lead = (HUGE_PAGE_BYTES - (uintptr_t)p % HUGE_PAGE_BYTES) % HUGE_PAGE_BYTES;
+	if (lead)
+		munmap(p, lead);
+	munmap(p + lead + mem_bytes, HUGE_PAGE_BYTES - lead);
+	m->ram = p + lead;
+	m->ram_bytes = mem_bytes;
+	madvise(m->ram, mem_bytes, MADV_HUGEPAGE); /* advice only: fine if THP is off */
+	return 0;
+}
 
 static int machine_ram(struct vmm_machine *m, uint64_t mem_bytes, char *err, size_t err_bytes)
 {
@@ -26,15 +48,12 @@ static int machine_ram(struct vmm_machine *m, uint64_t mem_bytes, char *err, siz
 
 	m->below_4g = mem_bytes < PCI_HOLE_START ? mem_bytes : PCI_HOLE_START;
 	m->above_4g = mem_bytes - m->below_4g;
-	m->ram = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->ram == MAP_FAILED) {
-		m->ram = NULL;
+	ret = machine_ram_map(m, mem_bytes);
+	if (ret < 0) {
 		snprintf(err, err_bytes, "cannot map %llu bytes of guest RAM",
 			 (unsigned long long)mem_bytes);
-		return -ENOMEM;
+		return ret;
 	}
-	m->ram_bytes = mem_bytes;
 	m->mem.r[0] = (struct vmm_mem_region){ 0, VGA_HOLE_START, m->ram };
 	m->mem.r[1] = (struct vmm_mem_region){ VGA_HOLE_END, m->below_4g - VGA_HOLE_END,
 					       m->ram + VGA_HOLE_END };
@@ -118,67 +137,48 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	uint16_t ncpu = (uint16_t)cpus, zero16 = 0;
 	uint8_t irq0_override = 0; /* KVM's default routing: GSI 0 is IOAPIC pin 0 */
 	uint32_t boot_fail_wait_ms = 0; /* "No bootable device": reboot at once */
-	uint64_t sercon_port = 0x3f8;   /* BIOS text screen mirrored to COM1 */
+	uint64_t sercon_port = 0x2f8;   /* BIOS text screen mirrored to COM2 */
+	/* S0..S5: bit 7 offered, low bits SLP_TYP (QEMU's PIIX4 format).  Only
+	 * S5 (power-off, type 0, as dev_pm.c reads it): no S3/S4 to resume from. */
+	static const uint8_t system_states[6] = { 0x80, 0, 0, 0, 0, 0x80 };
 	int ret = 0;
 
-	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_RAM_SIZE, &ram, sizeof(ram));
-	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_NB_CPUS, &ncpu, sizeof(ncpu));
-	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_MAX_CPUS, &ncpu, sizeof(ncpu));
-	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_BOOT_MENU, &zero16, sizeof(zero16));
-	ret |= vmm_fwcfg_add(&m->fwcfg, VMM_FWCFG_IRQ0_OVERRIDE, &irq0_override, 1);
-	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
-	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
-	ret |= vmm_fwcfg_add_file(&m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
-	ret |= vmm_fwcfg_add_file(&m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
+	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_RAM_SIZE, &ram, sizeof(ram));
+	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_NB_CPUS, &ncpu, sizeof(ncpu));
+	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_MAX_CPUS, &ncpu, sizeof(ncpu));
+	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_BOOT_MENU, &zero16, sizeof(zero16));
+	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_IRQ0_OVERRIDE, &irq0_override, 1);
+	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
+	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
+	ret |= vmm_fwcfg_add_file(m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
+	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
+	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/system-states", system_states, sizeof(system_states));
 	return ret ? -ENOMEM : 0;
 }
 
-static int machine_bus(struct vmm_machine *m)
-{
-	struct vmm_bus *b = &m->bus;
-	int ret = 0, pm_idx;
+/* The devices, in creation order (the PCI bus before what plugs into it).
+ * A new device kind is one dev_*.c with its ops and one line here. */
+extern const struct vmm_device_ops vmm_pci_ops, vmm_fwcfg_ops, vmm_rtc_ops, vmm_uart_ops,
+	vmm_com2_ops, vmm_i8042_ops, vmm_debug_ops, vmm_pm_ops, vmm_vblk_ops;
+static const struct vmm_device_ops *const machine_devices[] = {
+	&vmm_pci_ops, &vmm_fwcfg_ops, &vmm_rtc_ops, &vmm_uart_ops, &vmm_com2_ops, &vmm_i8042_ops,
+	&vmm_debug_ops, &vmm_pm_ops, &vmm_vblk_ops,
+};
 
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x3f8, 8, vmm_uart_io, &m->uart, "com1");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x70, 2, vmm_rtc_io, &m->rtc, "rtc");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x510, 2, vmm_fwcfg_io, &m->fwcfg, "fw_cfg");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xcf8, 8, vmm_pci_io, &m->pci, "pci");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x60, 5, vmm_i8042_io, &m->i8042, "i8042");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x402, 1, vmm_debugcon_io, &m->dbg, "debugcon");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x80, 1, vmm_post_io, &m->dbg, "post");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x92, 1, vmm_port92_io, &m->dbg, "port92");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0x501, 2, vmm_exitport_io, &m->dbg, "debug-exit");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xb2, 2, vmm_apm_io, &m->pm, "apm");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xafe0, 4, vmm_zero_io, NULL, "acpi-gpe0");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xae00, 0x14, vmm_zero_io, NULL, "pci-hotplug");
-	ret |= vmm_bus_add(b, VMM_SPACE_PIO, 0xaf00, 0x20, vmm_zero_io, NULL, "cpu-hotplug");
-	pm_idx = vmm_bus_add(b, VMM_SPACE_PIO, 0, VMM_PM_IO_BYTES, vmm_pm_io, &m->pm, "acpi-pm");
-	if (ret < 0 || pm_idx < 0)
-		return -ENOSPC;
-	vmm_pm_init(&m->pm, b, pm_idx, &m->ctl);
-	vmm_pm_update(&m->pm);
-	m->pci.slot1_fn3 = &m->pm.pci;
-	return 0;
+const struct vmm_device_ops *const *vmm_machine_device_table(size_t *n)
+{
+	*n = sizeof(machine_devices) / sizeof(machine_devices[0]);
+	return machine_devices;
 }
 
-static int machine_disk(struct vmm_machine *m, const struct vmm_config *cfg, char *err,
-			size_t err_bytes)
+static int machine_devices_add(struct vmm_machine *m, char *err, size_t err_bytes)
 {
-	int ret = vmm_disk_open(&m->disk, cfg->disk_path, cfg->disk_format, cfg->writable, err,
-				err_bytes);
-	int idx;
-
-	if (ret < 0)
-		return ret;
-	vmm_vblk_init(&m->vblk, &m->mem, m->disk, &m->irq, &m->ev);
-	m->vblk.pcibus = &m->pci;
-	m->vblk.slot = VBLK_SLOT;
-	idx = vmm_bus_add(&m->bus, VMM_SPACE_PIO, 0, VMM_VBLK_IO_BYTES, vmm_vblk_io, &m->vblk,
-			  "virtio-blk");
-	if (idx < 0)
-		return idx;
-	vmm_bus_place(&m->bus, idx, 0, false);
-	vmm_pci_dev_bar(&m->vblk.pci, 0, VMM_VBLK_IO_BYTES, true, idx);
-	return vmm_pci_plug(&m->pci, VBLK_SLOT, &m->vblk.pci);
+	for (size_t i = 0; i < sizeof(machine_devices) / sizeof(machine_devices[0]); i++) {
+		int ret = vmm_device_add(&m->devices, m, &m->bus, machine_devices[i], err, err_bytes);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 /* Without firmware (direct Linux boot) nobody programs PCI: do what a BIOS
@@ -189,22 +189,32 @@ void vmm_machine_pci_preassign(struct vmm_machine *m)
 	int irq;
 
 	for (unsigned i = 0; i < 4; i++)
-		vmm_pci_cfg_write(&m->pci, &m->pci.isa, 0x60 + i, 1, pirq[i]);
-	if (!m->disk)
+		vmm_pci_cfg_write(m->pci, &m->pci->isa, 0x60 + i, 1, pirq[i]);
+	if (!m->boot_disk)
 		return;
-	vmm_pci_cfg_write(&m->pci, &m->vblk.pci, 0x10, 4, 0xc000);
-	vmm_pci_cfg_write(&m->pci, &m->vblk.pci, 0x04, 2, 0x0005);
-	irq = vmm_pci_intx_irq(&m->pci, VBLK_SLOT);
-	vmm_pci_cfg_write(&m->pci, &m->vblk.pci, 0x3c, 1, (uint32_t)(irq < 0 ? 0xff : irq));
+	vmm_pci_cfg_write(m->pci, &m->boot_disk->pci, 0x10, 4, 0xc000);
+	vmm_pci_cfg_write(m->pci, &m->boot_disk->pci, 0x04, 2, 0x0005);
+	irq = vmm_pci_intx_irq(m->pci, m->boot_disk->slot);
+	vmm_pci_cfg_write(m->pci, &m->boot_disk->pci, 0x3c, 1, (uint32_t)(irq < 0 ? 0xff : irq));
 }
 
-/* COM1 output to the configured sink, kept for a POST snapshot meanwhile. */
-static void machine_console_out(void *opaque, const uint8_t *buf, size_t len)
+void vmm_machine_console_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vmm_machine *m = opaque;
 
 	vmm_tee_add(&m->console_tee, buf, len);
 	if (m->cfg->console_out)
+		m->cfg->console_out(m->cfg->console_opaque, buf, len);
+}
+
+void vmm_machine_screen_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_machine *m = opaque;
+
+	vmm_tee_add(&m->screen_tee, buf, len);
+	if (m->cfg->screen_out)
+		m->cfg->screen_out(m->cfg->console_opaque, buf, len);
+	else if (m->cfg->console_out)
 		m->cfg->console_out(m->cfg->console_opaque, buf, len);
 }
 
@@ -218,7 +228,6 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 	m->cfg = cfg;
 	m->cpus = cfg->cpus ? cfg->cpus : 1;
 	m->kvm.kvm_fd = m->kvm.vm_fd = -1; /* nothing to close yet */
-	vmm_fwcfg_init(&m->fwcfg);
 	if (mem_bytes < 2 * MIB || mem_bytes > 1024 * GIB || mem_bytes % 4096) {
 		snprintf(err, err_bytes, "guest memory of %llu bytes: need 2 MiB .. 1 TiB in pages",
 			 (unsigned long long)mem_bytes);
@@ -238,40 +247,38 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 		return ret;
 	m->irq = (struct vmm_irq){ vmm_kvm_irq_line, &m->kvm };
 	m->ev = (struct vmm_events){ cfg->event, cfg->event_opaque, vmm_now_s() };
-	m->dbg.ctl = &m->ctl;
-	vmm_uart_init(&m->uart, 4, &m->irq, machine_console_out, m);
-	m->dbg.tee = &m->fwlog_tee;
-	vmm_rtc_init(&m->rtc, m->below_4g, m->above_4g, m->cpus);
-	m->rtc.irq = m->irq;
-	vmm_pci_init(&m->pci, &m->bus, &m->ctl);
-	vmm_i8042_init(&m->i8042, &m->irq, &m->ctl);
-	ret = machine_bus(m);
-	if (ret == 0)
-		ret = machine_fwcfg(m, m->cpus);
-	if (ret < 0) {
-		snprintf(err, err_bytes, "device setup: %s", strerror(-ret));
-		return ret;
-	}
 	if (cfg->firmware_log_path) {
-		m->dbg.log = fopen(cfg->firmware_log_path, "we");
-		if (!m->dbg.log) {
+		m->fwlog = fopen(cfg->firmware_log_path, "we");
+		if (!m->fwlog) {
 			ret = -errno;
 			snprintf(err, err_bytes, "%s: %s", cfg->firmware_log_path, strerror(-ret));
 			return ret;
 		}
-		setvbuf(m->dbg.log, NULL, _IOLBF, 0); /* follow the firmware as it goes */
+		setvbuf(m->fwlog, NULL, _IOLBF, 0); /* follow the firmware as it goes */
 	}
-	return cfg->disk_path ? machine_disk(m, cfg, err, err_bytes) : 0;
+	if (cfg->disk_path) {
+		ret = vmm_disk_open(&m->disk, cfg->disk_path, cfg->disk_format, cfg->writable, err,
+				    err_bytes);
+		if (ret < 0)
+			return ret;
+	}
+	ret = machine_devices_add(m, err, err_bytes);
+	if (ret == 0 && machine_fwcfg(m, m->cpus) < 0) {
+		snprintf(err, err_bytes, "fw_cfg: out of memory");
+		ret = -ENOMEM;
+	}
+	return ret;
 }
 
 void vmm_machine_close(struct vmm_machine *m)
 {
+	vmm_devices_destroy(&m->devices);
 	vmm_kvm_close(&m->kvm);
 	vmm_disk_close(m->disk);
-	if (m->dbg.log)
-		fclose(m->dbg.log);
-	vmm_fwcfg_free(&m->fwcfg);
+	if (m->fwlog)
+		fclose(m->fwlog);
 	free(m->console_tee.buf);
+	free(m->screen_tee.buf);
 	free(m->fwlog_tee.buf);
 	if (m->ram)
 		munmap(m->ram, m->ram_bytes);

@@ -7,7 +7,10 @@
  *
  * File: "P2VPOST1", then records (u32 tag, u32 length, bytes) up to T_END.
  * The key record holds the whole key text and must match byte for byte;
- * every length is checked against what its tag allows before use. */
+ * every length is checked against what its tag allows before use.  Each
+ * vCPU's records follow a T_VCPU record naming it; each device with state
+ * writes one T_DEVICE record (its name, then its ops->save bytes), and a
+ * restore that does not find every vCPU and every such device is refused. */
 #include "machine.h"
 
 #include <errno.h>
@@ -23,31 +26,14 @@
 #include <unistd.h>
 
 #define SNAP_MAGIC "P2VPOST1"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_PAGE_BYTES 4096u
 #define SNAP_MAX_MSRS 256u
+#define SNAP_DEVICE_MAX_BYTES 4096u
 
 enum snap_tag {
 	T_KEY = 1, T_REGS, T_SREGS, T_FPU, T_LAPIC, T_MP_STATE, T_EVENTS, T_MSRS,
-	T_IRQCHIP, T_PIT, T_CLOCK, T_DEVICES, T_CONSOLE, T_FWLOG, T_PAGE, T_END,
-};
-
-/* What the devices hold that POST changed (pointers and host handles stay
- * those of this run's machine). */
-struct snap_devices {
-	uint8_t uart[7];             /* ier lcr mcr scr dll dlm fcr */
-	uint8_t rtc_index, rtc_cmos[128];
-	uint16_t fwcfg_selected;
-	uint32_t fwcfg_pos, pci_cf8;
-	uint8_t host_cfg[256], isa_cfg[256], pm_cfg[256], vblk_cfg[256];
-	uint16_t pm1_sts, pm1_en, pm1_cnt;
-	uint8_t apm_cnt, apm_sts, port92;
-	uint8_t kbd_out[8], kbd_ccb, kbd_pending;
-	uint32_t kbd_head, kbd_count;
-	uint32_t vb_features, vb_pfn;
-	uint16_t vb_sel, vb_avail, vb_used;
-	uint8_t vb_status, vb_isr;
-	int32_t vb_line;
+	T_IRQCHIP, T_PIT, T_CLOCK, T_DEVICE, T_CONSOLE, T_FWLOG, T_PAGE, T_END, T_VCPU, T_SCREEN,
 };
 
 uint64_t vmm_fnv1a(uint64_t h, const void *data, size_t len)
@@ -63,25 +49,33 @@ uint64_t vmm_fnv1a(uint64_t h, const void *data, size_t len)
 
 /* ---- the key ---- */
 
-static int snap_key(const struct vmm_machine *m, char *key, size_t key_bytes)
+/* Everything the saved state depends on, as text: the firmware, the RAM and
+ * CPUs, the disk size, fw_cfg's content, each device's name and state size,
+ * the host kernel (KVM's state formats). */
+static int snap_key(struct vmm_machine *m, char *key, size_t key_bytes)
 {
 	struct utsname u;
-	uint64_t fw = 0;
+	uint64_t fw = 0, devs = 0;
 	int n;
 
-	for (unsigned i = 0; i < m->fwcfg.n; i++) {
-		fw = vmm_fnv1a(fw, &m->fwcfg.item[i].key, sizeof(m->fwcfg.item[i].key));
-		fw = vmm_fnv1a(fw, m->fwcfg.item[i].name, strlen(m->fwcfg.item[i].name));
-		fw = vmm_fnv1a(fw, m->fwcfg.item[i].data, m->fwcfg.item[i].bytes);
+	for (unsigned i = 0; i < m->fwcfg->n; i++) {
+		fw = vmm_fnv1a(fw, &m->fwcfg->item[i].key, sizeof(m->fwcfg->item[i].key));
+		fw = vmm_fnv1a(fw, m->fwcfg->item[i].name, strlen(m->fwcfg->item[i].name));
+		fw = vmm_fnv1a(fw, m->fwcfg->item[i].data, m->fwcfg->item[i].bytes);
+	}
+	for (unsigned i = 0; i < m->devices.n; i++) {
+		const struct vmm_device_ops *ops = m->devices.d[i].ops;
+		devs = vmm_fnv1a(devs, ops->name, strlen(ops->name) + 1);
+		devs = vmm_fnv1a(devs, &ops->state_bytes, sizeof(ops->state_bytes));
 	}
 	if (uname(&u) < 0)
 		return -errno;
 	n = snprintf(key, key_bytes,
-		     "v%d dev%zu rom%zu:%016llx ram%llu cpus%u disk%llu fwcfg%u:%016llx log%d host %s %s %s",
-		     SNAP_VERSION, sizeof(struct snap_devices), m->rom_bytes,
+		     "v%d dev%u:%016llx rom%zu:%016llx ram%llu cpus%u disk%llu fwcfg%u:%016llx log%d host %s %s %s",
+		     SNAP_VERSION, m->devices.n, (unsigned long long)devs, m->rom_bytes,
 		     (unsigned long long)m->rom_hash, (unsigned long long)m->ram_bytes, m->cpus,
-		     (unsigned long long)vmm_disk_size_bytes(m->disk), m->fwcfg.n,
-		     (unsigned long long)fw, m->dbg.log != NULL, u.release, u.version, u.machine);
+		     (unsigned long long)vmm_disk_size_bytes(m->disk), m->fwcfg->n,
+		     (unsigned long long)fw, m->fwlog != NULL, u.release, u.version, u.machine);
 	return n < 0 || (size_t)n >= key_bytes ? -ENAMETOOLONG : 0;
 }
 
@@ -93,65 +87,6 @@ static int snap_path(const char *dir, const char *key, char *path, size_t path_b
 	return n < 0 || (size_t)n >= path_bytes ? -ENAMETOOLONG : 0;
 }
 
-/* ---- devices ---- */
-
-static void devices_get(const struct vmm_machine *m, struct snap_devices *d)
-{
-	const struct vmm_uart *u = &m->uart;
-	const struct vmm_vblk *v = &m->vblk;
-
-	memset(d, 0, sizeof(*d));
-	memcpy(d->uart, (uint8_t[7]){ u->ier, u->lcr, u->mcr, u->scr, u->dll, u->dlm, u->fcr }, 7);
-	d->rtc_index = m->rtc.index;
-	memcpy(d->rtc_cmos, m->rtc.cmos, sizeof(d->rtc_cmos));
-	d->fwcfg_selected = m->fwcfg.selected;
-	d->fwcfg_pos = m->fwcfg.pos;
-	d->pci_cf8 = m->pci.cf8;
-	memcpy(d->host_cfg, m->pci.host.cfg, 256);
-	memcpy(d->isa_cfg, m->pci.isa.cfg, 256);
-	memcpy(d->pm_cfg, m->pm.pci.cfg, 256);
-	memcpy(d->vblk_cfg, v->pci.cfg, 256);
-	d->pm1_sts = m->pm.pm1_sts, d->pm1_en = m->pm.pm1_en, d->pm1_cnt = m->pm.pm1_cnt;
-	d->apm_cnt = m->pm.apm_cnt, d->apm_sts = m->pm.apm_sts, d->port92 = m->dbg.port92;
-	memcpy(d->kbd_out, m->i8042.out, sizeof(d->kbd_out));
-	d->kbd_ccb = m->i8042.ccb, d->kbd_pending = m->i8042.pending_cmd;
-	d->kbd_head = m->i8042.out_head, d->kbd_count = m->i8042.out_count;
-	d->vb_features = v->guest_features, d->vb_pfn = v->queue_pfn, d->vb_sel = v->queue_sel;
-	d->vb_avail = v->last_avail, d->vb_used = v->used_idx;
-	d->vb_status = v->status, d->vb_isr = v->isr, d->vb_line = v->raised_line;
-}
-
-static void devices_set(struct vmm_machine *m, const struct snap_devices *d)
-{
-	struct vmm_uart *u = &m->uart;
-	struct vmm_vblk *v = &m->vblk;
-
-	u->ier = d->uart[0], u->lcr = d->uart[1], u->mcr = d->uart[2], u->scr = d->uart[3];
-	u->dll = d->uart[4], u->dlm = d->uart[5], u->fcr = d->uart[6];
-	m->rtc.index = d->rtc_index & 0x7f;
-	memcpy(m->rtc.cmos, d->rtc_cmos, sizeof(d->rtc_cmos));
-	m->fwcfg.selected = d->fwcfg_selected;
-	m->fwcfg.pos = d->fwcfg_pos;
-	m->pci.cf8 = d->pci_cf8;
-	memcpy(m->pci.host.cfg, d->host_cfg, 256);
-	memcpy(m->pci.isa.cfg, d->isa_cfg, 256);
-	memcpy(m->pm.pci.cfg, d->pm_cfg, 256);
-	memcpy(v->pci.cfg, d->vblk_cfg, 256);
-	m->pm.pm1_sts = d->pm1_sts, m->pm.pm1_en = d->pm1_en, m->pm.pm1_cnt = d->pm1_cnt;
-	m->pm.apm_cnt = d->apm_cnt, m->pm.apm_sts = d->apm_sts, m->dbg.port92 = d->port92;
-	memcpy(m->i8042.out, d->kbd_out, sizeof(d->kbd_out));
-	m->i8042.ccb = d->kbd_ccb, m->i8042.pending_cmd = d->kbd_pending;
-	m->i8042.out_head = d->kbd_head % 8, m->i8042.out_count = d->kbd_count % 9;
-	v->guest_features = d->vb_features, v->queue_pfn = d->vb_pfn, v->queue_sel = d->vb_sel;
-	v->last_avail = d->vb_avail, v->used_idx = d->vb_used;
-	v->status = d->vb_status, v->isr = d->vb_isr;
-	v->raised_line = d->vb_line >= 0 && d->vb_line < 16 ? d->vb_line : -1;
-	vmm_pci_dev_restored(&m->pci, &m->pci.host);
-	vmm_pci_dev_restored(&m->pci, &m->pci.isa);
-	vmm_pci_dev_restored(&m->pci, &m->pm.pci);
-	vmm_pci_dev_restored(&m->pci, &v->pci);
-}
-
 /* ---- writing ---- */
 
 static int put(FILE *f, uint32_t tag, const void *data, uint32_t len)
@@ -160,6 +95,25 @@ static int put(FILE *f, uint32_t tag, const void *data, uint32_t len)
 
 	if (fwrite(h, sizeof(h), 1, f) != 1 || (len && fwrite(data, len, 1, f) != 1))
 		return -EIO;
+	return 0;
+}
+
+static int put_devices(FILE *f, struct vmm_machine *m)
+{
+	uint8_t rec[VMM_DEVICE_NAME_BYTES + SNAP_DEVICE_MAX_BYTES];
+
+	for (unsigned i = 0; i < m->devices.n; i++) {
+		const struct vmm_device *d = &m->devices.d[i];
+		if (d->ops->stateless)
+			continue;
+		if (d->ops->state_bytes > SNAP_DEVICE_MAX_BYTES)
+			return -E2BIG;
+		memset(rec, 0, VMM_DEVICE_NAME_BYTES);
+		memcpy(rec, d->ops->name, strlen(d->ops->name));
+		d->ops->save(d->state, rec + VMM_DEVICE_NAME_BYTES);
+		if (put(f, T_DEVICE, rec, VMM_DEVICE_NAME_BYTES + d->ops->state_bytes))
+			return -EIO;
+	}
 	return 0;
 }
 
@@ -181,7 +135,7 @@ static bool msr_one(int vcpu_fd, unsigned long req, struct kvm_msr_entry *e)
 
 /* Every MSR KVM lists, plus the MTRRs and PAT SeaBIOS programs; those the
  * vCPU will not read are left out. */
-static int put_msrs(FILE *f, const struct vmm_machine *m)
+static int put_msrs(FILE *f, const struct vmm_machine *m, int vcpu_fd)
 {
 	static const uint32_t extra[] = { 0x2ff, 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b,
 					  0x26c, 0x26d, 0x26e, 0x26f, 0x277 };
@@ -197,7 +151,7 @@ static int put_msrs(FILE *f, const struct vmm_machine *m)
 			listed = list->nmsrs;
 		for (uint32_t i = 0; i < listed + n_extra; i++) {
 			struct kvm_msr_entry e = { .index = i < listed ? list->indices[i] : extra[i - listed] };
-			if (msr_one(m->kvm.vcpu_fd[0], KVM_GET_MSRS, &e))
+			if (msr_one(vcpu_fd, KVM_GET_MSRS, &e))
 				out[n++] = e;
 		}
 		r = put(f, T_MSRS, out, n * (uint32_t)sizeof(*out));
@@ -207,9 +161,9 @@ static int put_msrs(FILE *f, const struct vmm_machine *m)
 	return r;
 }
 
-static int put_vcpu(FILE *f, const struct vmm_machine *m)
+static int put_vcpu(FILE *f, const struct vmm_machine *m, uint32_t cpu)
 {
-	int fd = m->kvm.vcpu_fd[0];
+	int fd = m->kvm.vcpu_fd[cpu];
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
@@ -221,11 +175,11 @@ static int put_vcpu(FILE *f, const struct vmm_machine *m)
 	    ioctl(fd, KVM_GET_FPU, &fpu) < 0 || ioctl(fd, KVM_GET_LAPIC, &lapic) < 0 ||
 	    ioctl(fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
-	if (put(f, T_REGS, &regs, sizeof(regs)) || put(f, T_SREGS, &sregs, sizeof(sregs)) ||
+	if (put(f, T_VCPU, &cpu, sizeof(cpu)) || put(f, T_REGS, &regs, sizeof(regs)) || put(f, T_SREGS, &sregs, sizeof(sregs)) ||
 	    put(f, T_FPU, &fpu, sizeof(fpu)) || put(f, T_LAPIC, &lapic, sizeof(lapic)) ||
 	    put(f, T_MP_STATE, &mp, sizeof(mp)) || put(f, T_EVENTS, &ev, sizeof(ev)))
 		return -EIO;
-	return put_msrs(f, m);
+	return put_msrs(f, m, fd);
 }
 
 static int put_vm(FILE *f, const struct vmm_machine *m)
@@ -266,18 +220,19 @@ static int put_pages(FILE *f, const struct vmm_machine *m)
 	return 0;
 }
 
-static int put_all(FILE *f, const struct vmm_machine *m, const char *key)
+static int put_all(FILE *f, struct vmm_machine *m, const char *key)
 {
-	struct snap_devices d;
 	int r;
 
-	devices_get(m, &d);
 	if (fwrite(SNAP_MAGIC, 8, 1, f) != 1 || put(f, T_KEY, key, (uint32_t)strlen(key)))
 		return -EIO;
-	if ((r = put_vcpu(f, m)) < 0 || (r = put_vm(f, m)) < 0)
+	for (uint32_t cpu = 0; cpu < m->kvm.n_vcpus; cpu++)
+		if ((r = put_vcpu(f, m, cpu)) < 0)
+			return r;
+	if ((r = put_vm(f, m)) < 0 || (r = put_devices(f, m)) < 0)
 		return r;
-	if (put(f, T_DEVICES, &d, sizeof(d)) ||
-	    put(f, T_CONSOLE, m->console_tee.buf, (uint32_t)m->console_tee.len) ||
+	if (put(f, T_CONSOLE, m->console_tee.buf, (uint32_t)m->console_tee.len) ||
+	    put(f, T_SCREEN, m->screen_tee.buf, (uint32_t)m->screen_tee.len) ||
 	    put(f, T_FWLOG, m->fwlog_tee.buf, (uint32_t)m->fwlog_tee.len))
 		return -EIO;
 	if ((r = put_pages(f, m)) < 0)
@@ -333,7 +288,7 @@ static int next_rec(const struct snap_file *s, size_t *pos, uint32_t *tag, const
 	return 0;
 }
 
-static int apply_msrs(const struct vmm_machine *m, const uint8_t *p, uint32_t len)
+static int apply_msrs(int vcpu_fd, const uint8_t *p, uint32_t len)
 {
 	uint32_t n = len / (uint32_t)sizeof(struct kvm_msr_entry);
 
@@ -342,7 +297,7 @@ static int apply_msrs(const struct vmm_machine *m, const uint8_t *p, uint32_t le
 	for (uint32_t i = 0; i < n; i++) {
 		struct kvm_msr_entry e;
 		memcpy(&e, p + i * sizeof(e), sizeof(e));
-		msr_one(m->kvm.vcpu_fd[0], KVM_SET_MSRS, &e); /* read-only ones refuse: fine */
+		msr_one(vcpu_fd, KVM_SET_MSRS, &e); /* read-only ones refuse: fine */
 	}
 	return 0;
 }
@@ -375,41 +330,102 @@ static void replay(struct vmm_machine *m, uint32_t tag, const uint8_t *p, uint32
 {
 	if (tag == T_CONSOLE && len && m->cfg->console_out)
 		m->cfg->console_out(m->cfg->console_opaque, p, len);
-	if (tag == T_FWLOG && len && m->dbg.log)
-		fwrite(p, 1, len, (FILE *)m->dbg.log);
+	if (tag == T_SCREEN && len)
+		vmm_machine_screen_out(m, p, len);
+	if (tag == T_FWLOG && len && m->fwlog)
+		fwrite(p, 1, len, (FILE *)m->fwlog);
 }
 
-static int apply_rec(struct vmm_machine *m, uint32_t tag, const uint8_t *p, uint32_t len)
+/* What a restore has applied so far. */
+struct snap_progress {
+	int cpu;                     /* the vCPU records apply to, -1 before T_VCPU */
+	uint32_t cpus_seen;          /* bit per vCPU with its T_VCPU record */
+	uint32_t devices_loaded;     /* bit per device index */
+};
+
+static int apply_device(struct vmm_machine *m, struct snap_progress *pr, const uint8_t *p,
+			uint32_t len)
 {
-	int cpu = m->kvm.vcpu_fd[0], vm = m->kvm.vm_fd;
-	struct snap_devices d;
+	char name[VMM_DEVICE_NAME_BYTES];
+	struct vmm_device *d;
+	uint32_t bit;
+
+	if (len < VMM_DEVICE_NAME_BYTES || p[VMM_DEVICE_NAME_BYTES - 1] != 0)
+		return -EINVAL;
+	memcpy(name, p, sizeof(name));
+	d = vmm_devices_find(&m->devices, name);
+	if (!d || d->ops->stateless || len - VMM_DEVICE_NAME_BYTES != d->ops->state_bytes)
+		return -EINVAL;
+	bit = 1u << (d - m->devices.d);
+	if (pr->devices_loaded & bit)
+		return -EINVAL;
+	pr->devices_loaded |= bit;
+	return d->ops->load(d->state, p + VMM_DEVICE_NAME_BYTES);
+}
+
+static int apply_vcpu_rec(struct vmm_machine *m, struct snap_progress *pr, uint32_t tag,
+			  const uint8_t *p, uint32_t len)
+{
+	int fd;
+
+	if (pr->cpu < 0)
+		return -EINVAL;
+	fd = m->kvm.vcpu_fd[pr->cpu];
+	switch (tag) {
+	case T_REGS: return apply_exact(fd, KVM_SET_REGS, p, len, sizeof(struct kvm_regs));
+	case T_SREGS: return apply_exact(fd, KVM_SET_SREGS, p, len, sizeof(struct kvm_sregs));
+	case T_FPU: return apply_exact(fd, KVM_SET_FPU, p, len, sizeof(struct kvm_fpu));
+	case T_LAPIC: return apply_exact(fd, KVM_SET_LAPIC, p, len, sizeof(struct kvm_lapic_state));
+	case T_MP_STATE: return apply_exact(fd, KVM_SET_MP_STATE, p, len, sizeof(struct kvm_mp_state));
+	case T_EVENTS: return apply_exact(fd, KVM_SET_VCPU_EVENTS, p, len, sizeof(struct kvm_vcpu_events));
+	default: return apply_msrs(fd, p, len);
+	}
+}
+
+static int apply_rec(struct vmm_machine *m, struct snap_progress *pr, uint32_t tag,
+		     const uint8_t *p, uint32_t len)
+{
+	int vm = m->kvm.vm_fd;
+	uint32_t cpu;
 
 	switch (tag) {
-	case T_REGS: return apply_exact(cpu, KVM_SET_REGS, p, len, sizeof(struct kvm_regs));
-	case T_SREGS: return apply_exact(cpu, KVM_SET_SREGS, p, len, sizeof(struct kvm_sregs));
-	case T_FPU: return apply_exact(cpu, KVM_SET_FPU, p, len, sizeof(struct kvm_fpu));
-	case T_LAPIC: return apply_exact(cpu, KVM_SET_LAPIC, p, len, sizeof(struct kvm_lapic_state));
-	case T_MP_STATE: return apply_exact(cpu, KVM_SET_MP_STATE, p, len, sizeof(struct kvm_mp_state));
-	case T_EVENTS: return apply_exact(cpu, KVM_SET_VCPU_EVENTS, p, len, sizeof(struct kvm_vcpu_events));
-	case T_MSRS: return apply_msrs(m, p, len);
+	case T_VCPU:
+		if (len != sizeof(cpu))
+			return -EINVAL;
+		memcpy(&cpu, p, sizeof(cpu));
+		if (cpu >= m->kvm.n_vcpus || (pr->cpus_seen & (1u << cpu)))
+			return -EINVAL;
+		pr->cpus_seen |= 1u << cpu;
+		pr->cpu = (int)cpu;
+		return 0;
+	case T_REGS: case T_SREGS: case T_FPU: case T_LAPIC: case T_MP_STATE: case T_EVENTS:
+	case T_MSRS:
+		return apply_vcpu_rec(m, pr, tag, p, len);
 	case T_IRQCHIP: return apply_exact(vm, KVM_SET_IRQCHIP, p, len, sizeof(struct kvm_irqchip));
 	case T_PIT: return apply_exact(vm, KVM_SET_PIT2, p, len, sizeof(struct kvm_pit_state2));
 	case T_CLOCK: return apply_exact(vm, KVM_SET_CLOCK, p, len, sizeof(struct kvm_clock_data));
 	case T_PAGE: return apply_page(m, p, len);
-	case T_DEVICES:
-		if (len != sizeof(d))
-			return -EINVAL;
-		memcpy(&d, p, sizeof(d));
-		devices_set(m, &d);
-		return 0;
-	case T_CONSOLE: case T_FWLOG: replay(m, tag, p, len); return 0;
+	case T_DEVICE: return apply_device(m, pr, p, len);
+	case T_CONSOLE: case T_SCREEN: case T_FWLOG: replay(m, tag, p, len); return 0;
 	default: return -EINVAL;
 	}
+}
+
+/* Every vCPU and every device with state got its records. */
+static bool snap_complete(const struct vmm_machine *m, const struct snap_progress *pr)
+{
+	if (pr->cpus_seen != (1u << m->kvm.n_vcpus) - 1)
+		return false;
+	for (unsigned i = 0; i < m->devices.n; i++)
+		if (!m->devices.d[i].ops->stateless && !(pr->devices_loaded & (1u << i)))
+			return false;
+	return true;
 }
 
 /* Key first (nothing applied unless it matches), then every record. */
 static int apply_all(struct vmm_machine *m, const struct snap_file *s, const char *key)
 {
+	struct snap_progress pr = { .cpu = -1 };
 	size_t pos = 8;
 	const uint8_t *p;
 	uint32_t tag, len;
@@ -419,9 +435,11 @@ static int apply_all(struct vmm_machine *m, const struct snap_file *s, const cha
 	    tag != T_KEY || len != strlen(key) || memcmp(p, key, len))
 		return 0; /* another machine's (a hash collision) or not ours: no snapshot */
 	while ((r = next_rec(s, &pos, &tag, &p, &len)) == 0 && tag != T_END)
-		if ((r = apply_rec(m, tag, p, len)) < 0)
+		if ((r = apply_rec(m, &pr, tag, p, len)) < 0)
 			return r;
-	return r < 0 ? r : 1;
+	if (r < 0)
+		return r;
+	return snap_complete(m, &pr) ? 1 : -EINVAL;
 }
 
 static int read_file(const char *path, size_t max_bytes, struct snap_file *s)

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define TICK_NS 20000000L
-#define FAST_TICK_NS 1000000L /* while the guest wants RTC periodic interrupts */
+#define MIN_TICK_NS 1000000L
 #define RFLAGS_IF 0x200
 #define GDT_GPA 0x500u
 
@@ -32,6 +32,11 @@ struct vmm_shared {
 	volatile int done;
 	pthread_t thread[VMM_MAX_CPUS];
 	bool started[VMM_MAX_CPUS];
+	/* The bootstrap vCPU asks the others to stand still outside KVM_RUN
+	 * (for a snapshot); they count themselves in and wait on cond. */
+	bool pause;
+	unsigned paused;
+	pthread_cond_t cond;
 };
 
 /* One vCPU's loop.  Only the bootstrap processor (cpu 0) has the periodic
@@ -88,13 +93,16 @@ static int loop_timer(struct vmm_loop *l)
 	return loop_timer_set(l, TICK_NS);
 }
 
-/* RTC periodic interrupts, with a faster tick while they are wanted. */
-static void loop_rtc(struct vmm_loop *l, double now_s)
+/* The devices' periodic work, and the tick interval the busiest one wants. */
+static void loop_devices_tick(struct vmm_loop *l, double now_s)
 {
-	struct vmm_rtc *rtc = &l->sh->m->rtc;
-	long want_ns = vmm_rtc_period_s(rtc) > 0 ? FAST_TICK_NS : TICK_NS;
+	double want_s = vmm_devices_tick(&l->sh->m->devices, now_s);
+	long want_ns = want_s > 0 ? (long)(want_s * 1e9) : TICK_NS;
 
-	vmm_rtc_tick(rtc, now_s);
+	if (want_ns < MIN_TICK_NS)
+		want_ns = MIN_TICK_NS;
+	if (want_ns > TICK_NS)
+		want_ns = TICK_NS;
 	if (want_ns != l->tick_ns)
 		loop_timer_set(l, want_ns);
 }
@@ -124,24 +132,10 @@ static void loop_finish(struct vmm_loop *l, enum vmm_exit exit, enum vmm_event_t
 	if (emit)
 		vmm_emit(&sh->m->ev, ev, 0, 0, detail);
 	sh->done = 1;
+	pthread_cond_broadcast(&sh->cond);
 	for (unsigned i = 0; i < sh->m->kvm.n_vcpus; i++)
 		if (sh->started[i] && i != l->cpu)
 			pthread_kill(sh->thread[i], sh->kick_signo);
-}
-
-static void loop_console_in(struct vmm_loop *l)
-{
-	struct vmm_machine *m = l->sh->m;
-	struct pollfd p = { .fd = m->cfg->console_in_fd, .events = POLLIN };
-	uint8_t buf[64];
-	size_t room = VMM_UART_RX_BYTES - m->uart.rx_count;
-	ssize_t n;
-
-	if (p.fd < 0 || room == 0 || poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
-		return;
-	n = read(p.fd, buf, room < sizeof(buf) ? room : sizeof(buf));
-	if (n > 0)
-		vmm_uart_feed(&m->uart, buf, (size_t)n);
 }
 
 /* Halted with interrupts off: nothing but an NMI can wake it. */
@@ -179,8 +173,7 @@ static void loop_tick(struct vmm_loop *l)
 	if (loop_dead_halt(l))
 		return loop_finish(l, VMM_EXIT_HALTED, VMM_EV_HALT, true,
 				   "halted with interrupts disabled");
-	loop_console_in(l);
-	loop_rtc(l, vmm_now_s());
+	loop_devices_tick(l, vmm_now_s());
 }
 
 static void loop_io(struct vmm_loop *l)
@@ -198,12 +191,50 @@ static void loop_request(struct vmm_loop *l)
 {
 	struct vmm_machine *m = l->sh->m;
 	int req = m->ctl.request;
+	const char *why = m->ctl.why ? m->ctl.why : "";
 
 	m->ctl.request = VMM_REQ_NONE;
+	m->ctl.why = NULL;
 	if (req == VMM_REQ_RESET)
-		loop_finish(l, VMM_EXIT_RESET, VMM_EV_RESET, true, "guest requested a reset");
-	else if (req == VMM_REQ_SHUTDOWN)
-		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, "guest powered off");
+		loop_finish(l, VMM_EXIT_RESET, VMM_EV_RESET, true, why);
+	else if (req == VMM_REQ_SHUTDOWN || req == VMM_REQ_SLEEP)
+		loop_finish(l, VMM_EXIT_SHUTDOWN, VMM_EV_SHUTDOWN, true, why);
+}
+
+/* Every other vCPU out of KVM_RUN and waiting (lock held, returns held). */
+static void loop_pause_others(struct vmm_loop *l)
+{
+	struct vmm_shared *sh = l->sh;
+	unsigned others = 0;
+
+	sh->pause = true;
+	for (unsigned i = 1; i < sh->m->kvm.n_vcpus; i++)
+		if (sh->started[i]) {
+			pthread_kill(sh->thread[i], sh->kick_signo);
+			others++;
+		}
+	while (sh->paused < others && !sh->done)
+		pthread_cond_wait(&sh->cond, &sh->lock);
+}
+
+static void loop_resume_others(struct vmm_shared *sh)
+{
+	sh->pause = false;
+	pthread_cond_broadcast(&sh->cond);
+}
+
+/* On an application processor, lock held: stand still while asked to. */
+static void loop_pause_point(struct vmm_loop *l)
+{
+	struct vmm_shared *sh = l->sh;
+
+	if (!sh->pause || l->cpu == 0)
+		return;
+	sh->paused++;
+	pthread_cond_broadcast(&sh->cond);
+	while (sh->pause && !sh->done)
+		pthread_cond_wait(&sh->cond, &sh->lock);
+	sh->paused--;
 }
 
 static void loop_exit(struct vmm_loop *l);
@@ -216,14 +247,17 @@ static void loop_snapshot(struct vmm_loop *l)
 	struct vmm_machine *m = l->sh->m;
 	int r;
 
-	m->vblk.held = false;
+	m->boot_disk->held = false;
 	l->run->immediate_exit = 1;
 	r = ioctl(l->fd, KVM_RUN, 0);
 	l->run->immediate_exit = 0;
-	if (r < 0 && errno == EINTR)
+	if (r < 0 && errno == EINTR) {
+		loop_pause_others(l);
 		l->sh->res->post_saved = vmm_snap_save(m, m->cfg->post_cache_dir) == 0;
-	m->console_tee.on = m->fwlog_tee.on = false;
-	vmm_vblk_process(&m->vblk);
+		loop_resume_others(l->sh);
+	}
+	m->console_tee.on = m->screen_tee.on = m->fwlog_tee.on = false;
+	vmm_vblk_process(m->boot_disk);
 	if (r == 0) { /* the guest ran after all: that exit still needs handling */
 		l->exits++;
 		loop_exit(l);
@@ -265,7 +299,7 @@ static void loop_exit(struct vmm_loop *l)
 	}
 	if (l->sh->m->ctl.request)
 		loop_request(l);
-	if (l->sh->m->vblk.held && !l->sh->done)
+	if (l->sh->m->boot_disk && l->sh->m->boot_disk->held && !l->sh->done)
 		loop_snapshot(l);
 }
 
@@ -289,6 +323,7 @@ static void loop_vcpu(struct vmm_loop *l)
 			l->exits++;
 			loop_exit(l);
 		}
+		loop_pause_point(l);
 		pthread_mutex_unlock(&sh->lock);
 	}
 }
@@ -318,6 +353,7 @@ static void loop_stop_aps(struct vmm_shared *sh, struct vmm_loop *loops)
 {
 	pthread_mutex_lock(&sh->lock);
 	sh->done = 1;
+	pthread_cond_broadcast(&sh->cond);
 	for (unsigned i = 1; i < sh->m->kvm.n_vcpus; i++)
 		if (sh->started[i])
 			pthread_kill(sh->thread[i], sh->kick_signo);
@@ -343,6 +379,7 @@ static int loop_run(struct vmm_machine *m, struct vmm_result *res, char *err, si
 	sigaddset(&block, sh.kick_signo);
 	pthread_sigmask(SIG_BLOCK, &block, &saved);
 	pthread_mutex_init(&sh.lock, NULL);
+	pthread_cond_init(&sh.cond, NULL);
 	sh.thread[0] = pthread_self();
 	sh.started[0] = true;
 	for (unsigned i = 0; i < m->kvm.n_vcpus; i++)
@@ -357,7 +394,7 @@ static int loop_run(struct vmm_machine *m, struct vmm_result *res, char *err, si
 	if (ret == 0) {
 		vmm_emit(&m->ev, VMM_EV_FIRMWARE_START, 0, 0, NULL);
 		if (res->post_restored) /* the request the snapshot left pending */
-			vmm_vblk_process(&m->vblk);
+			vmm_vblk_process(m->boot_disk);
 		loop_vcpu(&loops[0]);
 	} else {
 		snprintf(err, err_bytes, "vCPU threads and kick timer: %s", strerror(-ret));
@@ -365,12 +402,13 @@ static int loop_run(struct vmm_machine *m, struct vmm_result *res, char *err, si
 	loop_stop_aps(&sh, loops);
 	res->elapsed_s = vmm_now_s() - sh.start_s;
 	res->guest_exits += loops[0].exits;
-	res->disk_reads = m->vblk.reads;
-	res->disk_writes = m->vblk.writes;
+	res->disk_reads = m->boot_disk ? m->boot_disk->reads : 0;
+	res->disk_writes = m->boot_disk ? m->boot_disk->writes : 0;
 	if (loops[0].have_timer)
 		timer_delete(loops[0].timer);
 	loop_eat_kicks(&sh);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	pthread_cond_destroy(&sh.cond);
 	pthread_mutex_destroy(&sh.lock);
 	return ret;
 }
@@ -457,13 +495,19 @@ static int post_cache(struct vmm_machine *m, const struct vmm_config *cfg,
 		if (r < 0)
 			return r;
 	}
-	m->vblk.hold_first_notify = true;
-	m->console_tee.on = m->fwlog_tee.on = true;
+	m->boot_disk->hold_first_notify = true;
+	m->console_tee.on = m->screen_tee.on = m->fwlog_tee.on = true;
 	return 0;
 }
 
+struct run_inspect {
+	void (*fn)(void *opaque, struct vmm_machine *m);
+	void *opaque;
+};
+
 static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat,
-		       struct vmm_result *res, char *err, size_t err_bytes)
+		       const struct run_inspect *inspect, struct vmm_result *res, char *err,
+		       size_t err_bytes)
 {
 	struct vmm_machine m;
 	bool firmware = !flat && !cfg->kernel_path;
@@ -471,7 +515,7 @@ static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat
 
 	memset(res, 0, sizeof(*res));
 	ret = vmm_machine_init(&m, cfg, firmware, err, err_bytes);
-	if (ret == 0 && firmware && cfg->post_cache_dir && m.cpus == 1 && m.disk)
+	if (ret == 0 && firmware && cfg->post_cache_dir && m.boot_disk)
 		ret = post_cache(&m, cfg, res, err, err_bytes);
 	if (ret == 0 && cfg->kernel_path && !flat)
 		ret = prepare_linux(&m, cfg, err, err_bytes);
@@ -491,19 +535,29 @@ static int run_machine(const struct vmm_config *cfg, struct vmm_flat_guest *flat
 		if (ioctl(m.kvm.vcpu_fd[0], KVM_GET_REGS, &r) == 0)
 			flat->rcx_out = r.rcx;
 	}
+	if (ret == 0 && inspect)
+		inspect->fn(inspect->opaque, &m);
 	vmm_machine_close(&m);
 	return ret;
 }
 
 int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, char *err, size_t err_bytes)
 {
-	return run_machine(cfg, NULL, res, err, err_bytes);
+	return run_machine(cfg, NULL, NULL, res, err, err_bytes);
+}
+
+int vmm_run_inspect(const struct vmm_config *cfg, void (*fn)(void *opaque, struct vmm_machine *m),
+		    void *opaque, struct vmm_result *res, char *err, size_t err_bytes)
+{
+	struct run_inspect in = { fn, opaque };
+
+	return run_machine(cfg, NULL, &in, res, err, err_bytes);
 }
 
 int vmm_run_flat(const struct vmm_config *cfg, struct vmm_flat_guest *g,
 		 struct vmm_result *res, char *err, size_t err_bytes)
 {
-	return run_machine(cfg, g, res, err, err_bytes);
+	return run_machine(cfg, g, NULL, res, err, err_bytes);
 }
 
 /* ---- calibration ------------------------------------------------------------ */

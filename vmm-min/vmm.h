@@ -47,6 +47,10 @@ struct vmm_config {
 	/* COM1 output; called from the vCPU thread. */
 	void (*console_out)(void *opaque, const uint8_t *buf, size_t len);
 	void *console_opaque;
+	/* The BIOS text screen (SeaBIOS's serial mirror of INT 10h output, on
+	 * COM2 so that its lazily flushed text never lands inside the guest's
+	 * own COM1 output), with console_opaque; NULL: to console_out. */
+	void (*screen_out)(void *opaque, const uint8_t *buf, size_t len);
 	int console_in_fd;           /* bytes to feed COM1 input, -1 for none */
 	void (*event)(void *opaque, const struct vmm_event *ev);
 	void *event_opaque;

@@ -105,8 +105,16 @@ void vmm_emit(const struct vmm_events *ev, enum vmm_event_type type, uint64_t of
 /* Requests a device makes of the run loop (reset, power-off). */
 struct vmm_control {
 	volatile int request;    /* 0 or a VMM_REQ_* */
+	const char *why;         /* the path it came by, for the verdict */
 };
-enum { VMM_REQ_NONE, VMM_REQ_RESET, VMM_REQ_SHUTDOWN };
+static inline void vmm_request(struct vmm_control *ctl, int req, const char *why)
+{
+	if (ctl && !ctl->request) {
+		ctl->request = req;
+		ctl->why = why;
+	}
+}
+enum { VMM_REQ_NONE, VMM_REQ_RESET, VMM_REQ_SHUTDOWN, VMM_REQ_SLEEP };
 
 /* ---- devices ---------------------------------------------------------------- */
 
@@ -122,6 +130,7 @@ struct vmm_uart {
 	struct vmm_irq irq;
 	void (*out)(void *opaque, const uint8_t *buf, size_t len);
 	void *out_opaque;
+	int in_fd;                   /* console input polled by the tick, or -1 */
 };
 void vmm_uart_init(struct vmm_uart *u, unsigned irq_line, const struct vmm_irq *irq,
 		   void (*out)(void *, const uint8_t *, size_t), void *out_opaque);
@@ -136,6 +145,8 @@ struct vmm_rtc {
 	int64_t offset_s;        /* guest clock minus host clock */
 	double last_tick_s;      /* periodic interrupt: when the last one was due */
 	struct vmm_irq irq;      /* IRQ 8; set after vmm_rtc_init */
+	uint64_t below_4g_bytes, above_4g_bytes; /* what the memory fields say */
+	unsigned cpus;
 };
 void vmm_rtc_init(struct vmm_rtc *r, uint64_t below_4g_bytes, uint64_t above_4g_bytes,
 		  unsigned cpus);
@@ -191,21 +202,23 @@ struct vmm_pci_dev {
 	void (*written)(void *opaque);   /* optional: after any config write */
 	void *written_opaque;
 };
+#define VMM_PCI_FUNCS 8
 struct vmm_pci {
 	uint32_t cf8;
-	struct vmm_pci_dev *slot[VMM_PCI_SLOTS];
-	struct vmm_pci_dev *slot1_fn3;   /* PIIX4 power management, or NULL */
+	struct vmm_pci_dev *dev[VMM_PCI_SLOTS * VMM_PCI_FUNCS]; /* by devfn */
 	struct vmm_pci_dev host, isa;
 	struct vmm_bus *bus;
 	struct vmm_control *ctl;
 };
 void vmm_pci_init(struct vmm_pci *p, struct vmm_bus *bus, struct vmm_control *ctl);
+/* Host bridge and ISA bridge back to their power-on configuration. */
+void vmm_pci_reset(struct vmm_pci *p);
 /* Fill a type-0 header; the caller adds BARs with vmm_pci_dev_bar. */
 void vmm_pci_dev_init(struct vmm_pci_dev *d, uint16_t vendor, uint16_t device,
 		      uint32_t class_rev, uint16_t sub_vendor, uint16_t sub_id);
 void vmm_pci_dev_bar(struct vmm_pci_dev *d, unsigned bar, uint32_t bytes, bool is_io,
 		     int bus_idx);
-int vmm_pci_plug(struct vmm_pci *p, unsigned slot, struct vmm_pci_dev *d);
+int vmm_pci_plug(struct vmm_pci *p, unsigned slot, unsigned fn, struct vmm_pci_dev *d);
 
 void vmm_pci_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 /* ISA IRQ the PIIX3 PIRQ router gives INTA# of slot, or -1 when unrouted. */
@@ -216,6 +229,9 @@ uint32_t vmm_pci_cfg_read(struct vmm_pci_dev *d, unsigned reg, unsigned size);
 void vmm_pci_dev_restored(struct vmm_pci *p, struct vmm_pci_dev *d);
 void vmm_pci_cfg_write(struct vmm_pci *p, struct vmm_pci_dev *d, unsigned reg,
 		       unsigned size, uint32_t val);
+/* Snapshot load of d's config space: -EINVAL when a bit the guest cannot
+ * write differs from d's power-on value, else copied in and re-placed. */
+int vmm_pci_dev_load(struct vmm_pci *p, struct vmm_pci_dev *d, const uint8_t cfg[256]);
 
 /* PIIX4 power management (PCI 01.3): PM1 event/control registers and the
  * ACPI PM timer at PMBASE, the APM control port 0xB2 for ACPI enable, and
@@ -282,15 +298,45 @@ int vmm_disk_write(struct vmm_disk *d, const void *buf, uint64_t len_bytes, uint
 int vmm_disk_flush(struct vmm_disk *d);
 void vmm_disk_close(struct vmm_disk *d);
 
+/* Split virtqueues (virtio_ring.c), shared by the virtio devices */
+#define VMM_VRING_MAX 256u
+#define VMM_VRING_F_NEXT 1
+#define VMM_VRING_F_WRITE 2
+#define VMM_VRING_F_INDIRECT 4
+struct vmm_vring {
+	unsigned num;                /* entries, a power of two <= VMM_VRING_MAX */
+	uint32_t pfn;                /* guest page of the descriptor table (legacy) */
+	uint16_t last_avail, used_idx;
+	const struct vmm_mem *mem;   /* set by vmm_vring_map */
+	uint8_t *desc, *avail, *used;
+};
+struct vmm_vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+struct vmm_vring_chain {
+	struct vmm_vring_desc d[VMM_VRING_MAX];
+	unsigned n;
+};
+/* Locate the rings of q (num, pfn set) in guest memory: 0, or -EIO with why. */
+int vmm_vring_map(struct vmm_vring *q, const struct vmm_mem *mem, char *why, size_t why_bytes);
+/* The next available chain's head: 1 with *head, 0 when none, -EIO with why. */
+int vmm_vring_pop(struct vmm_vring *q, uint16_t *head, char *why, size_t why_bytes);
+/* Copy out the chain from head (checked, at most num steps): 0 or -EIO with why. */
+int vmm_vring_walk(const struct vmm_vring *q, uint16_t head, struct vmm_vring_chain *c,
+		   char *why, size_t why_bytes);
+/* Return a chain to the guest with the bytes written into its buffers. */
+void vmm_vring_push(struct vmm_vring *q, uint16_t head, uint32_t written_bytes);
+
 /* virtio-blk, legacy PCI transport (1AF4:1001, I/O BAR) */
 #define VMM_VBLK_QUEUE_NUM 128u
 #define VMM_VBLK_IO_BYTES 0x40u
 struct vmm_vblk {
 	struct vmm_pci_dev pci;
 	uint32_t guest_features;
-	uint32_t queue_pfn;
+	struct vmm_vring vq;         /* queue 0, the only one */
 	uint16_t queue_sel;
-	uint16_t last_avail, used_idx;
 	int raised_line;             /* ISA IRQ currently asserted, or -1 */
 	uint8_t status, isr;
 	bool broken;
@@ -307,6 +353,8 @@ struct vmm_vblk {
 };
 void vmm_vblk_init(struct vmm_vblk *v, const struct vmm_mem *mem, struct vmm_disk *disk,
 		   const struct vmm_irq *irq, const struct vmm_events *ev);
+/* Device reset (status 0): queue, features and the interrupt dropped. */
+void vmm_vblk_reset(struct vmm_vblk *v);
 void vmm_vblk_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, bool is_write);
 /* Process every available request; 0, or -EIO when the device broke. */
 int vmm_vblk_process(struct vmm_vblk *v);

@@ -100,15 +100,18 @@ static void fail(const char *step)
 	outb(0x501, 1);
 }
 
-/* Route slot 2 INTA# (PIRQC) to IRQ 11, level-triggered, through the PICs
- * to vector 0x73, and wait for the completion interrupt of one read. */
+/* Route slot 2 INTA# to IRQ 11, level-triggered, through the PICs to vector
+ * 0x73, and wait for the completion interrupt of one read.  Slot 2 INTA# is
+ * PIRQB on PIIX3 (SeaBIOS's $PIR and _PRT, QEMU's piix pci_slot_get_pirq);
+ * the other links go to other IRQs, all masked, so a wrong route never
+ * reaches vector 0x73. */
 static int irq_test(void)
 {
 	static const u8 icw[2][4] = { { 0x11, 0x08, 0x04, 0x01 }, { 0x11, 0x70, 0x02, 0x01 } };
 	volatile u16 *ivt = (volatile u16 *)0;
 
 	outl(0xcf8, 0x80000800u | 0x60);
-	outb(0xcfe, 11);                       /* PIRQC -> IRQ 11 */
+	outl(0xcfc, 0x090a0b05u);              /* PIRQA 5, PIRQB 11, PIRQC 10, PIRQD 9 */
 	outb(0x4d1, 0x08);                     /* IRQ 11 level-triggered */
 	for (int i = 0; i < 4; i++) {
 		outb(i ? 0x21 : 0x20, icw[0][i]);

@@ -1,0 +1,78 @@
+#!/bin/bash
+# In-place changes interrupted at each of their writes (an LD_PRELOAD shim
+# ends p2v before its Nth write, ftruncate or fallocate): qemu-img check must
+# find no corruption (leaked clusters are allowed) and the disk must read as
+# before the change or as after it.
+. "$(dirname "$0")/lib.sh"
+need qemu-img qemu-io
+SHIM=$P2V_BUILD/tests/libcrash_preload.so
+[ -f "$SHIM" ] || fail "$SHIM is not built"
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+cd "$TMP"
+M=$((1 << 20))
+
+# qcow2's dirty bit (incompatible feature bit 0, byte 79 of the header)
+dirty() { [ "$2" = qcow2 ] && (( $(od -An -tu1 -j79 -N1 "$1") & 1 )); }
+
+# consistent IMG FMT: no corruption, and the content of before.raw or after.raw.
+# A qcow2 left with its dirty bit set ("refcounts may be stale") is what
+# QEMU repairs when it opens it for writing: qemu-img check -r all must.
+consistent() {
+	local rc=0
+	if dirty "$1" "$2"; then
+		qemu-img check -q -r all -f "$2" "$1" >/dev/null 2>&1 || return 1
+		dirtied=$((dirtied + 1))
+	fi
+	qemu-img check -q -f "$2" "$1" >/dev/null 2>&1 || rc=$?
+	[ $rc = 0 ] || [ $rc = 3 ] || { [ $rc = 63 ] && [ "$2" != qcow2 ]; } || # 63: no checks (vpc)
+		{ qemu-img check -f "$2" "$1" | head -5; return 1; }
+	qemu-img compare -q -f raw -F "$2" before.raw "$1" 2>/dev/null ||
+		qemu-img compare -q -f raw -F "$2" after.raw "$1" 2>/dev/null
+}
+
+# crash_each WHAT IMG FMT P2V-ARGS...: IMG.orig is the image before
+crash_each() {
+	local what=$1 img=$2 fmt=$3 n=1 rc
+	shift 3
+	dirtied=0
+	while :; do
+		cp "$img.orig" "$img"
+		rc=0; P2V_CRASH_AFTER=$n LD_PRELOAD=$SHIM "$P2V" "$@" >/dev/null 2>&1 || rc=$?
+		consistent "$img" "$fmt" || fail "$what: inconsistent after an interruption before change $n (exit $rc)"
+		[ $rc = 0 ] && break
+		[ $rc = 99 ] || fail "$what: exit $rc with a crash at change $n"
+		n=$((n + 1))
+	done
+	[ $n -gt 2 ] || fail "$what: the shim stopped nothing ($n)"
+	dirty "$img" "$fmt" && fail "$what: the dirty bit stays set after the change"
+	echo "ok: $what: consistent after an interruption before each of its $((n - 1)) changes ($dirtied with the dirty bit)"
+}
+
+qemu-img create -q -f qcow2 -o cluster_size=4k a.qcow2 64M
+qemu-io -f qcow2 -c "write -P 1 0 3M" -c "write -P 2 60M 1M" a.qcow2 >/dev/null
+qemu-img convert -O raw a.qcow2 before.raw
+cp a.qcow2 a.qcow2.orig
+
+cp before.raw after.raw && truncate -s 3G after.raw
+crash_each "qcow2 grow (the L1 table moves)" a.qcow2 qcow2 resize a.qcow2 3G
+cp before.raw after.raw && truncate -s 30M after.raw
+crash_each "qcow2 shrink" a.qcow2 qcow2 resize --shrink a.qcow2 30M
+
+cp before.raw after.raw
+crash_each "qcow2 snapshot -c" a.qcow2 qcow2 snapshot -c s1 a.qcow2 # a.qcow2 has s1 now
+qemu-io -f qcow2 -c "write -P 3 0 2M" a.qcow2 >/dev/null
+qemu-img convert -O raw a.qcow2 before.raw
+cp a.qcow2 a.qcow2.orig
+qemu-img snapshot -a s1 a.qcow2 && qemu-img convert -O raw a.qcow2 after.raw
+crash_each "qcow2 snapshot -a" a.qcow2 qcow2 snapshot -a s1 a.qcow2
+cp before.raw after.raw
+crash_each "qcow2 snapshot -d" a.qcow2 qcow2 snapshot -d s1 a.qcow2
+
+"$P2V" convert -f raw -O vpc before.raw v.vhd
+qemu-img convert -f vpc -O raw v.vhd before.raw
+cp v.vhd v.vhd.orig
+cp before.raw after.raw && truncate -s 1G after.raw
+crash_each "vpc grow (the BAT moves)" v.vhd vpc resize v.vhd 1G
+"$P2V" convert -f raw -O vhdx before.raw x.vhdx
+cp x.vhdx x.vhdx.orig
+crash_each "vhdx grow" x.vhdx vhdx resize x.vhdx 1G

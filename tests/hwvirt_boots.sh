@@ -1,0 +1,116 @@
+#!/bin/bash
+# vmm-min as users run it: on hardware-assisted KVM.  One L1 guest of the
+# test bed (tests/hwvirt/run-l1: QEMU TCG with emulated AMD SVM, no host KVM
+# needed) runs, in vmm-min:
+#  - vmm_fwtables (vmm-min against SeaBIOS's own tables), vmm_guests and
+#    vmm_probe (tiny guests, the boot-sector probe, POST snapshots);
+#  - the tiny sample with --engine auto: it must choose vmm-min and say why
+#    (hardware virtualization measured), PASS, with 2 CPUs online in the guest;
+#  - tiny --no-virtio: FAIL with the root-not-found reason;
+#  - a partition table without boot code, and a blank disk: FAIL fast;
+#  - a boot sector that writes its marker to COM1 around BIOS screen output:
+#    PASS (the screen must not split the marker);
+#  - the physical Debian sample after p2v migrate, and its GPT (VHD) and LVM
+#    (VMDK) variants (kept by the migrate tests): PASS to the login prompt;
+# and every image's SHA-256 is unchanged afterwards.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/verify_common.sh"
+need as ld awk timeout
+[ -e "$P2V_BUILD/tests/vmm_fwtables" ] || skip "vmm-min is not built"
+kept=$P2V_TESTDATA/kept
+for f in debian.qcow2 gpt.vpc lvm.vmdk; do
+	[ -f "$kept/$f" ] || fail "$kept/$f is missing: the migrate tests keep it (ctest -L hwvirt runs them first)"
+done
+
+# Inputs, built on the host (the L1 sees this host's files read-only).
+tiny=$(sample_disk tiny make-tiny-disk.sh)
+novirtio=$(sample_disk tiny-novirtio make-tiny-disk.sh --no-virtio)
+empty=$(sample_disk empty-mbr make-empty-mbr-disk.sh)
+w=$TMP/l1 # shared with L1 read-write; L1's own /tmp is another tmpfs
+mkdir -p "$w"
+as --32 -o "$w/marker.o" "$P2V_SRC/tests/guests/marker_mbr.S"
+ld -m elf_i386 -Ttext=0x7c00 --oformat binary -e _start -o "$w/marker.img" "$w/marker.o"
+truncate -s 1M "$w/marker.img"
+truncate -s 4M "$w/blank.img"
+for m in 1 2; do # reboot through 0xCF9, through the keyboard controller
+	as --32 --defsym METHOD=$m -o "$w/reboot$m.o" "$P2V_SRC/tests/guests/reboot_mbr.S"
+	ld -m elf_i386 -Ttext=0x7c00 --oformat binary -e _start -o "$w/reboot$m.img" "$w/reboot$m.o"
+	truncate -s 1M "$w/reboot$m.img"
+done
+images=("$tiny" "$novirtio" "$empty" "$w/marker.img" "$w/blank.img" "$w/reboot1.img" "$w/reboot2.img"
+	"$kept/debian.qcow2" "$kept/gpt.vpc" "$kept/lvm.vmdk")
+for i in "${images[@]}"; do sha256sum "$i"; done > "$TMP/sums"
+
+out=$w/results
+login=--timeout,1800,--json,--engine,vmm,--expect,login:
+cases=(
+	"fwtables=exec:$P2V_BUILD/tests/vmm_fwtables"
+	"guests=test:$P2V_SRC/tests/vmm_guests.sh"
+	"probe=test:$P2V_SRC/tests/vmm_probe.sh"
+	"auto=verify:$tiny:-f,raw,--expect,P2V-TINY-OK,--timeout,900,--json"
+	"novirtio=verify:$novirtio:-f,raw,--engine,vmm,--timeout,900,--json"
+	"emptymbr=verify:$empty:--engine,vmm,--timeout,300,--json"
+	"blank=verify:$w/blank.img:-f,raw,--engine,vmm,--timeout,300,--json"
+	"marker=verify:$w/marker.img:-f,raw,--engine,vmm,--expect,MBR-OK,--timeout,300,--json"
+	"cf9=verify:$w/reboot1.img:-f,raw,--engine,vmm,--expect,REBOOT-OK,--timeout,300,--json"
+	"kbc=verify:$w/reboot2.img:-f,raw,--engine,vmm,--expect,REBOOT-OK,--timeout,300,--json"
+	"debian=verify:$kept/debian.qcow2:$login"
+	"gpt=verify:$kept/gpt.vpc:$login"
+	"lvm=verify:$kept/lvm.vmdk:$login"
+)
+rc=0
+"$P2V_SRC/tests/hwvirt/run-l1" --work "$w" --timeout 5400 -- \
+	bash "$P2V_SRC/tests/hwvirt/boots-job" "$out" "${cases[@]}" || rc=$?
+[ "$rc" -ne 77 ] || exit 77 # QEMU cannot offer SVM: run-l1 said why
+[ "$rc" -eq 0 ] || fail "the test bed failed (status $rc)"
+
+status() { cat "$out/$1.rc" 2>/dev/null || echo missing; }
+json() { python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    r = r[k]
+print(r)' "$out/$1.out" "$2"; }
+show() { echo "--- $1 (exit $(status "$1"), $(cat "$out/$1.s" 2>/dev/null) s)"; tail -n 25 "$out/$1.out"; [ -f "$out/$1.err" ] && tail -n 5 "$out/$1.err"; true; }
+failures=0
+check() { # check NAME DESCRIPTION CONDITION...
+	local name=$1 what=$2
+	shift 2
+	if "$@"; then
+		echo "ok: $name: $what ($(cat "$out/$name.s") s)"
+	else
+		show "$name"
+		echo "FAIL: $name: $what" >&2
+		failures=$((failures + 1))
+	fi
+}
+has() { grep -Eq "$2" "$out/$1"; }
+reason() { json "$1" reason | grep -q "^$2"; }
+
+check fwtables "vmm-min agrees with the firmware's tables" [ "$(status fwtables)" = 0 ]
+check guests "tiny guests" [ "$(status guests)" = 0 ]
+check probe "boot-sector probe and POST snapshots through SeaBIOS" [ "$(status probe)" = 0 ]
+check auto "--engine auto measured hardware virtualization and chose vmm-min" \
+	has auto.err '^p2v: KVM here runs guests at [0-9]+ MIPS \(hardware virtualization\); using vmm-min'
+check auto "tiny: PASS in vmm-min" [ "$(status auto)" = 0 -a "$(json auto engine)" = vmm ]
+check auto "tiny: 2 CPUs online in the guest" has auto.tr '^cpus online: 2'
+check auto "tiny: the run ended in an ACPI power-off" [ "$(json auto end.kind)" = power-off -a "$(json auto end.detail)" = "ACPI power-off (S5)" ]
+check novirtio "no virtio drivers: FAIL, root not found" [ "$(status novirtio)" = 1 ]
+check novirtio "the reason" reason novirtio "initramfs could not find the root device"
+check emptymbr "no boot code: FAIL, no bootable device" [ "$(status emptymbr)" = 1 ]
+check emptymbr "the reason" reason emptymbr "no bootable device"
+check blank "blank disk: FAIL, no bootable device (SeaBIOS's words)" [ "$(status blank)" = 1 ]
+check blank "the reason" reason blank "no bootable device: Boot failed: not a bootable disk"
+check blank "fast" awk '$1 >= 120 { exit 1 }' "$out/blank.s"
+check marker "a COM1 marker around BIOS screen output: PASS" [ "$(status marker)" = 0 ]
+check cf9 "a reboot through 0xCF9 is told apart" [ "$(status cf9)" = 0 -a "$(json cf9 end.kind)" = reboot ]
+check cf9 "and named" reason cf9 "reached userspace .*then the guest rebooted (reboot through the reset control register 0xCF9)"
+check kbc "a reboot through the keyboard controller is told apart" [ "$(status kbc)" = 0 -a "$(json kbc end.kind)" = reboot ]
+check kbc "and named" reason kbc "reached userspace .*then the guest rebooted (reboot through the keyboard controller)"
+for s in debian gpt lvm; do
+	check $s "migrated sample: PASS in vmm-min" [ "$(status $s)" = 0 -a "$(json $s engine)" = vmm ]
+	check $s "it reached the login prompt" has $s.tr 'login: '
+done
+sha256sum -c --quiet "$TMP/sums" || fail "an image changed under verify"
+echo "ok: every image unchanged"
+[ "$failures" -eq 0 ] || fail "$failures check(s) failed in the test bed"
+echo "ok: vmm-min on hardware-assisted KVM: every boot as expected"
