@@ -812,7 +812,7 @@ const struct p2v_engine_ops p2v_engine_qemu = {
 	.report_name = "qemu-tcg",
 	.check = qemu_check,
 	.boots_format = qemu_boots_format,
-	.disk_counters = false,
+	.disk_counters = true, /* query-blockstats */
 	.verify = p2v_qemu_verify,
 	.console = p2v_qemu_console,
 };

@@ -3,7 +3,8 @@
  * stderr ("vmm: exit=halted elapsed=1.23 reads=4 writes=1 exits=999").
  *   vmm_runner [-t SECONDS] [-m MIB] [-c CPUS] [-w] [-l FWLOG] [-k KERNEL [-i INITRD] [-a APPEND]]
  *              [-f FLAT.bin] [-F DISKFORMAT] [-b FIRMWARE] [-I] [-C] [DISK]
- * -I feeds stdin to COM1.
+ * -I feeds stdin to COM1.  -S FILE writes the BIOS screen (COM2) to FILE
+ * instead of stdout.
  * -C prints the calibrated MIPS.  Exit status 0 when the run happened. */
 #include "vmm_internal.h"
 
@@ -24,6 +25,14 @@ static void console(void *opaque, const uint8_t *buf, size_t len)
 	(void)opaque;
 	fwrite(buf, 1, len, stdout);
 	fflush(stdout);
+}
+
+static void screen(void *opaque, const uint8_t *buf, size_t len)
+{
+	FILE *f = opaque;
+
+	fwrite(buf, 1, len, f);
+	fflush(f);
 }
 
 static void event(void *opaque, const struct vmm_event *ev)
@@ -62,9 +71,10 @@ int main(int argc, char **argv)
 	const char *flat_path = NULL;
 	char err[256] = "";
 	uint8_t *code = NULL;
+	FILE *screen_file = NULL;
 	int c, ret;
 
-	while ((c = getopt(argc, argv, "t:m:c:wl:k:i:a:f:F:b:ICP:")) != -1) {
+	while ((c = getopt(argc, argv, "t:m:c:wl:k:i:a:f:F:b:ICP:S:")) != -1) {
 		switch (c) {
 		case 't': cfg.timeout_s = atof(optarg); break;
 		case 'm': cfg.mem_bytes = strtoull(optarg, NULL, 0) << 20; break;
@@ -79,6 +89,14 @@ int main(int argc, char **argv)
 		case 'b': cfg.firmware_path = optarg; break;
 		case 'I': cfg.console_in_fd = 0; break;
 		case 'P': cfg.post_cache_dir = optarg; break;
+		case 'S':
+			if (screen_file)
+				fclose(screen_file);
+			if (!(screen_file = fopen(optarg, "wb")))
+				return perror(optarg), 1;
+			cfg.screen_out = screen;
+			cfg.console_opaque = screen_file;
+			break;
 		case 'C': {
 			double mips = vmm_calibrate_mips(err, sizeof(err));
 			if (mips < 0)
@@ -100,6 +118,8 @@ int main(int argc, char **argv)
 		ret = vmm_run(&cfg, &res, err, sizeof(err));
 	}
 	free(code);
+	if (screen_file)
+		fclose(screen_file);
 	if (ret < 0)
 		return fprintf(stderr, "vmm: %s\n", err), 1;
 	fprintf(stderr, "vmm: exit=%s elapsed=%.3f reads=%llu writes=%llu exits=%llu post=%s detail=%s\n",
