@@ -215,6 +215,7 @@ static struct imgfmt_image *image_new(const char *path, int fd, const struct img
 		return NULL;
 	}
 	img->fd = fd;
+	img->dirfd = -1;
 	img->drv = drv;
 	return img;
 }
@@ -225,6 +226,8 @@ static void image_free(struct imgfmt_image *img)
 		img->drv->close(img);
 	if (img->fd >= 0)
 		close(img->fd);
+	if (img->dirfd >= 0)
+		close(img->dirfd);
 	if (img->tmp_path && !img->committed)
 		unlink(img->tmp_path);
 	if (img->backing)
@@ -259,15 +262,83 @@ static int hand_out(struct imgfmt_image **out, struct imgfmt_image *img, int r,
 	return 0;
 }
 
-static int open_depth(struct imgfmt_image **out, const char *path,
-		      const struct imgfmt_open_opts *opts, unsigned depth,
-		      char *err, size_t err_bytes)
+/* Open the image in fd (its stat st; dirfd: O_PATH of its directory, or
+ * -1), named path, at depth in a chain below above.  Takes fd and dirfd. */
+static int open_file(struct imgfmt_image **out, const char *path, int fd, int dirfd,
+		     const struct stat *st, const struct imgfmt_open_opts *opts,
+		     const struct imgfmt_image *above, char *err, size_t err_bytes)
 {
-	static const struct imgfmt_open_opts defaults;
 	const struct imgfmt_driver *drv;
 	struct imgfmt_image *img;
-	struct stat st;
 	char perr[IMGFMT_ERRMSG_BYTES] = "";
+	int r;
+
+	if (!(opts->flags & IMGFMT_OPEN_FORCE_SHARE)) {
+		char lmsg[IMGFMT_ERRMSG_BYTES - 64];
+		r = imgfmt_lock_fd(fd, opts->flags & IMGFMT_OPEN_RDWR, lmsg, sizeof(lmsg));
+		if (r < 0) {
+			snprintf(perr, sizeof(perr), "%s: %s", path, lmsg);
+			goto close_fds;
+		}
+	}
+	if (opts->format) {
+		drv = imgfmt_find_driver(opts->format);
+		if (!drv) {
+			r = -EINVAL;
+			snprintf(perr, sizeof(perr), "unknown format '%s'", opts->format);
+			goto close_fds;
+		}
+		r = check_forced(fd, S_ISBLK(st->st_mode), drv, perr, sizeof(perr), path);
+		if (r < 0)
+			goto close_fds;
+	} else {
+		drv = probe(fd, S_ISBLK(st->st_mode), perr, sizeof(perr), path);
+		if (!drv) {
+			r = -EINVAL;
+			goto close_fds;
+		}
+	}
+	if (!drv->open) {
+		r = -ENOTSUP;
+		snprintf(perr, sizeof(perr), "%s: format %s cannot be read yet", path, drv->name);
+		goto close_fds;
+	}
+	img = image_new(path, fd, drv);
+	if (!img) {
+		r = -ENOMEM;
+		goto close_fds;
+	}
+	img->dirfd = dirfd;
+	img->st_dev = st->st_dev;
+	img->st_ino = st->st_ino;
+	img->above = above;
+	img->allow_backing = opts->allow_backing;
+	img->n_allow_backing = opts->allow_backing ? opts->n_allow_backing : 0;
+	img->allow_symlinks = opts->allow_symlinks;
+	img->flags = opts->flags;
+	img->writable = opts->flags & IMGFMT_OPEN_RDWR;
+	img->is_block_device = S_ISBLK(st->st_mode);
+	img->depth = above ? above->depth + 1 : 0;
+	img->log = opts->log;
+	img->log_opaque = opts->log_opaque;
+	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
+	img->finished = !img->writable;
+	return hand_out(out, img, drv->open(img), err, err_bytes);
+
+close_fds:
+	close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	set_err(err, err_bytes, perr, r);
+	return r;
+}
+
+int imgfmt_open(struct imgfmt_image **out, const char *path,
+		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes)
+{
+	static const struct imgfmt_open_opts defaults;
+	char perr[IMGFMT_ERRMSG_BYTES] = "";
+	struct stat st;
 	int fd, r;
 
 	if (!opts)
@@ -288,62 +359,13 @@ static int open_depth(struct imgfmt_image **out, const char *path,
 		snprintf(perr, sizeof(perr), "%s: is a directory", path);
 		goto close_fd;
 	}
-	if (!(opts->flags & IMGFMT_OPEN_FORCE_SHARE)) {
-		char lmsg[IMGFMT_ERRMSG_BYTES - 64];
-		r = imgfmt_lock_fd(fd, opts->flags & IMGFMT_OPEN_RDWR, lmsg, sizeof(lmsg));
-		if (r < 0) {
-			snprintf(perr, sizeof(perr), "%s: %s", path, lmsg);
-			goto close_fd;
-		}
-	}
-	if (opts->format) {
-		drv = imgfmt_find_driver(opts->format);
-		if (!drv) {
-			r = -EINVAL;
-			snprintf(perr, sizeof(perr), "unknown format '%s'", opts->format);
-			goto close_fd;
-		}
-		r = check_forced(fd, S_ISBLK(st.st_mode), drv, perr, sizeof(perr), path);
-		if (r < 0)
-			goto close_fd;
-	} else {
-		drv = probe(fd, S_ISBLK(st.st_mode), perr, sizeof(perr), path);
-		if (!drv) {
-			r = -EINVAL;
-			goto close_fd;
-		}
-	}
-	if (!drv->open) {
-		r = -ENOTSUP;
-		snprintf(perr, sizeof(perr), "%s: format %s cannot be read yet", path, drv->name);
-		goto close_fd;
-	}
-	img = image_new(path, fd, drv);
-	if (!img) {
-		r = -ENOMEM;
-		goto close_fd;
-	}
-	img->flags = opts->flags;
-	img->writable = opts->flags & IMGFMT_OPEN_RDWR;
-	img->is_block_device = S_ISBLK(st.st_mode);
-	img->depth = depth;
-	img->log = opts->log;
-	img->log_opaque = opts->log_opaque;
-	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
-	img->finished = !img->writable;
-	return hand_out(out, img, drv->open(img), err, err_bytes);
+	return open_file(out, path, fd, -1, &st, opts, NULL, err, err_bytes);
 
 close_fd:
 	close(fd);
 fail:
 	set_err(err, err_bytes, perr, r);
 	return r;
-}
-
-int imgfmt_open(struct imgfmt_image **out, const char *path,
-		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes)
-{
-	return open_depth(out, path, opts, 0, err, err_bytes);
 }
 
 /* As QEMU's path_combine(): "dir/img" and "b" -> "dir/b"; "img" and "b"
@@ -372,6 +394,30 @@ static bool plain_path(const char *name)
 	return !colon || (slash && slash < colon);
 }
 
+/* When st is already in the chain that ends at img: "backing chain loops:
+ * a -> b -> a" on img, -ELOOP.  Else 0. */
+static int refuse_loop(struct imgfmt_image *img, const struct stat *st, const char *path)
+{
+	const struct imgfmt_image *chain[IMGFMT_MAX_BACKING_DEPTH + 1];
+	const struct imgfmt_image *p;
+	char msg[IMGFMT_ERRMSG_BYTES];
+	size_t n = 0, o;
+
+	for (p = img; p; p = p->above)
+		if (p->st_dev == st->st_dev && p->st_ino == st->st_ino)
+			break;
+	if (!p)
+		return 0;
+	for (p = img; p && n < IMGFMT_MAX_BACKING_DEPTH + 1; p = p->above)
+		chain[n++] = p;
+	o = (size_t)snprintf(msg, sizeof(msg), "backing chain loops:");
+	while (n-- > 0 && o < sizeof(msg))
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, " %s ->", chain[n]->path);
+	if (o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o, " %s", path);
+	return imgfmt_err(img, -ELOOP, "%s", msg);
+}
+
 int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *format)
 {
 	struct imgfmt_open_opts o = {
@@ -379,28 +425,47 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 		.flags = img->flags & IMGFMT_OPEN_FORCE_SHARE,
 		.log = img->log,
 		.log_opaque = img->log_opaque,
+		.allow_backing = img->allow_backing,
+		.n_allow_backing = img->n_allow_backing,
+		.allow_symlinks = img->allow_symlinks,
 	};
 	char err[IMGFMT_ERRMSG_BYTES];
+	struct stat st;
 	char *path;
-	int r;
+	int fd, dirfd, r;
 
 	if (!plain_path(name))
 		return imgfmt_err(img, -EPERM,
 				  "%s: backing file name '%s' is not a plain path (protocols and json: are refused)",
 				  img->path, name);
 	if (img->depth + 1 >= IMGFMT_MAX_BACKING_DEPTH)
-		return imgfmt_err(img, -ELOOP, "%s: backing chain deeper than %d images",
+		return imgfmt_err(img, -ELOOP, "%s: backing chain is longer than the limit of %d images",
 				  img->path, IMGFMT_MAX_BACKING_DEPTH);
 	if (o.format && !imgfmt_find_driver(o.format))
 		return imgfmt_err(img, -EINVAL, "%s: backing format '%s' is unknown", img->path, o.format);
-	path = imgfmt_resolve_relative(img, name);
-	if (!path)
-		return imgfmt_err(img, -ENOMEM, "out of memory");
-	r = open_depth(&img->backing, path, &o, img->depth + 1, err, sizeof(err));
-	free(path);
+	r = imgfmt_confine_open(img, "backing file", name, false, &fd, &dirfd, &st);
 	if (r < 0)
-		return imgfmt_err(img, r, "backing file of %s: %s", img->path, err);
+		return r;
+	path = imgfmt_resolve_relative(img, name);
+	if (!path) {
+		r = imgfmt_err(img, -ENOMEM, "out of memory");
+		goto close_fds;
+	}
+	r = refuse_loop(img, &st, path);
+	if (r < 0)
+		goto free_path;
+	r = open_file(&img->backing, path, fd, dirfd, &st, &o, img, err, sizeof(err));
+	free(path);
+	if (r < 0) /* the backing file's own message, as it is */
+		return imgfmt_err(img, r, "%s", err);
 	return 0;
+
+free_path:
+	free(path);
+close_fds:
+	close(fd);
+	close(dirfd);
+	return r;
 }
 
 static int create_target(const char *path, unsigned flags, char **tmp_path, bool *is_blk,
@@ -491,6 +556,7 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 		return -ENOMEM;
 	}
 	img->tmp_path = tmp_path;
+	img->trusted_names = true; /* a backing file named by the caller */
 	img->writable = true;
 	img->flags = IMGFMT_OPEN_RDWR;
 	img->fresh = !is_blk;

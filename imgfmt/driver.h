@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <endian.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A parsed create option: ov[i] holds the value of the driver's
  * create_opts[i], checked by the core against its type, range and choices.
@@ -109,6 +110,15 @@ struct imgfmt_image {
 	bool committed;
 	unsigned depth;              /* position in a backing chain (0 = top) */
 	struct imgfmt_image *backing;/* owned; closed by the core */
+	const struct imgfmt_image *above; /* the image that names this one, or NULL */
+	/* The files this image names are opened beneath dirfd (confine.c). */
+	int dirfd;                   /* O_PATH of path's directory; -1 until needed */
+	dev_t st_dev;                /* the file's identity (backing loops) */
+	ino_t st_ino;
+	bool trusted_names;          /* created: its backing name is the caller's */
+	const char *const *allow_backing; /* from imgfmt_open_opts */
+	unsigned n_allow_backing;
+	bool allow_symlinks;
 	imgfmt_log_fn log;
 	void *log_opaque;
 	char err[IMGFMT_ERRMSG_BYTES];
@@ -161,10 +171,21 @@ int imgfmt_lock_fd(int fd, bool writable, char *msg, size_t msg_bytes);
 int imgfmt_fd_size(int fd, uint64_t *size_bytes);
 
 /* Open a backing file named inside img: a plain path only (no "json:" or
- * "proto:" prefix), resolved relative to img's directory, read-only, probed
- * (or format as recorded), depth-limited.  Sets img->backing. */
+ * "proto:" prefix), confined to img's directory (confine.c), read-only,
+ * probed (or format as recorded), depth-limited, loops refused.  Sets
+ * img->backing; its error is img's, one line. */
 int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *format);
-/* Resolve name relative to the directory of img's path; caller frees. */
+/* confine.c: open the file img names as name ("backing file", "extent
+ * file" says kind in messages) beneath img's directory with openat2(), as
+ * img's allow_* fields permit: a regular file (or a block device named
+ * with allow_backing), O_RDONLY (O_RDWR if writable) and O_CLOEXEC, its
+ * stat in *st.  With dirfd non-NULL, also an O_PATH descriptor of the
+ * directory it lies in, for the files it names in turn.  0 or -errno
+ * (-EPERM: refused), the message recorded on img. */
+int imgfmt_confine_open(struct imgfmt_image *img, const char *kind, const char *name,
+			bool writable, int *fd, int *dirfd, struct stat *st);
+/* Resolve name relative to the directory of img's path (for display:
+ * nothing is opened by this name); caller frees. */
 char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name);
 
 /* Core only (options.c): parse "key=val,..." against a driver's table into

@@ -52,6 +52,18 @@ struct imgfmt_open_opts {
 	unsigned flags;       /* enum imgfmt_open_flags */
 	imgfmt_log_fn log;    /* warnings (e.g. "using footer copy"); may be NULL */
 	void *log_opaque;
+	/* Confinement of the files an image names (backing files, VMDK
+	 * extents): each is opened with openat2() beneath the directory of the
+	 * image that names it, refusing symbolic links, magic links, FIFOs,
+	 * devices and anything that leaves that directory.  The default (all
+	 * zero) is confined.  allow_backing: n_allow_backing directories whose
+	 * files an absolute or ../ reference may name (still resolved beneath
+	 * the directory), or block devices a reference may name exactly;
+	 * allow_symlinks: follow symbolic links that stay beneath.  Strings
+	 * must stay valid while images are opened. */
+	const char *const *allow_backing;
+	unsigned n_allow_backing;
+	bool allow_symlinks;
 };
 
 /* Open an existing image.  opts may be NULL (probe, read-only).  On failure

@@ -39,7 +39,7 @@ int imgfmt_measure(const char *format, const char *options, struct imgfmt_image 
 		   uint64_t size_bytes, struct imgfmt_measure *m, char *err, size_t err_bytes)
 {
 	const struct imgfmt_driver *drv = imgfmt_find_driver(format ? format : "");
-	struct imgfmt_image scratch = { .fd = -1, .path = (char *)"(measure)" };
+	struct imgfmt_image scratch = { .fd = -1, .dirfd = -1, .path = (char *)"(measure)" };
 	struct imgfmt_optval *ov;
 	int r;
 

@@ -772,21 +772,32 @@ static int check_parent_uuid(struct imgfmt_image *img, struct vpc *s)
 			  img->path, img->backing->path, got, want);
 }
 
+/* The first candidate that opens is the parent.  One that is absent is
+ * passed over, and so is one refused by confinement (the next may be the
+ * same name beside the image); one that is there but fails is the error.
+ * With none found, a refusal is reported before "not found". */
 static int open_parent(struct imgfmt_image *img, struct vpc *s)
 {
 	struct vpc_candidates *c = calloc(1, sizeof(*c));
-	int r, found = -1;
+	char refused[IMGFMT_ERRMSG_BYTES] = "";
+	int r, found = -1, refusal = 0;
 
 	if (!c)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	r = gather_candidates(img, s, c);
 	for (unsigned i = 0; r == 0 && found < 0 && i < c->n; i++) {
-		char *full = imgfmt_resolve_relative(img, c->path[i]);
-		struct stat st;
-		if (full && stat(full, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		r = imgfmt_open_backing(img, c->path[i], "vpc");
+		if (r == 0)
 			found = (int)i;
-		free(full);
+		else if (r == -EPERM && !refusal) {
+			refusal = r;
+			snprintf(refused, sizeof(refused), "%s", imgfmt_errmsg(img));
+		}
+		if (r == -ENOENT || r == -EPERM)
+			r = 0;
 	}
+	if (r == 0 && found < 0 && refusal)
+		r = imgfmt_err(img, refusal, "%s", refused);
 	if (r == 0 && found < 0)
 		r = imgfmt_err(img, -ENOENT,
 			       "%s: parent of the differencing VHD not found (recorded as '%s', looked for '%s' beside it)",
@@ -794,8 +805,6 @@ static int open_parent(struct imgfmt_image *img, struct vpc *s)
 	if (r == 0 && !c->as_recorded[found])
 		imgfmt_warn(img, "%s: parent recorded as '%s'; using '%s' beside the image", img->path,
 			    c->recorded, c->path[found]);
-	if (r == 0)
-		r = imgfmt_open_backing(img, c->path[found], "vpc");
 	free(c);
 	return r < 0 ? r : check_parent_uuid(img, s);
 }

@@ -514,11 +514,16 @@ static int open_parent(struct imgfmt_image *img, struct vhdx *v)
 		slashes(name);
 		r = imgfmt_open_backing(img, name, "vhdx");
 	}
-	if (r < 0 && alt[0]) { /* the parent's file name beside the child */
+	if ((r == -ENOENT || r == -EPERM) && alt[0]) { /* the parent's file name beside the child */
+		char first[IMGFMT_ERRMSG_BYTES];
+		int r1 = r;
+		snprintf(first, sizeof(first), "%s", imgfmt_errmsg(img));
 		snprintf(name, sizeof(name), "%s", alt);
 		slashes(name);
 		r = imgfmt_open_backing(img, strrchr(name, '/') ? strrchr(name, '/') + 1 : name,
 					"vhdx");
+		if (r == -ENOENT && v->parent_relative[0]) /* the first reason is the clearer one */
+			r = imgfmt_err(img, r1, "%s", first);
 	}
 	return r;
 }

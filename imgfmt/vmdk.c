@@ -323,22 +323,14 @@ static void sparse_free(struct vmdk_sparse *sp)
 
 /* ---- extents from a descriptor ---- */
 
+/* An extent's file, confined to the descriptor's directory (confine.c). */
 static int open_extent_file(struct imgfmt_image *img, struct vmdk_extent *e, const char *file)
 {
-	char *path = imgfmt_resolve_relative(img, file);
-	int flags = (img->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY;
+	int r = imgfmt_confine_open(img, "extent file", file, img->writable, &e->fd, NULL, NULL);
 
-	if (!path)
-		return imgfmt_err(img, -ENOMEM, "out of memory");
-	e->fd = open(path, flags);
-	if (e->fd < 0) {
-		int er = errno;
-		imgfmt_err(img, -er, "extent file %s: %s", path, strerror(er));
-		free(path);
-		return -er;
-	}
+	if (r < 0)
+		return r;
 	e->own_fd = true;
-	free(path);
 	return 0;
 }
 

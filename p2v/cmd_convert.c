@@ -99,7 +99,7 @@ static const struct p2v_opt convert_opts[] = {
 		"qemu-img's cache mode of INPUT: accepted and ignored", .choices = cache_modes),
 	P2V_FLAG('W', NULL, "qemu-img's out-of-order writes: accepted; p2v writes in order anyway"),
 	P2V_OPT_FORCE("replace an existing OUTPUT (or overwrite a block device)"),
-	P2V_OPT_SHARE, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
+	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
 	P2V_FLAG(P2V_O_JSON, "json", "copy statistics as JSON on stdout"),
 	P2V_OPT_OUTPUT,
 	P2V_OPT_END,
@@ -143,7 +143,7 @@ static void print_copy_stats(struct convert *cv, const struct imgfmt_copy_stats 
 /* -n: the existing target, opened for writing. */
 static int open_target(struct convert *cv)
 {
-	int r = p2v_open_image(&cv->dst, cv->out, p2v_str(&cv->a, 'O'), IMGFMT_OPEN_RDWR);
+	int r = p2v_open_image(&cv->dst, cv->out, p2v_str(&cv->a, 'O'), IMGFMT_OPEN_RDWR, &cv->a);
 
 	if (r < 0)
 		return r;
@@ -175,7 +175,8 @@ static int prepare_backing(struct convert *cv)
 		p2v_err("out of memory");
 		return -ENOMEM;
 	}
-	r = p2v_open_image(&cv->base, path ? path : b, bf, p2v_has(&cv->a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0);
+	r = p2v_open_image(&cv->base, path ? path : b, bf,
+			   p2v_has(&cv->a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0, &cv->a);
 	free(path);
 	return r;
 }
@@ -270,7 +271,8 @@ int p2v_cmd_convert(int argc, char **argv)
 	cv.out = cv.a.operands[1];
 	if (convert_checks(&cv) < 0)
 		return P2V_EXIT_ERROR;
-	r = p2v_open_image(&cv.src, cv.in, p2v_str(&cv.a, 'f'), p2v_has(&cv.a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0);
+	r = p2v_open_image(&cv.src, cv.in, p2v_str(&cv.a, 'f'),
+			   p2v_has(&cv.a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0, &cv.a);
 	if (r == 0) {
 		p2v_install_signal_handlers();
 		r = p2v_has(&cv.a, 'n') ? open_target(&cv) : create_target(&cv);
@@ -315,7 +317,7 @@ static int backing_size(const char *out, const char *b, const char *bf, uint64_t
 
 	if (b[0] != '/' && slash && asprintf(&path, "%.*s/%s", (int)(slash - out), out, b) < 0)
 		return -ENOMEM;
-	r = p2v_open_image(&img, path ? path : b, bf, IMGFMT_OPEN_NO_BACKING);
+	r = p2v_open_image(&img, path ? path : b, bf, IMGFMT_OPEN_NO_BACKING, NULL);
 	free(path);
 	if (r < 0)
 		return r;

@@ -11,6 +11,9 @@ struct inject_args {
 	const char *format;
 	bool json;
 	struct drvinject_opts o;
+	const char *allow[P2V_MAX_REPEATS]; /* --allow-backing */
+	unsigned n_allow;
+	bool allow_symlinks;
 };
 
 /* Progress lines with the time since the start: the appliance is slow. */
@@ -28,7 +31,7 @@ static const struct p2v_opt inject_opts[] = {
 	P2V_FLAG(O_SERIAL, "serial-console", "also put the kernel's console on the first serial port"),
 	P2V_ARG(O_VIRTIO_WIN, "virtio-win", P2V_ARG_STR, "DIR",
 		"Windows guests: the virtio-win drivers (an unpacked virtio-win ISO)"),
-	P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 };
 
 static const struct p2v_cmd inject_cmd = {
@@ -52,14 +55,19 @@ static int parse_inject_args(int argc, char **argv, struct inject_args *a, int *
 	a->o.serial_console = p2v_has(&pa, O_SERIAL);
 	a->o.virtio_win_dir = p2v_str(&pa, O_VIRTIO_WIN);
 	a->json = p2v_json_wanted(&pa);
+	a->n_allow = p2v_strs(&pa, P2V_O_ALLOW_BACKING, a->allow, P2V_MAX_REPEATS);
+	a->allow_symlinks = p2v_has(&pa, P2V_O_ALLOW_SYMLINKS);
 	*first = (int)(pa.operands - argv);
 	return 0;
 }
 
-/* The image's format by p2v's own probe: libguestfs must never guess. */
-static int probe_format(const char *path, const char *forced, char *fmt, size_t fmt_bytes)
+/* The image's format by p2v's own probe: libguestfs must never guess.
+ * Its backing chain is opened too, confined: an image naming files
+ * outside is refused here before anything else reads it. */
+static int probe_format(const char *path, const struct inject_args *a, char *fmt, size_t fmt_bytes)
 {
-	struct imgfmt_open_opts oo = { .format = forced, .flags = IMGFMT_OPEN_NO_BACKING };
+	struct imgfmt_open_opts oo = { .format = a->format, .allow_backing = a->n_allow ? a->allow : NULL,
+				       .n_allow_backing = a->n_allow, .allow_symlinks = a->allow_symlinks };
 	struct imgfmt_image *img;
 	char err[IMGFMT_ERRMSG_BYTES];
 	if (imgfmt_open(&img, path, &oo, err, sizeof(err)) < 0) {
@@ -132,7 +140,7 @@ int p2v_cmd_inject(int argc, char **argv)
 	if (pr)
 		return pr > 0 ? P2V_EXIT_OK : P2V_EXIT_ERROR;
 	const char *path = argv[first];
-	if (probe_format(path, a.format, fmt, sizeof(fmt)) < 0)
+	if (probe_format(path, &a, fmt, sizeof(fmt)) < 0)
 		return P2V_EXIT_ERROR;
 	a.o.format = fmt;
 	const struct drvinject_plugin *plugin = p2v_inject_plugin();

@@ -12,7 +12,7 @@ static const struct p2v_opt measure_opts[] = {
 	P2V_ARG('O', NULL, P2V_ARG_STR, "FMT", "format to measure for (default raw)"),
 	P2V_ARG('o', NULL, P2V_ARG_STR, "OPTIONS", "its options, as for convert ('p2v create -f FMT -o help')"),
 	P2V_ARG(O_SIZE, "size", P2V_ARG_SIZE, "SIZE", "measure an empty image of SIZE instead of IMAGE"),
-	P2V_OPT_SHARE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 };
 
 static const struct p2v_cmd measure_cmd = {
@@ -62,7 +62,7 @@ int p2v_cmd_measure(int argc, char **argv)
 	}
 	fmt = p2v_str(&a, 'O') ? p2v_str(&a, 'O') : "raw";
 	if (a.n_operands == 1 &&
-	    p2v_open_image(&src, a.operands[0], p2v_str(&a, 'f'), p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0) < 0)
+	    p2v_open_image(&src, a.operands[0], p2v_str(&a, 'f'), p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0, &a) < 0)
 		return P2V_EXIT_ERROR;
 	r = imgfmt_measure(fmt, p2v_str(&a, 'o'), src, p2v_u64(&a, O_SIZE, 0), &m, err, sizeof(err));
 	if (r < 0)

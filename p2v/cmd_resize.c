@@ -16,6 +16,7 @@ static const struct p2v_opt resize_opts[] = {
 		"qemu-img's preallocation of the new space: only off (the space reads as zeroes)",
 		.choices = prealloc_choices),
 	P2V_FLAG('q', "quiet", "print nothing but errors"),
+	P2V_OPTS_CONFINE,
 	P2V_OPT_END,
 };
 
@@ -68,7 +69,7 @@ int p2v_cmd_resize(int argc, char **argv)
 		return r > 0 ? P2V_EXIT_OK : P2V_EXIT_ERROR;
 	if (!size_arg)
 		size_arg = a.operands[1];
-	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'), IMGFMT_OPEN_RDWR | IMGFMT_OPEN_NO_BACKING) < 0)
+	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'), IMGFMT_OPEN_RDWR | IMGFMT_OPEN_NO_BACKING, &a) < 0)
 		return P2V_EXIT_ERROR;
 	r = new_size(size_arg, imgfmt_size_bytes(img), &size);
 	if (r == 0 && (r = imgfmt_resize(img, size, p2v_has(&a, O_SHRINK))) < 0)

@@ -15,7 +15,7 @@ static const struct p2v_opt snapshot_opts[] = {
 	P2V_ARG('d', "delete", P2V_ARG_STR, "SNAP", "delete snapshot SNAP (an ID or a name)"),
 	P2V_FLAG('U', "force-share", "list even when another process holds a lock on the image"),
 	P2V_FLAG('q', "quiet", "print nothing but errors"),
-	P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 };
 
 static const struct p2v_cmd snapshot_cmd = {
@@ -66,7 +66,7 @@ int p2v_cmd_snapshot(int argc, char **argv)
 	}
 	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'),
 			   IMGFMT_OPEN_NO_BACKING | (c || ap || d ? IMGFMT_OPEN_RDWR : 0) |
-			   (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0)) < 0)
+			   (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0), &a) < 0)
 		return P2V_EXIT_ERROR;
 	p2v_install_signal_handlers();
 	if (c)

@@ -41,6 +41,7 @@ struct boot_opts {
 	bool quiet;                  /* -q: no notices on stderr */
 	const char *display_name;    /* --name: the image as the report names it */
 	char post_dir[4096];
+	const char *allow[P2V_MAX_REPEATS]; /* --allow-backing, in cfg */
 };
 
 static int parse_engine(const char *s, const char **out)
@@ -140,7 +141,7 @@ static void post_cache_dir(char *dir, size_t dir_bytes)
 enum {
 	OPT_TIMEOUT = 256, OPT_EXPECT, OPT_JSON, OPT_ENGINE, OPT_MEM, OPT_FWLOG, OPT_TRANSCRIPT,
 	OPT_SETTLE, OPT_WRITABLE, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_CONSOLE, OPT_HELP,
-	OPT_NO_POST_CACHE, OPT_FIRMWARE, OPT_NAME, OPT_CPUS,
+	OPT_NO_POST_CACHE, OPT_FIRMWARE, OPT_NAME, OPT_CPUS, OPT_ALLOW_BACKING, OPT_ALLOW_SYMLINKS,
 };
 
 static const struct option long_opts[] = {
@@ -163,6 +164,8 @@ static const struct option long_opts[] = {
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "firmware", required_argument, NULL, OPT_FIRMWARE },
+	{ "allow-backing", required_argument, NULL, OPT_ALLOW_BACKING },
+	{ "allow-symlinks", no_argument, NULL, OPT_ALLOW_SYMLINKS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -183,11 +186,14 @@ static void usage(const char *cmd, FILE *f)
 			   "vmm-min keeps the machine as the firmware leaves POST (no disk byte read\n"
 			   "yet) in ~/.cache/p2v/post ($P2V_CACHE_DIR) and resumes there next time;\n"
 			   "--no-post-cache runs POST every time.  --cpus: vCPUs (default 2).\n"
-			   "--name: how the report names the image (default IMG).  -q: no notices.\n");
+			   "--name: how the report names the image (default IMG).  -q: no notices.\n"
+			   "--allow-backing DIR (repeatable), --allow-symlinks: let IMG's backing files\n"
+			   "lie beneath DIR or be reached through symbolic links (p2v convert --help).\n");
 	else
 		fprintf(f, "usage: p2v boot IMG [-f FMT] [--engine auto|vmm|qemu] [--firmware auto|bios|uefi]\n"
 			   "         [--mem M] [--cpus N] [--writable]\n"
 			   "         [--kernel K [--initrd I] [--append A]] [--firmware-log FILE]\n"
+			   "         [--allow-backing DIR]... [--allow-symlinks]\n"
 			   "Boots IMG with COM1 on this terminal (Ctrl-] then q quits).  Guest writes\n"
 			   "are discarded unless --writable.\n");
 }
@@ -224,6 +230,15 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, bool verify)
 		case OPT_NAME: o->display_name = optarg; break;
 		case OPT_CPUS: r = parse_cpus(optarg, &o->cfg.cpus); break;
 		case 'q': o->quiet = true; break;
+		case OPT_ALLOW_BACKING:
+			if (o->cfg.n_allow_backing >= P2V_MAX_REPEATS) {
+				p2v_err("%s: --allow-backing given more than %d times", argv[0], P2V_MAX_REPEATS);
+				return P2V_EXIT_ERROR;
+			}
+			o->allow[o->cfg.n_allow_backing++] = optarg;
+			o->cfg.allow_backing = o->allow;
+			break;
+		case OPT_ALLOW_SYMLINKS: o->cfg.allow_symlinks = true; break;
 		case OPT_HELP: usage(argv[0], stdout); return P2V_EXIT_OK;
 		default: usage(argv[0], stderr); return P2V_EXIT_ERROR;
 		}
@@ -266,14 +281,19 @@ static int image_read(void *opaque, void *buf, uint64_t len_bytes, uint64_t off_
 /* Opens the image read-only once to learn its format and first sectors. */
 static int probe_image(const struct boot_opts *o, struct image_facts *facts)
 {
-	struct imgfmt_open_opts oo = { .format = o->format, .log = p2v_log_warning };
+	struct imgfmt_open_opts oo = { .format = o->format, .log = p2v_log_warning,
+				       .allow_backing = o->cfg.allow_backing,
+				       .n_allow_backing = o->cfg.n_allow_backing,
+				       .allow_symlinks = o->cfg.allow_symlinks };
 	struct imgfmt_image *img;
 	char err[IMGFMT_ERRMSG_BYTES];
 	int r = imgfmt_open(&img, o->image, &oo, err, sizeof(err));
 
 	memset(facts, 0, sizeof(*facts));
-	if (r < 0 && o->format && p2v_qemu_format(o->format)) {
-		/* The engine may still read it (QEMU has its own drivers). */
+	if (r < 0 && r != -EPERM && r != -ELOOP && r != -ENOSYS && o->format &&
+	    p2v_qemu_format(o->format)) {
+		/* The engine may still read it (QEMU has its own drivers); not
+		 * one that names files confinement refuses (QEMU would follow). */
 		p2v_warn("%s; passing the image to the engine as %s unchecked", err, o->format);
 		snprintf(facts->format, sizeof(facts->format), "%s", o->format);
 		return 0;

@@ -32,11 +32,25 @@ void p2v_warn(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags)
+void p2v_confine_opts(const struct p2v_args *a, struct imgfmt_open_opts *o, const char **allow)
+{
+	if (!a)
+		return;
+	o->n_allow_backing = p2v_strs(a, P2V_O_ALLOW_BACKING, allow, P2V_MAX_REPEATS);
+	o->allow_backing = o->n_allow_backing ? allow : NULL;
+	o->allow_symlinks = p2v_has(a, P2V_O_ALLOW_SYMLINKS);
+}
+
+int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags,
+		   const struct p2v_args *a)
 {
 	struct imgfmt_open_opts o = { .format = fmt, .flags = flags, .log = p2v_log_warning };
+	const char *allow[P2V_MAX_REPEATS];
 	char err[IMGFMT_ERRMSG_BYTES];
-	int r = imgfmt_open(img, path, &o, err, sizeof(err));
+	int r;
+
+	p2v_confine_opts(a, &o, allow);
+	r = imgfmt_open(img, path, &o, err, sizeof(err));
 
 	if (r < 0)
 		p2v_err("%s", err);

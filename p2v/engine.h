@@ -22,6 +22,9 @@ struct p2v_engine_config {
 	const char *qemu_path;        /* NULL: $P2V_QEMU or qemu-system-x86_64 */
 	const char *disk_path;        /* NULL: no disk */
 	const char *disk_format;      /* imgfmt name: raw, qcow2, vpc, vhdx, vmdk */
+	const char *const *allow_backing; /* --allow-backing: imgfmt_open_opts */
+	unsigned n_allow_backing;
+	bool allow_symlinks;          /* --allow-symlinks */
 	bool writable;                /* false: -snapshot, the image is never written */
 	uint64_t mem_bytes;
 	const char *kernel_path, *initrd_path, *append;

@@ -125,6 +125,9 @@ static void vmm_fill(struct vmm_config *vc, const struct p2v_engine_config *cfg)
 	vc->cpus = cfg->cpus ? cfg->cpus : VMM_DEFAULT_CPUS;
 	vc->disk_path = cfg->disk_path;
 	vc->disk_format = cfg->disk_format;
+	vc->allow_backing = cfg->allow_backing;
+	vc->n_allow_backing = cfg->n_allow_backing;
+	vc->allow_symlinks = cfg->allow_symlinks;
 	vc->writable = cfg->writable;
 	vc->mem_bytes = cfg->mem_bytes;
 	vc->kernel_path = cfg->kernel_path;

@@ -254,6 +254,13 @@ int p2v_args_parse(const struct p2v_cmd *cmd, int argc, char **argv, struct p2v_
 			return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		if (take_value(cmd, o, optarg, &a->v[idx]) < 0)
 			return -1;
+		if (o->repeat) {
+			if (a->n_rep >= P2V_MAX_REPEATS)
+				return usage_error(cmd, "option '%s' given more than %d times",
+						   argv[optind - 1], P2V_MAX_REPEATS);
+			a->rep[a->n_rep] = optarg;
+			a->rep_key[a->n_rep++] = c;
+		}
 	}
 	a->operands = argv + optind;
 	a->n_operands = argc - optind;
@@ -299,6 +306,19 @@ uint64_t p2v_u64(const struct p2v_args *a, int key, uint64_t def)
 	const struct p2v_val *v = val(a, key);
 
 	return v && v->s ? v->u : def;
+}
+
+unsigned p2v_strs(const struct p2v_args *a, int key, const char **out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < a->n_rep; i++)
+		if (a->rep_key[i] == key && a->rep[i]) {
+			if (n < max)
+				out[n] = a->rep[i];
+			n++;
+		}
+	return n;
 }
 
 bool p2v_json_wanted(const struct p2v_args *a)

@@ -50,6 +50,7 @@ enum p2v_arg_type {
 enum {
 	P2V_O_JSON = 256, P2V_O_OUTPUT, P2V_O_FORCE, P2V_O_BACKING_CHAIN, P2V_O_THREADS,
 	P2V_O_SHRINK, P2V_O_TARGET_IS_ZERO, P2V_O_OBJECT, P2V_O_IMAGE_OPTS,
+	P2V_O_ALLOW_BACKING, P2V_O_ALLOW_SYMLINKS,
 	P2V_O_CMD = 300, /* first key free for one command's own options */
 };
 
@@ -62,6 +63,7 @@ struct p2v_opt {
 	const char *const *choices;  /* P2V_ARG_CHOICE */
 	uint64_t min, max;           /* P2V_ARG_COUNT, P2V_ARG_SIZE */
 	bool optional_arg;           /* --progress[=json]; the short form takes none */
+	bool repeat;                 /* may be given several times (p2v_strs) */
 };
 
 struct p2v_cmd {
@@ -73,6 +75,7 @@ struct p2v_cmd {
 };
 
 #define P2V_MAX_OPTS 40
+#define P2V_MAX_REPEATS 32
 struct p2v_val {
 	bool set;
 	const char *s;               /* the argument as given (NULL for flags) */
@@ -83,6 +86,10 @@ struct p2v_args {
 	struct p2v_val v[P2V_MAX_OPTS];
 	char **operands;
 	int n_operands;
+	/* Every value of repeatable options, in order, with its option's key. */
+	const char *rep[P2V_MAX_REPEATS];
+	int rep_key[P2V_MAX_REPEATS];
+	unsigned n_rep;
 };
 
 /* 0: parsed; 1: --help was printed (exit 0); -1: a usage error was printed
@@ -95,6 +102,8 @@ int p2v_check_operands(const struct p2v_args *a, int min, int max);
 bool p2v_has(const struct p2v_args *a, int key);
 const char *p2v_str(const struct p2v_args *a, int key);   /* NULL unless given */
 uint64_t p2v_u64(const struct p2v_args *a, int key, uint64_t def);
+/* The values of a repeatable option: up to max into out; their count. */
+unsigned p2v_strs(const struct p2v_args *a, int key, const char **out, unsigned max);
 /* --json or --output=json */
 bool p2v_json_wanted(const struct p2v_args *a);
 
@@ -121,10 +130,26 @@ extern const char *const p2v_progress_choices[];
 	"SIGUSR1 prints a progress line at any time", \
 	.choices = p2v_progress_choices, .optional_arg = true)
 #define P2V_OPT_FORCE(h) P2V_FLAG(P2V_O_FORCE, "force", h)
+/* Confinement of the files images name (backing files, VMDK extents): for
+ * every command that opens images with their backing files. */
+#define P2V_OPTS_CONFINE \
+	P2V_ARG(P2V_O_ALLOW_BACKING, "allow-backing", P2V_ARG_STR, "DIR", \
+		"let images name backing files and extents beneath DIR by absolute or ../ " \
+		"paths (by default only beneath the image's own directory); DIR may be a " \
+		"block device an image may name exactly; repeatable", .repeat = true), \
+	P2V_FLAG(P2V_O_ALLOW_SYMLINKS, "allow-symlinks", \
+		 "follow symbolic links in the names of backing files and extents (they must " \
+		 "still stay beneath the allowed directories)")
 
-/* Open an image for a command; the error is reported. */
+/* Open an image for a command; the error is reported.  a: the command's
+ * options, for --allow-backing and --allow-symlinks (NULL: confined). */
 struct imgfmt_image;
-int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags);
+struct imgfmt_open_opts;
+int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags,
+		   const struct p2v_args *a);
+/* Fill the confinement fields of o from a's options (a may be NULL);
+ * allow[] (P2V_MAX_REPEATS entries) holds the directories. */
+void p2v_confine_opts(const struct p2v_args *a, struct imgfmt_open_opts *o, const char **allow);
 
 /* "p2v: <message>" on stderr. */
 void p2v_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -70,7 +70,7 @@ static void fuzz_exercise_writes(struct imgfmt_image *img)
 	imgfmt_resize(img, imgfmt_size_bytes(img) + 65536, false);
 }
 
-static int fuzz_image(const uint8_t *data, size_t size, const char *format)
+static inline int fuzz_image(const uint8_t *data, size_t size, const char *format)
 {
 	char path[64], err[IMGFMT_ERRMSG_BYTES];
 	struct imgfmt_open_opts o = { .format = format, .flags = IMGFMT_OPEN_NO_BACKING };

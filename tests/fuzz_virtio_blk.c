@@ -27,7 +27,7 @@ static struct vmm_disk *fuzz_disk(void)
 	if (fd < 0 || ftruncate(fd, DISK_BYTES) < 0)
 		abort();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (vmm_disk_open(&disk, path, "raw", false, err, sizeof(err)) < 0) {
+	if (vmm_disk_open(&disk, path, "raw", false, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}

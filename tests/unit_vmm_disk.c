@@ -52,7 +52,7 @@ int main(void)
 	CHECK_EQ(write(fd, orig, DISK_BYTES), DISK_BYTES);
 	memcpy(model, orig, DISK_BYTES);
 
-	CHECK_EQ(vmm_disk_open(&d, path, "raw", false, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_disk_open(&d, path, "raw", false, NULL, err, sizeof(err)), 0);
 	CHECK_EQ(vmm_disk_size_bytes(d), DISK_BYTES);
 	check_all(d);
 	write_both(d, 100, 10, 50);              /* inside block 0 */
@@ -69,19 +69,19 @@ int main(void)
 
 	/* a new run starts from the image again */
 	memcpy(model, orig, DISK_BYTES);
-	CHECK_EQ(vmm_disk_open(&d, path, "raw", false, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_disk_open(&d, path, "raw", false, NULL, err, sizeof(err)), 0);
 	check_all(d);
 	vmm_disk_close(d);
 
 	/* writable: through to the image */
-	CHECK_EQ(vmm_disk_open(&d, path, "raw", true, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_disk_open(&d, path, "raw", true, NULL, err, sizeof(err)), 0);
 	write_both(d, 4000, 200, 90);
 	CHECK_EQ(vmm_disk_flush(d), 0);
 	vmm_disk_close(d);
 	CHECK_EQ(pread(fd, file, DISK_BYTES, 0), DISK_BYTES);
 	CHECK(memcmp(file, model, DISK_BYTES) == 0);
 
-	CHECK(vmm_disk_open(&d, "/nonexistent/disk.img", NULL, false, err, sizeof(err)) < 0);
+	CHECK(vmm_disk_open(&d, "/nonexistent/disk.img", NULL, false, NULL, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "nonexistent") != NULL);
 	close(fd);
 	unlink(path);

@@ -276,7 +276,7 @@ int main(void)
 	for (unsigned i = 0; i < DISK_BYTES; i++)
 		img[i] = (uint8_t)(i / 512);
 	CHECK_EQ(write(fd, img, DISK_BYTES), DISK_BYTES);
-	CHECK_EQ(vmm_disk_open(&disk, path, "raw", false, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_disk_open(&disk, path, "raw", false, NULL, err, sizeof(err)), 0);
 	vmm_vblk_init(&v, &mem, disk, &irq, &ev);
 	v.irq_line = 11;
 	reset(&v);

@@ -24,7 +24,7 @@ struct vmm_disk {
 };
 
 int vmm_disk_open(struct vmm_disk **out, const char *path, const char *format, bool writable,
-		  char *err, size_t err_bytes)
+		  const struct vmm_config *confine, char *err, size_t err_bytes)
 {
 	struct imgfmt_open_opts o = { .format = format,
 				      .flags = writable ? IMGFMT_OPEN_RDWR : 0 };
@@ -34,6 +34,11 @@ int vmm_disk_open(struct vmm_disk **out, const char *path, const char *format, b
 
 	if (!d)
 		return -ENOMEM;
+	if (confine) {
+		o.allow_backing = confine->allow_backing;
+		o.n_allow_backing = confine->n_allow_backing;
+		o.allow_symlinks = confine->allow_symlinks;
+	}
 	d->overlay_fd = -1;
 	ret = imgfmt_open(&d->img, path, &o, err, err_bytes);
 	if (ret < 0)

@@ -257,7 +257,7 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 		setvbuf(m->fwlog, NULL, _IOLBF, 0); /* follow the firmware as it goes */
 	}
 	if (cfg->disk_path) {
-		ret = vmm_disk_open(&m->disk, cfg->disk_path, cfg->disk_format, cfg->writable, err,
+		ret = vmm_disk_open(&m->disk, cfg->disk_path, cfg->disk_format, cfg->writable, cfg, err,
 				    err_bytes);
 		if (ret < 0)
 			return ret;

@@ -36,6 +36,10 @@ struct vmm_event {
 struct vmm_config {
 	const char *disk_path;       /* image to boot (NULL: no disk) */
 	const char *disk_format;     /* NULL: probe */
+	/* imgfmt_open_opts' confinement of the files the disk names */
+	const char *const *allow_backing;
+	unsigned n_allow_backing;
+	bool allow_symlinks;
 	bool writable;               /* --writable: guest writes reach the image */
 	uint64_t mem_bytes;          /* default 512 MiB when 0 */
 	unsigned cpus;               /* default 1 when 0 */

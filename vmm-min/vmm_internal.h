@@ -291,6 +291,7 @@ void vmm_exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 /* Disk with copy-on-write overlay */
 struct vmm_disk;
 int vmm_disk_open(struct vmm_disk **out, const char *path, const char *format, bool writable,
+		  const struct vmm_config *confine,
 		  char *err, size_t err_bytes);
 uint64_t vmm_disk_size_bytes(const struct vmm_disk *d);
 int vmm_disk_read(struct vmm_disk *d, void *buf, uint64_t len_bytes, uint64_t off_bytes);
