@@ -268,4 +268,19 @@ refused "vhdx parent FIFO" 'is a FIFO' "$X/c/pfifoo.vhdx" -- convert -O raw "$X/
 cp "$X/parent.vhdx" "$X/c/pbeside.vhd"
 vx pbeside.vhd
 allowed "vhdx parent beside under another name" "$X/child.raw" -- convert -O raw "$X/c/child.vhdx" out.raw
+
+# ---- a kernel without openat2 (strace makes every openat2 fail ENOSYS) ----
+# The reference beside the image is refused then: never opened another way.
+qc base.raw
+rm -f out.raw
+rc=0
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 timeout 60 strace -f -y -qq -o strace.log \
+	-e trace=openat,openat2,open -e inject=openat2:error=ENOSYS \
+	"$P2V" convert -O raw "$Q/a.qcow2" out.raw >msg 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && [ "$(wc -l <msg)" -eq 1 ] || fail "no openat2: exit $rc: $(cat msg)"
+grep -q 'is refused: this kernel has no openat2()' msg || fail "no openat2: $(cat msg)"
+[ ! -e out.raw ] || fail "no openat2: out.raw written"
+grep -q 'openat2(.*ENOSYS' strace.log || fail "no openat2: strace injected nothing"
+opened "no openat2" "$Q/base.raw"
+echo "ok (refused): no openat2: $(cat msg)"
 echo "all confinement cases passed"
