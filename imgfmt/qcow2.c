@@ -630,46 +630,33 @@ static int qcow2_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64
 
 /* ---- block status ---- */
 
-static int cluster_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
-			  struct imgfmt_extent *ext)
+/* The extent one L2 entry makes of guest offset off (top layer only). */
+static void entry_extent(struct imgfmt_image *img, uint64_t e, uint64_t off,
+			 struct imgfmt_extent *x)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint64_t e;
-	int r = qcow2_l2_entry(img, off, &e);
+	uint64_t in = off & (s->cluster_bytes - 1);
 
-	if (r < 0)
-		return r;
-	ext->depth = 0;
-	ext->host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
+	x->depth = 0;
+	x->host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
 	switch (entry_kind(s, e)) {
 	case K_ZERO: /* preallocated zero clusters keep their offset, as QEMU shows */
-		ext->type = IMGFMT_EXTENT_ZERO;
+		x->type = IMGFMT_EXTENT_ZERO;
 		if ((e & QCOW2_OFFSET_MASK) && check_data_offset(img, e, off) == 0)
-			ext->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_bytes - 1));
-		return 0;
+			x->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + in;
+		return;
 	case K_DATA:
-		ext->type = IMGFMT_EXTENT_DATA;
+		x->type = IMGFMT_EXTENT_DATA;
 		if (check_data_offset(img, e, off) == 0)
-			ext->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_bytes - 1));
-		return 0;
+			x->host_offset_bytes = (e & QCOW2_OFFSET_MASK) + in;
+		return;
 	case K_COMPRESSED:
-		ext->type = IMGFMT_EXTENT_DATA;
-		return 0;
+		x->type = IMGFMT_EXTENT_DATA;
+		return;
 	case K_UNALLOC:
 		break;
 	}
-	ext->type = IMGFMT_EXTENT_HOLE;
-	if (img->backing && off < imgfmt_size_bytes(img->backing)) {
-		uint64_t bsize = imgfmt_size_bytes(img->backing);
-		struct imgfmt_extent b;
-		if ((r = imgfmt_block_status(img->backing, off, len < bsize - off ? len : bsize - off, &b)) < 0)
-			return imgfmt_err(img, r, "%s", imgfmt_errmsg(img->backing));
-		ext->type = b.type;
-		ext->length_bytes = b.length_bytes;
-		ext->depth = b.depth + 1;
-		ext->host_offset_bytes = b.host_offset_bytes;
-	}
-	return 0;
+	x->type = IMGFMT_EXTENT_HOLE;
 }
 
 /* Whether next continues ext: same kind, same layer, and the bytes right
@@ -683,33 +670,106 @@ static bool continues(const struct imgfmt_extent *ext, const struct imgfmt_exten
 	return next->host_offset_bytes == ext->host_offset_bytes + ext->length_bytes;
 }
 
-/* Merge clusters of the same type into one extent. */
+/* Append piece (its length_bytes set) to ext when it continues it (or ext
+ * is still empty); false when the extent ends before piece. */
+static bool extend(struct imgfmt_extent *ext, const struct imgfmt_extent *piece)
+{
+	if (ext->length_bytes == 0) {
+		ext->type = piece->type;
+		ext->depth = 0;
+		ext->host_offset_bytes = piece->host_offset_bytes;
+	} else if (!continues(ext, piece)) {
+		return false;
+	}
+	ext->length_bytes += piece->length_bytes;
+	return true;
+}
+
+/* The top layer's extent at off, at most len: walked by allocation.  A run
+ * of L1 entries without an L2 table is one step, and so are the all-zero
+ * words before and after the non-zero ones of a cached L2 table; only the
+ * entries in between are looked at one by one.  Each L2 table comes from
+ * the cache keyed by its offset, so L1 entries sharing a table read it once. */
+static int top_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
+		      struct imgfmt_extent *ext)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t cb = s->cluster_bytes, pos = off, end = off + len;
+	uint64_t span = cb * s->l2_entries; /* guest bytes per L1 entry */
+	struct imgfmt_extent piece = { .depth = 0 };
+	int r;
+
+	ext->length_bytes = 0;
+	ext->depth = 0;
+	while (pos < end) {
+		uint64_t l1i = pos / span, l2_off, k, stop;
+		uint32_t i = (uint32_t)((pos >> s->cluster_bits) % s->l2_entries), lo, hi;
+		uint8_t *l2;
+		if (l1i >= s->l1_size)
+			return imgfmt_err(img, -EIO, "%s: guest offset %llu lies past the L1 table", img->path,
+					  (unsigned long long)pos);
+		if (!(l2_off = s->l1[l1i] & QCOW2_OFFSET_MASK)) {
+			/* end ≤ size ≤ l1_size * span: k * span cannot overflow */
+			for (k = l1i + 1; k < s->l1_size && k * span < end; k++)
+				if (s->l1[k] & QCOW2_OFFSET_MASK)
+					break;
+			piece.type = IMGFMT_EXTENT_HOLE;
+			piece.host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
+			piece.length_bytes = (k * span < end ? k * span : end) - pos;
+			if (!extend(ext, &piece))
+				return 0;
+			pos += piece.length_bytes;
+			continue;
+		}
+		if ((r = qcow2_check_table(img, "L2 table", l2_off, cb)) < 0 ||
+		    (r = qcow2_cache_get_range(img, s->l2_cache, l2_off, &l2, &lo, &hi)) < 0)
+			return r;
+		hi = hi < s->l2_entries ? hi : s->l2_entries;
+		/* each pass advances pos and i; i stays below l2_entries */
+		while (pos < end && i < s->l2_entries) {
+			uint64_t in = pos & (cb - 1);
+			if (i < lo || i >= hi) { /* zero words: unallocated up to lo or the table's end */
+				stop = i < lo ? lo : s->l2_entries;
+				piece.type = IMGFMT_EXTENT_HOLE;
+				piece.host_offset_bytes = IMGFMT_NO_HOST_OFFSET;
+				piece.length_bytes = (stop - i) * cb - in;
+			} else {
+				entry_extent(img, imgfmt_get_be64(l2 + 8 * (uint64_t)i), pos, &piece);
+				piece.length_bytes = cb - in;
+				stop = i + 1;
+			}
+			if (piece.length_bytes > end - pos)
+				piece.length_bytes = end - pos;
+			if (!extend(ext, &piece))
+				return 0;
+			pos += piece.length_bytes;
+			i = (uint32_t)stop;
+		}
+	}
+	return 0;
+}
+
+/* The top layer's extent; an unallocated one is the backing file's (a hole
+ * past its end). */
 static int qcow2_block_status(struct imgfmt_image *img, uint64_t off, uint64_t len,
 			      struct imgfmt_extent *ext)
 {
-	struct qcow2 *s = qcow2_state(img);
-	uint64_t cb = s->cluster_bytes, pos, first = cb - (off & (cb - 1));
-	struct imgfmt_extent next;
-	int r;
+	struct imgfmt_extent b;
+	uint64_t bsize;
+	int r = top_status(img, off, len, ext);
 
-	ext->length_bytes = first < len ? first : len;
-	if ((r = cluster_status(img, off, ext->length_bytes, ext)) < 0)
+	if (r < 0 || ext->type != IMGFMT_EXTENT_HOLE || !img->backing)
 		return r;
-	if (ext->length_bytes < (first < len ? first : len))
-		return 0; /* the backing file's extent ended inside this cluster */
-	pos = off + ext->length_bytes;
-	while (pos < off + len) {
-		next.length_bytes = cb < off + len - pos ? cb : off + len - pos;
-		uint64_t want = next.length_bytes;
-		if ((r = cluster_status(img, pos, want, &next)) < 0)
-			return r;
-		if (!continues(ext, &next))
-			break;
-		ext->length_bytes += next.length_bytes;
-		pos += next.length_bytes;
-		if (next.length_bytes < want)
-			break;
-	}
+	bsize = imgfmt_size_bytes(img->backing);
+	if (off >= bsize)
+		return 0;
+	if ((r = imgfmt_block_status(img->backing, off,
+				     ext->length_bytes < bsize - off ? ext->length_bytes : bsize - off, &b)) < 0)
+		return imgfmt_err(img, r, "%s", imgfmt_errmsg(img->backing));
+	ext->type = b.type;
+	ext->length_bytes = b.length_bytes;
+	ext->depth = b.depth + 1;
+	ext->host_offset_bytes = b.host_offset_bytes;
 	return 0;
 }
 

@@ -59,6 +59,10 @@ struct qcow2_slot {
 	uint8_t *data;
 	bool dirty;
 	uint64_t used;        /* last use tick */
+	/* 8-byte words [nz_lo, nz_hi) hold every non-zero one (set on load;
+	 * the whole table once marked dirty): outside it an L2 table is all
+	 * unallocated, which block status and check skip in one step. */
+	uint32_t nz_lo, nz_hi;
 };
 
 struct qcow2 {
@@ -99,6 +103,9 @@ static inline struct qcow2 *qcow2_state(struct imgfmt_image *img) { return img->
 /* qcow2_meta.c */
 int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
 		    bool load, uint8_t **data);
+/* As qcow2_cache_get (load true), also the table's non-zero word range. */
+int qcow2_cache_get_range(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
+			  uint8_t **data, uint32_t *nz_lo, uint32_t *nz_hi);
 void qcow2_cache_mark_dirty(struct qcow2_slot *cache, uint64_t off);
 int qcow2_cache_flush(struct imgfmt_image *img, struct qcow2_slot *cache);
 void qcow2_cache_free(struct qcow2_slot *cache);

@@ -40,10 +40,24 @@ static struct qcow2_slot *victim(struct qcow2_slot *cache)
 	return v;
 }
 
-/* The table at host offset off (validated by the caller), loaded from the
- * file or, with load false, fresh zeroes. */
-int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
-		    bool load, uint8_t **data)
+/* The words of a loaded table that may be non-zero: [lo, hi). */
+static void slot_scan(const struct qcow2 *s, struct qcow2_slot *sl)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)sl->data;
+	uint32_t n = s->cluster_bytes / 8, lo = 0, hi = n;
+
+	while (lo < n && !w[lo])
+		lo++;
+	while (hi > lo && !w[hi - 1])
+		hi--;
+	sl->nz_lo = lo;
+	sl->nz_hi = hi;
+}
+
+/* The slot of the table at host offset off (validated by the caller),
+ * loaded from the file or, with load false, fresh zeroes. */
+static int cache_slot(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off, bool load,
+		      struct qcow2_slot **out)
 {
 	struct qcow2 *s = qcow2_state(img);
 	struct qcow2_slot *sl;
@@ -53,7 +67,7 @@ int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t
 	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++)
 		if (cache[i].offset == off) {
 			cache[i].used = s->tick;
-			*data = cache[i].data;
+			*out = &cache[i];
 			return 0;
 		}
 	sl = victim(cache);
@@ -65,20 +79,53 @@ int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t
 	if (load && (r = imgfmt_fd_pread_zfill(img->fd, sl->data, s->cluster_bytes, off)) < 0)
 		return imgfmt_err(img, r, "%s: reading metadata at %llu: %s", img->path,
 				  (unsigned long long)off, strerror(-r));
-	if (!load)
+	if (load) {
+		slot_scan(s, sl);
+	} else {
 		memset(sl->data, 0, s->cluster_bytes);
+		sl->nz_lo = sl->nz_hi = 0;
+	}
 	sl->offset = off;
 	sl->used = s->tick;
 	sl->dirty = false;
-	*data = sl->data;
+	*out = sl;
 	return 0;
+}
+
+int qcow2_cache_get(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
+		    bool load, uint8_t **data)
+{
+	struct qcow2_slot *sl;
+	int r = cache_slot(img, cache, off, load, &sl);
+
+	if (r == 0)
+		*data = sl->data;
+	return r;
+}
+
+int qcow2_cache_get_range(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off,
+			  uint8_t **data, uint32_t *nz_lo, uint32_t *nz_hi)
+{
+	struct qcow2_slot *sl;
+	int r = cache_slot(img, cache, off, true, &sl);
+
+	if (r == 0) {
+		*data = sl->data;
+		*nz_lo = sl->nz_lo;
+		*nz_hi = sl->nz_hi;
+	}
+	return r;
 }
 
 void qcow2_cache_mark_dirty(struct qcow2_slot *cache, uint64_t off)
 {
 	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++)
-		if (cache[i].offset == off)
-			cache[i].dirty = true;
+		if (cache[i].offset == off) {
+			struct qcow2_slot *sl = &cache[i];
+			sl->dirty = true;
+			sl->nz_lo = 0;
+			sl->nz_hi = UINT32_MAX; /* clamped to the table by its readers */
+		}
 }
 
 int qcow2_cache_flush(struct imgfmt_image *img, struct qcow2_slot *cache)
@@ -348,12 +395,14 @@ static void count(struct qcow2_refs *rf, uint64_t off, uint64_t len, uint32_t cb
 /* Allocation facts as qemu-img check counts them (active table only):
  * compressed clusters count as fragmented; a data cluster is fragmented
  * when it does not follow the one before it in the file. */
-static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint8_t *l2)
+static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint8_t *l2,
+		     uint32_t lo, uint32_t hi)
 {
 	struct qcow2 *s = qcow2_state(img);
 	struct imgfmt_check *res = rf->res;
 
-	for (uint32_t i = 0; i < s->l2_entries; i++) {
+	/* entries outside [lo, hi) are zero: they reference nothing */
+	for (uint32_t i = lo; i < hi && i < s->l2_entries; i++) {
 		uint64_t e = imgfmt_get_be64(l2 + 8 * i);
 		if (e & QCOW2_OFLAG_COMPRESSED) {
 			uint64_t off = e & ((1ull << s->csize_shift) - 1) & ~QCOW2_OFLAG_COPIED;
@@ -380,28 +429,33 @@ static void count_l2(struct imgfmt_image *img, struct qcow2_refs *rf, const uint
 	}
 }
 
-/* The L2 tables and data of one L1 table (active or a snapshot's). */
+/* The L2 tables and data of one L1 table (active or a snapshot's).  The
+ * tables come through the L2 cache keyed by offset: L1 entries sharing a
+ * table read it once (each still counts its references, as qemu-img check
+ * does), and an all-zero table costs no scan. */
 static int count_l1(struct imgfmt_image *img, struct qcow2_refs *rf, const uint64_t *l1,
-		    uint32_t l1_size, uint8_t *l2)
+		    uint32_t l1_size)
 {
 	struct qcow2 *s = qcow2_state(img);
 
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint64_t off = l1[i] & QCOW2_OFFSET_MASK;
+		uint32_t lo, hi;
+		uint8_t *l2;
 		int r;
 		if (!off)
 			continue;
 		count(rf, off, s->cluster_bytes, s->cluster_bits);
-		if ((r = imgfmt_fd_pread_zfill(img->fd, l2, s->cluster_bytes, off)) < 0)
+		if ((r = qcow2_cache_get_range(img, s->l2_cache, off, &l2, &lo, &hi)) < 0)
 			return r;
-		count_l2(img, rf, l2);
+		count_l2(img, rf, l2, lo, hi);
 	}
 	return 0;
 }
 
 /* Internal snapshots: the table itself, each snapshot's L1 table and what
  * it references.  Entries: 40 fixed bytes, extra data, id, name, padded to 8. */
-static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint8_t *l2)
+static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf)
 {
 	struct qcow2 *s = qcow2_state(img);
 	uint64_t off = s->h.snapshots_offset;
@@ -427,7 +481,7 @@ static int count_snapshots(struct imgfmt_image *img, struct qcow2_refs *rf, uint
 		for (uint32_t k = 0; r == 0 && k < l1_size; k++)
 			l1[k] = be64toh(l1[k]);
 		if (r == 0)
-			r = count_l1(img, rf, l1, l1_size, l2);
+			r = count_l1(img, rf, l1, l1_size);
 		free(l1);
 	}
 	if (s->h.nb_snapshots) /* the table itself, once */
@@ -498,11 +552,8 @@ static int count_bitmaps(struct imgfmt_image *img, struct qcow2_refs *rf)
 static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint8_t *l2 = malloc(s->cluster_bytes);
-	int r = 0;
+	int r;
 
-	if (!l2)
-		return -ENOMEM;
 	count(rf, 0, s->cluster_bytes, s->cluster_bits);
 	count(rf, s->h.refcount_table_offset, (uint64_t)s->h.refcount_table_clusters * s->cluster_bytes,
 	      s->cluster_bits);
@@ -511,13 +562,12 @@ static int count_tables(struct imgfmt_image *img, struct qcow2_refs *rf)
 		if (s->reftable[i])
 			count(rf, s->reftable[i], s->cluster_bytes, s->cluster_bits);
 	rf->active = true;
-	r = count_l1(img, rf, s->l1, s->l1_size, l2);
+	r = count_l1(img, rf, s->l1, s->l1_size);
 	rf->active = false;
 	if (r == 0)
-		r = count_snapshots(img, rf, l2);
+		r = count_snapshots(img, rf);
 	if (r == 0)
 		r = count_bitmaps(img, rf);
-	free(l2);
 	return r;
 }
 
@@ -640,13 +690,17 @@ static int check_copied(struct imgfmt_image *img, struct qcow2_refs *rf)
 
 	for (uint32_t i = 0; i < s->l1_size; i++) {
 		uint64_t l2_off = s->l1[i] & QCOW2_OFFSET_MASK;
+		uint32_t lo, hi;
 		uint8_t *l2;
 		if (!table_in_file(s, l2_off))
 			continue;
 		if ((r = copied_mismatch(img, rf, &s->l1[i], l2_off, true, &fixed)) < 0)
 			return r;
 		s->l1_dirty |= fixed;
-		for (uint32_t k = 0; k < s->l2_entries; k++) {
+		/* the entries outside [lo, hi) are zero: nothing to check */
+		if ((r = qcow2_cache_get_range(img, s->l2_cache, l2_off, &l2, &lo, &hi)) < 0)
+			return r;
+		for (uint32_t k = lo; k < hi && k < s->l2_entries; k++) {
 			if ((r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
 				return r;
 			uint64_t e = imgfmt_get_be64(l2 + 8 * k), data = e & QCOW2_OFFSET_MASK;

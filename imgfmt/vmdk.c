@@ -150,25 +150,76 @@ static int gd_check(struct imgfmt_image *img, const char *name, const uint32_t *
 	return r;
 }
 
+/* Grain tables read per pread: runs of tables that follow each other in
+ * the file (as qemu-img and VMware lay them out) take one read each. */
+#define VMDK_GT_BATCH 256u
+
+/* Where table i goes: writers' block, the shared zero table, or its own. */
+static int keep_gt(struct imgfmt_image *img, struct vmdk_sparse *sp, uint32_t i,
+		   const uint8_t *raw, uint32_t *k)
+{
+	uint32_t *t;
+
+	if (sp->gt_mem) {
+		t = sp->gt_mem + (size_t)(*k)++ * VMDK_GTES_PER_GT;
+	} else {
+		bool zero = true;
+		for (uint32_t j = 0; j < VMDK_GT_BYTES && zero; j++)
+			zero = raw[j] == 0;
+		if (zero) {
+			sp->gt[i] = sp->gt_zero;
+			return 0;
+		}
+		if (!(t = malloc(VMDK_GT_BYTES)))
+			return imgfmt_err(img, -ENOMEM, "out of memory for grain tables");
+	}
+	for (uint32_t j = 0; j < VMDK_GTES_PER_GT; j++)
+		t[j] = imgfmt_get_le32(raw + 4 * j);
+	sp->gt[i] = t;
+	return 0;
+}
+
 static int sparse_load_gts(struct imgfmt_image *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
 	uint32_t present, k = 0;
+	uint8_t *buf;
 	int r = gd_check(img, e->name, sp->gd, sp->n_gts, sp->file_sectors, &present);
 
 	if (r < 0)
 		return r;
 	sp->gt = calloc(sp->n_gts, sizeof(*sp->gt));
 	sp->gt_dirty = calloc(sp->n_gts, 1);
-	sp->gt_mem = calloc((size_t)present + 1, VMDK_GT_BYTES);
-	if (!sp->gt || !sp->gt_dirty || !sp->gt_mem)
+	if (img->writable)
+		sp->gt_mem = calloc((size_t)present + 1, VMDK_GT_BYTES);
+	else
+		sp->gt_zero = calloc(1, VMDK_GT_BYTES);
+	buf = malloc((size_t)VMDK_GT_BATCH * VMDK_GT_BYTES);
+	if (!sp->gt || !sp->gt_dirty || !(sp->gt_mem || sp->gt_zero) || !buf) {
+		free(buf);
 		return imgfmt_err(img, -ENOMEM, "out of memory for %u grain tables", present);
-	for (uint32_t i = 0; i < sp->n_gts && r == 0; i++) {
-		if (!sp->gd[i])
-			continue;
-		sp->gt[i] = sp->gt_mem + (size_t)k++ * VMDK_GTES_PER_GT;
-		r = read_table(img, e->fd, sp->gt[i], VMDK_GTES_PER_GT, sp->gd[i], "a grain table");
 	}
+	/* each pass consumes at least table i: the loop ends */
+	for (uint32_t i = 0; i < sp->n_gts && r == 0;) {
+		uint32_t n = 1;
+		if (!sp->gd[i]) {
+			i++;
+			continue;
+		}
+		/* gd_check: gd[i] + VMDK_GT_SECTORS lies inside the file, no overflow */
+		while (n < VMDK_GT_BATCH && i + n < sp->n_gts &&
+		       sp->gd[i + n] == sp->gd[i + n - 1] + VMDK_GT_SECTORS)
+			n++;
+		r = imgfmt_fd_pread(e->fd, buf, (size_t)n * VMDK_GT_BYTES,
+				    (uint64_t)sp->gd[i] * IMGFMT_SECTOR_BYTES);
+		if (r < 0)
+			r = imgfmt_err(img, r, "reading grain tables at sector %u: %s", sp->gd[i],
+				       strerror(-r));
+		for (uint32_t j = 0; j < n && r == 0; j++)
+			r = keep_gt(img, sp, i + j, buf + (size_t)j * VMDK_GT_BYTES, &k);
+		i += n;
+	}
+	free(buf);
 	return r;
 }
 
@@ -315,6 +366,10 @@ static void sparse_free(struct vmdk_sparse *sp)
 		return;
 	free(sp->gd);
 	free(sp->rgd);
+	for (uint32_t i = 0; sp->gt && !sp->gt_mem && i < sp->n_gts; i++)
+		if (sp->gt[i] != sp->gt_zero)
+			free(sp->gt[i]);
+	free(sp->gt_zero);
 	free(sp->gt);
 	free(sp->gt_mem);
 	free(sp->gt_dirty);
@@ -874,9 +929,10 @@ static uint64_t sparse_status(struct vmdk_state *st, const struct vmdk_extent *e
 	*host = sector ? sector * IMGFMT_SECTOR_BYTES + off % grain_bytes : IMGFMT_NO_HOST_OFFSET;
 	while (n < len && grain < last) {
 		grain++;
-		if (!sp->gt[grain / VMDK_GTES_PER_GT] && *type == IMGFMT_EXTENT_HOLE &&
+		const uint32_t *gt = sp->gt[grain / VMDK_GTES_PER_GT];
+		if ((!gt || gt == sp->gt_zero) && *type == IMGFMT_EXTENT_HOLE &&
 		    grain % VMDK_GTES_PER_GT == 0 && !vmdk_stream_any_staged(st, e)) {
-			n += grain_bytes * VMDK_GTES_PER_GT; /* a whole absent table */
+			n += grain_bytes * VMDK_GTES_PER_GT; /* a whole absent or zero table */
 			grain += VMDK_GTES_PER_GT - 1;
 			continue;
 		}

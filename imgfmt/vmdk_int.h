@@ -78,7 +78,11 @@ struct vmdk_sparse {
 	uint32_t *gd;              /* GT sector per table, 0 = absent */
 	uint32_t *rgd;             /* redundant GD (writers only), or NULL */
 	uint32_t **gt;             /* n_gts tables of 512 entries, NULL = absent */
-	uint32_t *gt_mem;
+	uint32_t *gt_mem;          /* writers: every present table, in one block */
+	/* Read-only opens: present all-zero tables all point at this one, the
+	 * others are allocated one by one (memory follows what is allocated,
+	 * not the virtual size); NULL for writers. */
+	uint32_t *gt_zero;
 	bool *gt_dirty;
 	bool compressed, markers;
 	uint64_t file_sectors;     /* file size (bound for table entries) */
