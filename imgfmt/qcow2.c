@@ -159,7 +159,9 @@ int qcow2_write_header_area(struct imgfmt_image *img)
 
 static int qcow2_probe(const struct imgfmt_probe_buf *pb)
 {
-	return pb->head_bytes >= 8 && imgfmt_get_be32(pb->head) == QCOW2_MAGIC ? 100 : 0;
+	/* version 1 is qcow, which p2v does not read (probe.c names it) */
+	return pb->head_bytes >= 8 && imgfmt_get_be32(pb->head) == QCOW2_MAGIC &&
+	       imgfmt_get_be32(pb->head + 4) != 1 ? 100 : 0;
 }
 
 /* ---- validating an opened header ---- */
