@@ -498,8 +498,7 @@ static void test_hostile_headers(void)
 	expect_open_error((size_t)gd_sector * 512, b, 4, "grain directory entry 0");
 	memcpy(b, base_image + (size_t)gd_sector * 512, 4); /* GT 1 = GT 0: a loop */
 	expect_open_error((size_t)gd_sector * 512 + 4, b, 4, "overlap");
-	put32(b, 0x12345678);
-	expect_open_error(0, b, 4, "unknown image format");
+	expect_open_error(0, "QED\0", 4, "this is a qed image, which p2v does not read");
 	expect_open_error(512, "RW 99999999999999999999 SPARSE \"x\"\n", 36, "extent sectors");
 	free(base_image);
 }
