@@ -97,16 +97,17 @@ const char *imgfmt_format_from_filename(const char *path)
 
 /* ---- probing ---- */
 
-/* The first 64 KiB and the last sector of fd, for the drivers' probes;
- * pb->head is malloc'd (free it). */
+#define PROBE_TAIL_BYTES 1024u
+
+/* The first 64 KiB and the last KiB of fd, for the probes; tail must hold
+ * PROBE_TAIL_BYTES; pb->head is malloc'd (free it). */
 static int read_probe_buf(int fd, bool is_blk, struct imgfmt_probe_buf *pb, uint8_t *tail,
 			  char *err, size_t err_bytes, const char *path)
 {
-	static const size_t tail_max = 512;
 	uint8_t *head = malloc(PROBE_HEAD_BYTES);
 	int r;
 
-	*pb = (struct imgfmt_probe_buf){ .head = head, .tail = tail, .is_block_device = is_blk };
+	*pb = (struct imgfmt_probe_buf){ .head = head, .tail_wide = tail, .is_block_device = is_blk };
 	if (!head) {
 		snprintf(err, err_bytes, "out of memory");
 		return -ENOMEM;
@@ -115,9 +116,12 @@ static int read_probe_buf(int fd, bool is_blk, struct imgfmt_probe_buf *pb, uint
 	if (r == 0)
 		r = imgfmt_fd_pread_zfill(fd, head, PROBE_HEAD_BYTES, 0);
 	pb->head_bytes = pb->file_bytes < PROBE_HEAD_BYTES ? pb->file_bytes : PROBE_HEAD_BYTES;
-	pb->tail_bytes = pb->file_bytes < tail_max ? pb->file_bytes : tail_max;
+	pb->tail_wide_bytes = pb->file_bytes < PROBE_TAIL_BYTES ? pb->file_bytes : PROBE_TAIL_BYTES;
+	pb->tail_bytes = pb->tail_wide_bytes < 512 ? pb->tail_wide_bytes : 512;
+	pb->tail = tail + (pb->tail_wide_bytes - pb->tail_bytes);
 	if (r == 0)
-		r = imgfmt_fd_pread_zfill(fd, tail, pb->tail_bytes, pb->file_bytes - pb->tail_bytes);
+		r = imgfmt_fd_pread_zfill(fd, tail, pb->tail_wide_bytes,
+					  pb->file_bytes - pb->tail_wide_bytes);
 	if (r < 0) {
 		snprintf(err, err_bytes, "%s: reading the header: %s", path, strerror(-r));
 		free(head);
@@ -126,12 +130,18 @@ static int read_probe_buf(int fd, bool is_blk, struct imgfmt_probe_buf *pb, uint
 	return r;
 }
 
-static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t err_bytes,
-					 const char *path)
+/* The driver for an image opened without a format: the one whose signature
+ * it carries; a signature of a format p2v does not read is refused naming
+ * it; raw only for a file with no signature at all, read-only (with a note
+ * through log), as writing to a guessed raw image is what lets a guest turn
+ * its disk into another format (CVE-2008-2004). */
+static const struct imgfmt_driver *probe(int fd, bool is_blk, const struct imgfmt_open_opts *opts,
+					 char *err, size_t err_bytes, const char *path)
 {
-	uint8_t tail[512];
+	uint8_t tail[PROBE_TAIL_BYTES];
 	struct imgfmt_probe_buf pb;
 	const struct imgfmt_driver *best = NULL;
+	const char *sig;
 	int best_score = 0;
 
 	if (read_probe_buf(fd, is_blk, &pb, tail, err, err_bytes, path) < 0)
@@ -143,12 +153,29 @@ static const struct imgfmt_driver *probe(int fd, bool is_blk, char *err, size_t 
 			best = imgfmt_drivers[i];
 		}
 	}
+	sig = imgfmt_probe_signature(&pb);
 	free((void *)pb.head);
-	if (!best)
-		snprintf(err, err_bytes,
-			 "%s: unknown image format (no known signature); use -f raw if it is a raw disk",
+	if (best)
+		return best;
+	for (unsigned i = 0; sig && i < imgfmt_n_drivers; i++)
+		if (!strcmp(sig, imgfmt_drivers[i]->name))
+			return imgfmt_drivers[i]; /* its own open says what is wrong */
+	if (sig) {
+		snprintf(err, err_bytes, "%s: this is a %s image, which p2v does not read", path, sig);
+		return NULL;
+	}
+	if (opts->flags & IMGFMT_OPEN_RDWR) {
+		snprintf(err, err_bytes, "%s: no image signature; give -f raw to open it for writing as a raw disk",
 			 path);
-	return best;
+		return NULL;
+	}
+	if (opts->log) {
+		char note[IMGFMT_ERRMSG_BYTES];
+		snprintf(note, sizeof(note), "%s has no image signature; reading it as raw (give -f raw to say so)",
+			 path);
+		opts->log(opts->log_opaque, note);
+	}
+	return &imgfmt_raw_driver;
 }
 
 static bool starts_with(const uint8_t *buf, size_t len, const char *magic)
@@ -176,7 +203,7 @@ static void escape(const char *s, char *out, size_t out_bytes)
 static int check_forced(int fd, bool is_blk, const struct imgfmt_driver *drv, char *err,
 			size_t err_bytes, const char *path)
 {
-	uint8_t tail[512], shown[8];
+	uint8_t tail[PROBE_TAIL_BYTES], shown[8];
 	struct imgfmt_probe_buf pb;
 	bool found = false;
 	char magic[64];
@@ -292,7 +319,7 @@ static int open_file(struct imgfmt_image **out, const char *path, int fd, int di
 		if (r < 0)
 			goto close_fds;
 	} else {
-		drv = probe(fd, S_ISBLK(st->st_mode), perr, sizeof(perr), path);
+		drv = probe(fd, S_ISBLK(st->st_mode), opts, perr, sizeof(perr), path);
 		if (!drv) {
 			r = -EINVAL;
 			goto close_fds;

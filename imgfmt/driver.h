@@ -38,9 +38,15 @@ struct imgfmt_probe_buf {
 	size_t head_bytes;
 	const uint8_t *tail;   /* last 512 bytes (or fewer for tiny files) */
 	size_t tail_bytes;
+	const uint8_t *tail_wide; /* last KiB (or fewer); ends with tail */
+	size_t tail_wide_bytes;
 	uint64_t file_bytes;
 	bool is_block_device;
 };
+
+/* probe.c: the name qemu-img gives the format whose signature pb carries,
+ * any format QEMU 7.2 probes for (p2v reads only some), or NULL. */
+const char *imgfmt_probe_signature(const struct imgfmt_probe_buf *pb);
 
 struct imgfmt_driver {
 	const char *name;          /* "qcow2", "vpc", "vhdx", "vmdk", "raw" */

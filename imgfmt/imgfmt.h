@@ -2,7 +2,8 @@
  *
  * What it offers:
  *  - One handle type (struct imgfmt_image) for raw files and block devices, qcow2,
- *    VHD (vpc), VHDX and VMDK, chosen by probing content (magic), never by name.
+ *    VHD (vpc), VHDX and VMDK, chosen by probing content (magic), never by name;
+ *    raw only for a file with no signature at all, read-only unless named.
  *  - Byte-granular pread/pwrite/write_zeroes, range-checked once in the core.
  *  - Block status (data / zero / hole extents) as a first-class operation.
  *  - Creation under a temporary name, made visible by imgfmt_commit() only.

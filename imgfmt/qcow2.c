@@ -159,7 +159,9 @@ int qcow2_write_header_area(struct imgfmt_image *img)
 
 static int qcow2_probe(const struct imgfmt_probe_buf *pb)
 {
-	return pb->head_bytes >= 8 && imgfmt_get_be32(pb->head) == QCOW2_MAGIC ? 100 : 0;
+	/* version 1 is qcow, which p2v does not read (probe.c names it) */
+	return pb->head_bytes >= 8 && imgfmt_get_be32(pb->head) == QCOW2_MAGIC &&
+	       imgfmt_get_be32(pb->head + 4) != 1 ? 100 : 0;
 }
 
 /* ---- validating an opened header ---- */
@@ -313,7 +315,9 @@ static int read_backing_name(struct imgfmt_image *img, const uint8_t *c0)
 
 /* ---- open ---- */
 
-/* Internal snapshots are not read, but their table must be sane. */
+/* Internal snapshots are not read, but their table must be sane, every
+ * entry of it, as QEMU checks it at open (and more: an entry running past
+ * the file, an L1 table too large or outside it, which QEMU finds later). */
 static int check_snapshots(struct imgfmt_image *img)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -321,9 +325,14 @@ static int check_snapshots(struct imgfmt_image *img)
 	if (!s->h.nb_snapshots)
 		return 0;
 	if (s->h.nb_snapshots > 65536)
-		return imgfmt_err(img, -EINVAL, "%s: nb_snapshots %u exceeds 65536", img->path,
+		return imgfmt_err(img, -EFBIG, "%s: nb_snapshots %u exceeds 65536 (QEMU's limit)", img->path,
 				  s->h.nb_snapshots);
-	return qcow2_check_table(img, "snapshot table", s->h.snapshots_offset, (uint64_t)s->h.nb_snapshots * 40);
+	char what[48];
+	int r;
+
+	snprintf(what, sizeof(what), "snapshot table (nb_snapshots %u)", s->h.nb_snapshots);
+	r = qcow2_check_table(img, what, s->h.snapshots_offset, (uint64_t)s->h.nb_snapshots * 40);
+	return r < 0 ? r : qcow2_snapshot_check_table(img);
 }
 
 static int load_tables(struct imgfmt_image *img)

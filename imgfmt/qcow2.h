@@ -140,6 +140,9 @@ int qcow2_sync(struct imgfmt_image *img);
 int qcow2_flush_and_sync(struct imgfmt_image *img);
 
 /* qcow2_snap.c: internal snapshots */
+/* Read and check every snapshot table entry (at open): 0 or -errno with a
+ * message naming the entry and the field. */
+int qcow2_snapshot_check_table(struct imgfmt_image *img);
 int qcow2_snapshot_list(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n);
 int qcow2_snapshot_create(struct imgfmt_image *img, const char *name);
 int qcow2_snapshot_apply(struct imgfmt_image *img, const char *id_or_name);

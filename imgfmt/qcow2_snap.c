@@ -81,15 +81,23 @@ static char *read_string(struct imgfmt_image *img, uint64_t off, uint32_t len, i
 	return s;
 }
 
-/* One entry at table offset pos; *len: its padded length. */
-static int read_entry(struct imgfmt_image *img, uint64_t pos, struct snap *sn, uint64_t *len)
+/* Entry k at table offset pos; *len: its padded length.  Each field is
+ * checked against QEMU 7.2's limits (qcow2.h, qcow2-snapshot.c) and the
+ * file's end, and a bad one named with its value. */
+static int read_entry(struct imgfmt_image *img, uint32_t k, uint64_t pos, struct snap *sn, uint64_t *len)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint64_t base = s->h.snapshots_offset + pos, end;
+	uint64_t base = s->h.snapshots_offset + pos, fixed_end, id_end, end;
 	uint8_t e[SNAP_FIXED_BYTES];
 	uint32_t id_len, name_len;
-	int r = imgfmt_fd_pread(img->fd, e, sizeof(e), base);
+	char what[64];
+	int r;
 
+	if (base + SNAP_FIXED_BYTES > s->file_bytes)
+		return imgfmt_err(img, -EINVAL, "%s: snapshot table entry %u at %llu is past the end of the file (%llu bytes; nb_snapshots %u)",
+				  img->path, k, (unsigned long long)base, (unsigned long long)s->file_bytes,
+				  s->h.nb_snapshots);
+	r = imgfmt_fd_pread(img->fd, e, sizeof(e), base);
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: reading the snapshot table at %llu: %s", img->path,
 				  (unsigned long long)base, strerror(-r));
@@ -102,17 +110,30 @@ static int read_entry(struct imgfmt_image *img, uint64_t pos, struct snap *sn, u
 	sn->vm_clock_nsec = imgfmt_get_be64(e + 24);
 	sn->vm_state_size32 = imgfmt_get_be32(e + 32);
 	sn->extra_bytes = imgfmt_get_be32(e + 36);
-	*len = (SNAP_FIXED_BYTES + (uint64_t)sn->extra_bytes + id_len + name_len + 7) & ~7ull;
-	end = pos + *len;
-	if (sn->extra_bytes > SNAP_MAX_EXTRA_BYTES || end > SNAP_MAX_TABLE_BYTES ||
-	    s->h.snapshots_offset + end > s->next_host || id_len == 0)
-		return imgfmt_err(img, -EINVAL, "%s: snapshot table entry at %llu (extra %u, ID %u, name %u bytes) is invalid",
-				  img->path, (unsigned long long)base, sn->extra_bytes, id_len, name_len);
-	if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
-	    (sn->l1_size && (r = qcow2_check_table(img, "snapshot L1 table", sn->l1_offset,
-						    (uint64_t)sn->l1_size * 8)) < 0))
-		return r < 0 ? r : imgfmt_err(img, -EINVAL, "%s: snapshot L1 table of %u entries is too large",
-					      img->path, sn->l1_size);
+	if (sn->extra_bytes > SNAP_MAX_EXTRA_BYTES)
+		return imgfmt_err(img, -EINVAL, "%s: snapshot table entry %u: extra_data_size %u exceeds %u",
+				  img->path, k, sn->extra_bytes, SNAP_MAX_EXTRA_BYTES);
+	if (id_len == 0)
+		return imgfmt_err(img, -EINVAL, "%s: snapshot table entry %u: id_str_size is 0", img->path, k);
+	fixed_end = base + SNAP_FIXED_BYTES + sn->extra_bytes;
+	id_end = fixed_end + id_len;
+	end = id_end + name_len;
+	if (fixed_end > s->file_bytes || id_end > s->file_bytes || end > s->file_bytes)
+		return imgfmt_err(img, -EINVAL, "%s: snapshot table entry %u: %s %u makes it end at %llu, past the end of the file (%llu bytes)",
+				  img->path, k,
+				  fixed_end > s->file_bytes ? "extra_data_size" : id_end > s->file_bytes ? "id_str_size" : "name_size",
+				  fixed_end > s->file_bytes ? sn->extra_bytes : id_end > s->file_bytes ? id_len : name_len,
+				  (unsigned long long)end, (unsigned long long)s->file_bytes);
+	*len = (end - base + 7) & ~7ull;
+	if (pos + *len > SNAP_MAX_TABLE_BYTES)
+		return imgfmt_err(img, -EFBIG, "%s: snapshot table entry %u ends %llu bytes into the table, beyond %u",
+				  img->path, k, (unsigned long long)(pos + *len), SNAP_MAX_TABLE_BYTES);
+	if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+		return imgfmt_err(img, -EFBIG, "%s: snapshot table entry %u: l1_size %u exceeds %u entries",
+				  img->path, k, sn->l1_size, QCOW2_MAX_L1_BYTES / 8);
+	snprintf(what, sizeof(what), "snapshot table entry %u: L1 table", k);
+	if (sn->l1_size && (r = qcow2_check_table(img, what, sn->l1_offset, (uint64_t)sn->l1_size * 8)) < 0)
+		return r;
 	sn->extra = calloc(1, sn->extra_bytes + 1);
 	if (!sn->extra)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
@@ -132,19 +153,29 @@ static int load_table(struct imgfmt_image *img, struct table *t)
 
 	memset(t, 0, sizeof(*t));
 	if (s->h.nb_snapshots > SNAP_MAX_COUNT)
-		return imgfmt_err(img, -EINVAL, "%s: nb_snapshots %u exceeds %u", img->path, s->h.nb_snapshots,
+		return imgfmt_err(img, -EFBIG, "%s: nb_snapshots %u exceeds %u", img->path, s->h.nb_snapshots,
 				  SNAP_MAX_COUNT);
 	t->v = calloc(s->h.nb_snapshots + 1, sizeof(*t->v));
 	if (!t->v)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	/* each entry advances pos by 40 or more, within 64 MiB: the loop ends */
 	for (t->n = 0; t->n < s->h.nb_snapshots && r == 0; pos += len) {
-		r = read_entry(img, pos, &t->v[t->n], &len);
+		r = read_entry(img, t->n, pos, &t->v[t->n], &len);
 		t->n++;
 	}
 	t->bytes = pos;
 	if (r < 0)
 		table_free(t);
+	return r;
+}
+
+int qcow2_snapshot_check_table(struct imgfmt_image *img)
+{
+	struct table t;
+	int r = load_table(img, &t);
+
+	if (r == 0)
+		table_free(&t);
 	return r;
 }
 
@@ -199,6 +230,8 @@ static int write_table(struct imgfmt_image *img, const struct table *t, int skip
 	r = qcow2_alloc_clusters(img, imgfmt_div_round_up(bytes, s->cluster_bytes), off);
 	if (r == 0 && (r = imgfmt_fd_pwrite(img->fd, buf, bytes, *off)) < 0)
 		r = imgfmt_err(img, r, "%s: writing the snapshot table: %s", img->path, strerror(-r));
+	if (r == 0 && *off + bytes > s->file_bytes)
+		s->file_bytes = *off + bytes; /* read_entry checks entries against it */
 	free(buf);
 	return r;
 }

@@ -11,44 +11,8 @@
 
 #define RAW_CLUSTER_BYTES 4096u
 
-/* Signatures of formats raw must never be guessed for (CVE-2008-2004). */
-static const struct {
-	size_t off;
-	const char *magic;
-	size_t len;
-} foreign[] = {
-	{ 0, "QFI\xfb", 4 },           { 0, "conectix", 8 },
-	{ 0, "vhdxfile", 8 },          { 0, "KDMV", 4 },
-	{ 0, "COWD", 4 },              { 0, "# Disk DescriptorFile", 21 },
-	{ 0x40, "\x7f\x10\xda\xbe", 4 }, /* VirtualBox VDI */
-	{ 0, "WithoutFreeSpace", 16 }, /* Parallels */
-	{ 0, "QEVM", 4 },              /* QED */
-};
-
-static bool has_foreign_magic(const struct imgfmt_probe_buf *pb)
-{
-	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
-		if (pb->head_bytes >= foreign[i].off + foreign[i].len &&
-		    !memcmp(pb->head + foreign[i].off, foreign[i].magic, foreign[i].len))
-			return true;
-	return pb->tail_bytes >= 512 && !memcmp(pb->tail, "conectix", 8);
-}
-
-/* Raw is chosen only for a block device or a file starting with a partition
- * table (MBR boot signature or GPT header), never for foreign magic. */
-static int raw_probe(const struct imgfmt_probe_buf *pb)
-{
-	if (has_foreign_magic(pb))
-		return 0;
-	if (pb->is_block_device)
-		return 1;
-	if (pb->head_bytes >= 1024 && !memcmp(pb->head + 512, "EFI PART", 8))
-		return 1;
-	if (pb->head_bytes >= 512 && pb->head[510] == 0x55 && pb->head[511] == 0xAA)
-		return 1;
-	return 0;
-}
-
+/* Raw has no probe: the core falls back to it for a file without any
+ * image signature (probe.c), read-only, or takes it from -f raw. */
 static int raw_open(struct imgfmt_image *img)
 {
 	int r = imgfmt_fd_size(img->fd, &img->size_bytes);
@@ -186,7 +150,6 @@ static void raw_close(struct imgfmt_image *img)
 const struct imgfmt_driver imgfmt_raw_driver = {
 	.name = "raw",
 	.description = "raw disk image or block device",
-	.probe = raw_probe,
 	.open = raw_open,
 	.create_opts = raw_create_opts,
 	.create = raw_create,

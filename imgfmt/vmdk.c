@@ -8,7 +8,8 @@
  * (GD) of grain tables (GT, 512 entries each).  All present GTs are loaded at
  * open; GT sectors are validated to lie inside the file and not to overlap,
  * so table memory is bounded by the file size.  GT entry 0 = unallocated,
- * 1 = zeroed grain, else the grain's sector (streamOptimized: the sector of a
+ * 1 = zeroed grain when the header's zeroed-grain flag is set (else sector
+ * 1, as QEMU and VMware read it), else the grain's sector (streamOptimized: the sector of a
  * grain marker {lba, size} followed by a zlib stream).
  *
  * Writing: monolithicSparse allocates grains at the end of the file and keeps
@@ -809,7 +810,7 @@ static int sparse_read(struct imgfmt_image *img, struct vmdk_state *st, const st
 			memcpy(buf, vmdk_stream_stage(st) + in_grain, n);
 		} else if (gte == VMDK_GTE_HOLE && img->backing) {
 			r = read_backing(img, buf, n, e->start_sectors * IMGFMT_SECTOR_BYTES + off);
-		} else if (gte <= VMDK_GTE_ZERO) {
+		} else if (!vmdk_gte_allocated(sp, gte)) {
 			memset(buf, 0, n);
 		} else if (sp->compressed) {
 			r = load_compressed(img, st, e, grain, gte);
@@ -887,11 +888,11 @@ static int vmdk_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_
 
 /* ---- block status ---- */
 
-static enum imgfmt_extent_type gte_type(uint32_t gte)
+static enum imgfmt_extent_type gte_type(const struct vmdk_sparse *sp, uint32_t gte)
 {
 	if (gte == VMDK_GTE_HOLE)
 		return IMGFMT_EXTENT_HOLE;
-	return gte == VMDK_GTE_ZERO ? IMGFMT_EXTENT_ZERO : IMGFMT_EXTENT_DATA;
+	return vmdk_gte_zeroed(sp, gte) ? IMGFMT_EXTENT_ZERO : IMGFMT_EXTENT_DATA;
 }
 
 static enum imgfmt_extent_type grain_type(struct vmdk_state *st, const struct vmdk_extent *e,
@@ -899,7 +900,7 @@ static enum imgfmt_extent_type grain_type(struct vmdk_state *st, const struct vm
 {
 	if (vmdk_stream_staged(st, e, grain))
 		return IMGFMT_EXTENT_DATA;
-	return gte_type(vmdk_gte(e->sp, grain));
+	return gte_type(e->sp, vmdk_gte(e->sp, grain));
 }
 
 /* Sector of a grain's data as is in the extent file, or 0 (not data,
@@ -909,7 +910,7 @@ static uint64_t grain_host_sector(struct vmdk_state *st, const struct vmdk_exten
 {
 	uint32_t gte = vmdk_gte(e->sp, grain);
 
-	if (e->sp->compressed || vmdk_stream_staged(st, e, grain) || gte_type(gte) != IMGFMT_EXTENT_DATA)
+	if (e->sp->compressed || vmdk_stream_staged(st, e, grain) || gte_type(e->sp, gte) != IMGFMT_EXTENT_DATA)
 		return 0;
 	return gte;
 }
@@ -1030,7 +1031,7 @@ static uint64_t unallocated_run(const struct vmdk_sparse *sp, uint64_t grain, ui
 	uint64_t grain_bytes = (uint64_t)sp->grain_sectors * IMGFMT_SECTOR_BYTES;
 	uint64_t n = grain_bytes - in_grain, k = 1;
 
-	while (n < len && vmdk_gte(sp, grain + k) <= VMDK_GTE_ZERO &&
+	while (n < len && !vmdk_gte_allocated(sp, vmdk_gte(sp, grain + k)) &&
 	       sp->gt[(grain + k) / VMDK_GTES_PER_GT]) {
 		n += grain_bytes;
 		k++;
@@ -1063,7 +1064,7 @@ static int sparse_write_run(struct imgfmt_image *img, struct vmdk_extent *e, con
 
 	if (r < 0)
 		return r;
-	if (gte > VMDK_GTE_ZERO) {
+	if (vmdk_gte_allocated(sp, gte)) {
 		*done = contiguous_bytes(sp, grain, gte, in_grain, len);
 		return write_at(img, e, buf, *done, (uint64_t)gte * IMGFMT_SECTOR_BYTES + in_grain);
 	}
@@ -1117,7 +1118,7 @@ static int zero_fn(struct imgfmt_image *img, struct vmdk_state *st, struct vmdk_
 		int r = 0;
 		n = n < len ? n : len;
 		n = n < sizeof(zeroes) ? n : sizeof(zeroes);
-		if (e->kind != VMDK_EXTENT_SPARSE || vmdk_gte(e->sp, off / grain_bytes) > VMDK_GTE_ZERO)
+		if (e->kind != VMDK_EXTENT_SPARSE || vmdk_gte_allocated(e->sp, vmdk_gte(e->sp, off / grain_bytes)))
 			r = write_fn(img, st, e, (uint8_t *)(uintptr_t)zeroes, n, off);
 		if (r < 0)
 			return r;

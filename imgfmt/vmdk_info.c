@@ -111,7 +111,7 @@ static uint64_t collect_grains(const struct vmdk_extent *e, uint64_t grains, uin
 	for (uint32_t i = 0; i < sp->n_gts; i++) {
 		for (uint32_t j = 0; sp->gt[i] && j < VMDK_GTES_PER_GT; j++) {
 			uint64_t g = (uint64_t)i * VMDK_GTES_PER_GT + j;
-			if (g >= grains || sp->gt[i][j] <= VMDK_GTE_ZERO)
+			if (g >= grains || !vmdk_gte_allocated(sp, sp->gt[i][j]))
 				continue;
 			if (used)
 				used[k] = sp->gt[i][j];

@@ -123,6 +123,17 @@ void vmdk_header_decode(const struct vmdk_header_disk *d, struct vmdk_header *h)
 void vmdk_header_encode(const struct vmdk_header *h, struct vmdk_header_disk *d);
 uint32_t vmdk_n_gts(uint64_t capacity_sectors, uint32_t grain_sectors);
 uint32_t vmdk_gte(const struct vmdk_sparse *sp, uint64_t grain);
+/* A grain table entry: 0 unallocated; 1 a zeroed grain only when the header
+ * has the zeroed-grain flag (bit 2), otherwise the grain at sector 1, as
+ * QEMU (block/vmdk.c) and VMware read it; else the grain's sector. */
+static inline bool vmdk_gte_zeroed(const struct vmdk_sparse *sp, uint32_t gte)
+{
+	return gte == VMDK_GTE_ZERO && (sp->hdr.flags & VMDK_FLAG_ZERO_GRAIN);
+}
+static inline bool vmdk_gte_allocated(const struct vmdk_sparse *sp, uint32_t gte)
+{
+	return gte != VMDK_GTE_HOLE && !vmdk_gte_zeroed(sp, gte);
+}
 
 /* vmdk_create.c */
 extern const struct imgfmt_opt_desc vmdk_create_opts[];

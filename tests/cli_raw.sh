@@ -1,7 +1,7 @@
 #!/bin/bash
 # The image commands on raw images: convert round trip, holes kept, compare
 # exit codes, map/info JSON, refusals (existing target, unknown format, full
-# disk leaves nothing behind, foreign magic never read as raw).
+# disk leaves nothing behind, raw guessed only without a signature).
 . "$(dirname "$0")/lib.sh"
 need qemu-img jq
 cd "$TMP"
@@ -37,7 +37,11 @@ echo "$out" | grep -q "offset 30000000" || fail "first difference not reported: 
 expect_fail "existing target" "$P2V" convert -f raw -O raw src.raw out.raw
 "$P2V" convert --force -f raw -O raw src.raw out.raw && cmp src.raw out.raw || fail "--force"
 head -c 1M /dev/zero > blank.bin
-expect_fail "no partition table, no magic: not guessed as raw" "$P2V" info blank.bin
+# no signature at all: read as raw with a note; writing needs -f raw
+# (cli_probe.sh has the rules in full)
+"$P2V" info blank.bin 2>&1 >/dev/null | grep -q "has no image signature; reading it as raw" ||
+	fail "no signature: raw with a note"
+expect_fail "writing to a guessed raw image" "$P2V" resize blank.bin 2M
 "$P2V" info -f raw blank.bin >/dev/null || fail "-f raw accepted"
 expect_fail "unknown output format" "$P2V" convert -f raw -O nosuch src.raw x.nosuch
 expect_fail "no output format from the name" "$P2V" convert -f raw src.raw x.unknownext

@@ -3,6 +3,8 @@ p2v_unit_test(unit_core ${P2V_TEST_DIR}/unit_core.c)
 p2v_unit_test(unit_deflate ${P2V_TEST_DIR}/unit_deflate.c)
 target_link_libraries(unit_deflate PRIVATE PkgConfig::ZLIB)
 p2v_shell_test(cli_raw cli_raw.sh TIMEOUT 300)
+# Probing as qemu-img's: no foreign signature is ever read as raw (issue 14).
+p2v_shell_test(cli_probe cli_probe.sh TIMEOUT 300)
 # Declared options (-o help, README, qemu-img), command tables, progress (issue 15).
 p2v_shell_test(cli_options cli_options.sh TIMEOUT 300)
 p2v_shell_test(cli_convert cli_convert.sh TIMEOUT 300)

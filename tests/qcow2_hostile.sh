@@ -86,4 +86,32 @@ open("evil.qcow2", "wb").write(b)
 PY
 	refuse "backing '$name'" evil.qcow2 "not a plain path"
 done
+# The snapshot table (issue 14): absurd entries of an image with one
+# snapshot refused at open naming the entry and the field.  qemu-img info
+# refuses the same where QEMU 7.2 checks at open (nb_snapshots, extra data);
+# the rest it opens, and qemu-img check finds them corrupt.
+qemu-img create -q -f qcow2 snap.qcow2 4M
+qemu-io -f qcow2 -c "write -P 0x22 0 64k" snap.qcow2 >/dev/null
+qemu-img snapshot -c s1 snap.qcow2
+st=$(python3 -c "import struct;print(struct.unpack('>Q',open('snap.qcow2','rb').read()[64:72])[0])")
+"$P2V" info snap.qcow2 >/dev/null || fail "the image with a snapshot must open"
+for c in "60 I 65537 nb_snapshots info" "60 I 2 nb_snapshots check" \
+	 "$((st + 8)) I 0xFFFFFFFF l1_size check" "$((st + 8)) I 0x400001 l1_size check" \
+	 "$((st + 12)) H 0xFFFF id_str_size check" "$((st + 14)) H 0xFFFF name_size check" \
+	 "$((st + 36)) I 0xFFFFFFFF extra_data_size info" "$((st + 36)) I 1025 extra_data_size info" \
+	 "$st Q 0x123 'L1 table offset' check"; do
+	eval "set -- $c"
+	patch snap.qcow2 sn.qcow2 $1 $2 $3
+	if [ $5 = info ]; then
+		! qemu-img info sn.qcow2 >/dev/null 2>&1 || fail "qemu-img info accepts $4 $3"
+	else
+		rc=0; qemu-img check sn.qcow2 >/dev/null 2>&1 || rc=$?
+		[ $rc -ne 0 ] || fail "qemu-img check finds nothing wrong with $4 $3"
+	fi
+	[ $4 = nb_snapshots ] && [ $3 = 2 ] && want="entry 1" || want="entry 0: $4"
+	[ $4 = nb_snapshots ] && [ $3 = 65537 ] && want="nb_snapshots 65537"
+	refuse "snapshot $4 $3" sn.qcow2 "$want"
+	out=$("$P2V" info sn.qcow2 2>&1) && fail "info opened $4 $3"
+	echo "$out" | grep -q "$want" || fail "info: $out"
+done
 echo "ok: hostile qcow2 refused"

@@ -75,32 +75,136 @@ static void test_crc32c(void)
 	CHECK_EQ(imgfmt_crc32c(0, "", 0), 0);
 }
 
-/* Raw is never guessed for another format's magic, nor for a file with no
- * partition table. */
+/* The signature table on bytes in memory: each signature where QEMU's
+ * probe looks for it, with 55 AA at 510; near misses are no signature. */
+static const char *sig_of(const uint8_t *buf, size_t len)
+{
+	struct imgfmt_probe_buf pb = {
+		.head = buf, .head_bytes = len, .file_bytes = len,
+		.tail_wide = buf + (len > 1024 ? len - 1024 : 0), .tail_wide_bytes = len > 1024 ? 1024 : len,
+		.tail = buf + (len > 512 ? len - 512 : 0), .tail_bytes = len > 512 ? 512 : len,
+	};
+
+	return imgfmt_probe_signature(&pb);
+}
+
+static void test_signature_table(void)
+{
+	static const struct {
+		const char *format;
+		long off;          /* < 0: from the end of the buffer */
+		const char *bytes;
+		size_t len;
+	} cases[] = {
+		{ "qcow2", 0, "QFI\xfb\0\0\0\3", 8 },
+		{ "qcow", 0, "QFI\xfb\0\0\0\1", 8 },
+		{ "vhdx", 0, "vhdxfile", 8 },
+		{ "vpc", 0, "conectix", 8 },
+		{ "vpc", -512, "conectix", 8 },
+		{ "vmdk", 0, "KDMV", 4 },
+		{ "vmdk", 0, "COWD", 4 },
+		{ "vmdk", 0, "# Disk DescriptorFile\n", 22 },
+		{ "vmdk", 0, "# any comment\n  \r\nversion=2\r\n", 29 },
+		{ "bochs", 0, "Bochs Virtual HD Image", 23 },
+		{ "cloop", 0, "#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n", 83 },
+		{ "luks", 0, "LUKS\xba\xbe\0\1", 8 },
+		{ "luks", 0, "LUKS\xba\xbe\0\2", 8 },
+		{ "parallels", 0, "WithoutFreeSpace\2\0\0\0", 20 },
+		{ "parallels", 0, "WithouFreSpacExt\2\0\0\0", 20 },
+		{ "qed", 0, "QED\0", 4 },
+		{ "vdi", 0x40, "\x7f\x10\xda\xbe", 4 },
+		{ "dmg", -512, "koly", 4 },
+		{ "dmg", -1023, "koly", 4 },
+		/* near misses: none of these is a signature */
+		{ NULL, 0, "LUKS\xba\xbe\0\3", 8 },
+		{ NULL, 0, "WithoutFreeSpace\3\0\0\0", 20 },
+		{ NULL, 0, "QED\x01", 4 },
+		{ NULL, 0, "#!/bin/sh\necho hi\n", 18 },
+		{ NULL, 0, "version=4\n", 10 },
+		{ NULL, 0x41, "\x7f\x10\xda\xbe", 4 },
+		{ NULL, -511, "conectix", 8 },
+		{ NULL, -1024, "koly", 4 },
+		{ NULL, -508, "koly", 4 },
+		{ NULL, 0, "", 0 },
+	};
+	static uint8_t buf[1 << 16];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t at = cases[i].off < 0 ? sizeof(buf) + (size_t)cases[i].off : (size_t)cases[i].off;
+		const char *got;
+
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf + at, cases[i].bytes, cases[i].len);
+		if (!strcmp(cases[i].format ? cases[i].format : "", "bochs")) {
+			memcpy(buf + 32, "Redolog", 8);
+			memcpy(buf + 48, "Growing", 8);
+			buf[66] = 2; /* version 2.0 */
+		}
+		buf[510] = 0x55;
+		buf[511] = 0xAA;
+		got = sig_of(buf, sizeof(buf));
+		if (!(got && cases[i].format ? !strcmp(got, cases[i].format) : got == cases[i].format)) {
+			fprintf(stderr, "signature case %zu: got %s, expected %s\n", i, got ? got : "none",
+				cases[i].format ? cases[i].format : "none");
+			unit_failures++;
+		}
+	}
+	/* bochs needs its type, subtype and version too */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "Bochs Virtual HD Image", 23);
+	CHECK(sig_of(buf, sizeof(buf)) == NULL);
+	/* tiny files: no reading past what is there */
+	CHECK(sig_of((const uint8_t *)"QFI\xfb", 4) == NULL);
+	CHECK(!strcmp(sig_of((const uint8_t *)"KDMV", 4), "vmdk"));
+	CHECK(sig_of((const uint8_t *)"", 0) == NULL);
+}
+
+static void note_cb(void *opaque, const char *msg)
+{
+	snprintf(opaque, IMGFMT_ERRMSG_BYTES, "%s", msg);
+}
+
+/* Raw is never guessed for another format's magic; a file with none is
+ * read as raw with a note, and opened for writing only with -f raw. */
 static void test_probe_rules(void)
 {
 	static uint8_t sect[1024];
 	struct imgfmt_image *img;
-	char err[IMGFMT_ERRMSG_BYTES];
+	char err[IMGFMT_ERRMSG_BYTES], note[IMGFMT_ERRMSG_BYTES] = "";
+	struct imgfmt_open_opts ro = { .log = note_cb, .log_opaque = note };
+	struct imgfmt_open_opts rw = { .flags = IMGFMT_OPEN_RDWR };
 
 	sect[510] = 0x55;
 	sect[511] = 0xAA;
 	write_file(tpath("mbr.img"), sect, sizeof(sect), 1 << 20);
-	CHECK(imgfmt_open(&img, tpath("mbr.img"), NULL, err, sizeof(err)) == 0);
+	CHECK(imgfmt_open(&img, tpath("mbr.img"), &ro, err, sizeof(err)) == 0);
 	if (img) {
 		CHECK(!strcmp(imgfmt_format(img), "raw"));
 		CHECK_EQ(imgfmt_size_bytes(img), 1 << 20);
 		imgfmt_close(img);
 	}
+	CHECK(strstr(note, "mbr.img has no image signature; reading it as raw"));
 	memset(sect, 0, sizeof(sect));
 	write_file(tpath("blank.img"), sect, sizeof(sect), 1 << 20);
-	CHECK(imgfmt_open(&img, tpath("blank.img"), NULL, err, sizeof(err)) == -EINVAL);
-	CHECK(strstr(err, "unknown image format") && strstr(err, "-f raw"));
+	note[0] = 0;
+	CHECK(imgfmt_open(&img, tpath("blank.img"), &ro, err, sizeof(err)) == 0);
+	if (img)
+		imgfmt_close(img);
+	CHECK(strstr(note, "blank.img has no image signature") && strstr(note, "-f raw"));
+	CHECK(imgfmt_open(&img, tpath("blank.img"), &rw, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "blank.img: no image signature") && strstr(err, "-f raw"));
 	{
-		struct imgfmt_open_opts o = { .format = "raw" };
+		struct imgfmt_open_opts o = { .format = "raw", .flags = IMGFMT_OPEN_RDWR };
 		CHECK(imgfmt_open(&img, tpath("blank.img"), &o, err, sizeof(err)) == 0);
 		imgfmt_close(img);
 	}
+	memcpy(sect, "QED\0", 4); /* a format p2v does not read */
+	sect[510] = 0x55;
+	sect[511] = 0xAA;
+	write_file(tpath("qed.img"), sect, sizeof(sect), 1 << 20);
+	CHECK(imgfmt_open(&img, tpath("qed.img"), NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "qed.img: this is a qed image, which p2v does not read"));
+	memset(sect, 0, 8);
 	memcpy(sect, "KDMV", 4); /* VMDK sparse magic, garbage after it */
 	sect[510] = 0x55;
 	sect[511] = 0xAA;
@@ -510,6 +614,7 @@ int main(void)
 	test_parse_size();
 	test_is_zero();
 	test_crc32c();
+	test_signature_table();
 	test_probe_rules();
 	test_requests();
 	test_atomic_create();

@@ -253,7 +253,7 @@ struct hostile {
 static void test_hostile(void)
 {
 	static const struct hostile cases[] = {
-		{ 4, 4, 1, "version 1" },
+		{ 4, 4, 1, "this is a qcow image" }, /* version 1 */
 		{ 20, 4, 8, "cluster_bits 8" },
 		{ 20, 4, 22, "cluster_bits 22" },
 		{ 24, 8, 1ull << 62, "too small for" },

@@ -437,37 +437,52 @@ static void expect_open_error(size_t off, const void *patch, size_t n, const cha
 
 static void put32(uint8_t *p, uint32_t v) { imgfmt_put_le32(p, v); }
 
-/* A grain table entry of 1 is a zeroed grain: ZERO in block status. */
-static void test_zero_grain(void)
+/* A grain table entry of 1 is a zeroed grain (ZERO in block status) when
+ * the header's zeroed-grain flag is set; without it, the grain at sector 1
+ * (DATA, the file's bytes from 512 on), as QEMU reads it. */
+static void zero_grain_case(bool flag)
 {
 	char path[256], err[IMGFMT_ERRMSG_BYTES] = "";
 	struct imgfmt_image *img = NULL;
 	uint32_t gd_sector = imgfmt_get_le32(base_image + 56);
 	uint32_t gt_sector = imgfmt_get_le32(base_image + (size_t)gd_sector * 512);
+	uint32_t flags = imgfmt_get_le32(base_image + 8) & ~(1u << 2);
 	uint8_t *copy = malloc(base_bytes), b[GRAIN];
 	struct imgfmt_extent e;
 	FILE *f;
 
 	memcpy(copy, base_image, base_bytes);
+	put32(copy + 8, flags | (flag ? 1u << 2 : 0));
 	put32(copy + (size_t)gt_sector * 512 + 3 * 4, 1);
 	snprintf(path, sizeof(path), "%s/zg.vmdk", dir);
 	f = fopen(path, "wb");
 	CHECK(f && fwrite(copy, 1, base_bytes, f) == base_bytes);
 	fclose(f);
-	free(copy);
 	CHECK_EQ(imgfmt_open(&img, path, NULL, err, sizeof(err)), 0);
-	if (!img)
+	if (!img) {
+		free(copy);
 		return;
+	}
 	CHECK_EQ(imgfmt_block_status(img, GRAIN * 3, GRAIN * 8, &e), 0);
-	CHECK_EQ(e.type, IMGFMT_EXTENT_ZERO);
+	CHECK_EQ(e.type, flag ? IMGFMT_EXTENT_ZERO : IMGFMT_EXTENT_DATA);
 	CHECK_EQ(e.length_bytes, GRAIN);
 	CHECK_EQ(imgfmt_block_status(img, 0, GRAIN * 8, &e), 0);
 	CHECK_EQ(e.type, IMGFMT_EXTENT_HOLE);
 	CHECK_EQ(e.length_bytes, GRAIN * 3);
 	memset(b, 0xff, sizeof(b));
 	CHECK_EQ(imgfmt_pread(img, b, GRAIN, GRAIN * 3), 0);
-	CHECK(imgfmt_is_zero(b, GRAIN));
+	if (flag)
+		CHECK(imgfmt_is_zero(b, GRAIN));
+	else
+		CHECK(base_bytes >= 512 + GRAIN && !memcmp(b, copy + 512, GRAIN));
 	imgfmt_close(img);
+	free(copy);
+}
+
+static void test_zero_grain(void)
+{
+	zero_grain_case(true);
+	zero_grain_case(false);
 }
 
 static void test_hostile_headers(void)
@@ -498,8 +513,7 @@ static void test_hostile_headers(void)
 	expect_open_error((size_t)gd_sector * 512, b, 4, "grain directory entry 0");
 	memcpy(b, base_image + (size_t)gd_sector * 512, 4); /* GT 1 = GT 0: a loop */
 	expect_open_error((size_t)gd_sector * 512 + 4, b, 4, "overlap");
-	put32(b, 0x12345678);
-	expect_open_error(0, b, 4, "unknown image format");
+	expect_open_error(0, "QED\0", 4, "this is a qed image, which p2v does not read");
 	expect_open_error(512, "RW 99999999999999999999 SPARSE \"x\"\n", 36, "extent sectors");
 	free(base_image);
 }

@@ -30,7 +30,7 @@ echo "ok: read-only run left the image unchanged"
 
 # Writable, with two vCPUs: the probe's write reaches the image (sector 2
 # starts with 0xdeadbeef) and SeaBIOS brings up the second CPU.
-"$RUNNER" -t 120 -m 128 -c 2 -w -l "$TMP/fw2.log" "$TMP/probe.img" > "$TMP/console2" 2>&1 ||
+"$RUNNER" -t 120 -m 128 -c 2 -w -F raw -l "$TMP/fw2.log" "$TMP/probe.img" > "$TMP/console2" 2>&1 ||
 	fail "writable run failed"
 grep -q "^PROBE-OK" "$TMP/console2" || fail "probe marker missing in the writable run"
 grep -q "Found 2 cpu(s)" "$TMP/fw2.log" || fail "SeaBIOS did not find 2 CPUs: $(grep -i cpu "$TMP/fw2.log")"
