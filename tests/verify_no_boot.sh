@@ -76,9 +76,12 @@ grep -q '^verdict: FAIL: guest halted with interrupts disabled' "$TMP/halt.out" 
 expect_fail "missing image" "$P2V" verify "$TMP/nonexistent.raw" --engine qemu
 rc=0; "$P2V" verify "$TMP/nonexistent.raw" --engine qemu 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "missing image: exit $rc, expected 2"
-head -c 4096 /dev/urandom > "$TMP/junk.bin"
-rc=0; "$P2V" verify "$TMP/junk.bin" --engine qemu 2>/dev/null || rc=$?
-[ "$rc" -eq 2 ] || fail "unknown format: exit $rc, expected 2"
+# a QED image (a format p2v does not read) is refused, naming it
+{ printf 'QED\0'; head -c 4092 /dev/urandom; } > "$TMP/foreign.bin"
+rc=0; "$P2V" verify "$TMP/foreign.bin" --engine qemu 2>"$TMP/foreign.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "foreign format: exit $rc, expected 2"
+grep -q 'this is a qed image, which p2v does not read' "$TMP/foreign.err" ||
+	fail "foreign format: $(cat "$TMP/foreign.err")"
 rc=0; P2V_QEMU=/nonexistent/qemu "$P2V" verify "$IMG" --engine qemu 2>"$TMP/noqemu" || rc=$?
 [ "$rc" -eq 2 ] || fail "no QEMU: exit $rc, expected 2"
 grep -q 'no engine can run' "$TMP/noqemu" || fail "no QEMU: no explanation"
