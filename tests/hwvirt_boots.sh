@@ -15,7 +15,8 @@
 #    (a boot that ends in a triple fault or a timeout is run once more, and
 #    the first run's evidence printed: the test bed's emulated SVM is seen
 #    to stall L1's own kernel there, see tests/hwvirt/run-l1);
-# and every image's SHA-256 is unchanged afterwards.  A failed case prints
+# and every image's SHA-256 is unchanged afterwards.  A wedged L1 (see
+# tests/hwvirt/run-l1) is booted again, up to twice, resuming the job.  A failed case prints
 # its verdict, reason, end and console tail; its transcript is kept as
 # $P2V_TESTDATA/hwvirt-NAME.tr.
 . "$(dirname "$0")/lib.sh"
@@ -64,7 +65,7 @@ cases=(
 	"lvm=boot:$kept/lvm.vmdk:$login"
 )
 rc=0
-"$P2V_SRC/tests/hwvirt/run-l1" --work "$w" --timeout 2400 -- \
+"$P2V_SRC/tests/hwvirt/run-l1" --work "$w" --timeout 1500 --restarts 2 -- \
 	bash "$P2V_SRC/tests/hwvirt/boots-job" "$out" "${cases[@]}" || rc=$?
 [ "$rc" -ne 77 ] || exit 77 # QEMU cannot offer SVM: run-l1 said why
 [ "$rc" -eq 0 ] || fail "the test bed failed (status $rc)"

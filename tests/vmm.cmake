@@ -30,7 +30,7 @@ if(TARGET vmmmin)
   # QEMU TCG with emulated SVM boots the samples in vmm-min as on a server
   # with AMD-V; the migrated Debian samples come from the migrate tests.
   if(TARGET drvinject)
-    p2v_shell_test(hwvirt_boots hwvirt_boots.sh TIMEOUT 2700 LABELS "hwvirt;slow")
+    p2v_shell_test(hwvirt_boots hwvirt_boots.sh TIMEOUT 4800 LABELS "hwvirt;slow")
     set_tests_properties(hwvirt_boots PROPERTIES
       FIXTURES_REQUIRED "migrated_debian;migrated_gpt;migrated_lvm")
   endif()
