@@ -109,6 +109,9 @@ static int rebase_copy(struct imgfmt_image *img, struct imgfmt_image *nb, struct
 int p2v_cmd_rebase(int argc, char **argv)
 {
 	struct imgfmt_image *img, *nb = NULL;
+	struct imgfmt_open_opts o = { .log = p2v_log_warning };
+	const char *allow[P2V_MAX_REPEATS];
+	char err[IMGFMT_ERRMSG_BYTES];
 	struct p2v_progress pg;
 	struct p2v_args a;
 	const char *name, *fmt;
@@ -139,10 +142,15 @@ int p2v_cmd_rebase(int argc, char **argv)
 		return P2V_EXIT_ERROR;
 	}
 	imgfmt_close(img);
-	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'),
-			   IMGFMT_OPEN_RDWR | (unsafe ? IMGFMT_OPEN_NO_BACKING : 0) |
-			   (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0), &a) < 0)
+	/* allow[] outlives img: the new backing file is opened as img's */
+	o.format = p2v_str(&a, 'f');
+	o.flags = IMGFMT_OPEN_RDWR | (unsafe ? IMGFMT_OPEN_NO_BACKING : 0) |
+		  (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0);
+	p2v_confine_opts(&a, &o, allow);
+	if (imgfmt_open(&img, a.operands[0], &o, err, sizeof(err)) < 0) {
+		p2v_err("%s", err);
 		return P2V_EXIT_ERROR;
+	}
 	p2v_install_signal_handlers();
 	if (*name) {
 		r = imgfmt_open_as_backing(img, name, fmt, &nb);
