@@ -69,6 +69,24 @@ static int rebase_copy(struct imgfmt_image *img, struct imgfmt_image *nb, struct
 			off = end;
 			continue;
 		}
+		if (e.type != IMGFMT_EXTENT_DATA) {
+			/* the old chain reads zeroes up to end: nothing to do
+			 * where the new backing file reads zeroes too */
+			struct imgfmt_extent ne = { .type = IMGFMT_EXTENT_HOLE };
+			uint64_t zend = end;
+			if (nb && off < nsize) {
+				if ((r = imgfmt_block_status(nb, off, (end < nsize ? end : nsize) - off, &ne)) < 0) {
+					p2v_err("%s", imgfmt_errmsg(nb));
+					break;
+				}
+				zend = off + ne.length_bytes;
+			}
+			if (ne.type != IMGFMT_EXTENT_DATA) {
+				off = zend;
+				p2v_progress_update(pg, off, size);
+				continue;
+			}
+		}
 		/* whole clusters: the rest of a cluster is unallocated in img too */
 		start = off / cb * cb;
 		if (start < done)
