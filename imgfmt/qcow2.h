@@ -89,6 +89,10 @@ struct qcow2 {
 	uint64_t comp_next;           /* next byte for compressed data, 0 = none */
 	bool header_dirty;
 	bool header_area_dirty;       /* extensions or backing name changed */
+	/* Refcounts were lowered since the refcount blocks were last written:
+	 * in an image changed in place, the L2 tables go out (and a barrier)
+	 * before them; otherwise the refcount blocks go first. */
+	bool frees_pending;
 	uint8_t *cluster_buf;         /* scratch cluster */
 	uint8_t *cbuf;                /* scratch for compressed input */
 	int deflate_level;            /* IMGFMT_DEFLATE_*, or 1-9 = zlib level */
