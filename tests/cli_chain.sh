@@ -106,6 +106,36 @@ for keep in "" -d; do
 	echo "ok: commit $keep as qemu-img commit $keep (top holds $top_data extents)"
 done
 
+# a raw backing file that grows, as qemu-img commit leaves it (cmp)
+for s in p q; do
+	qemu-img create -q -f raw ${s}b.raw 8M
+	qemu-io -f raw -c "write -P 1 0 8M" ${s}b.raw >/dev/null
+	qemu-img create -q -f qcow2 -b ${s}b.raw -F raw ${s}r.qcow2 12M
+	qemu-io -f qcow2 -c "write -P 2 1M 1M" -c "write -z 3M 64k" -c "write -P 3 10M 64k" ${s}r.qcow2 >/dev/null
+done
+"$P2V" commit -q pr.qcow2
+qemu-img commit -q qr.qcow2
+cmp pb.raw qb.raw || fail "commit into raw: the backing file differs from qemu-img's"
+check pr.qcow2 "commit into raw"
+echo "ok: commit into a raw backing file that grows: byte for byte as qemu-img's"
+# qcow2 version 2 (compat=0.10): rebase safe and -u, commit
+mkchain
+qemu-img amend -q -f qcow2 -o compat=0.10 top.qcow2 2>/dev/null ||
+	{ qemu-img convert -O qcow2 -o compat=0.10 -B mid.qcow2 -F qcow2 top.qcow2 v2.qcow2 && mv v2.qcow2 top.qcow2; }
+[ "$(qemu-img info --output=json top.qcow2 | jq -r '."format-specific".data.compat')" = 0.10 ] || fail "no v2 image"
+qemu-img convert -O raw top.qcow2 before.raw
+"$P2V" rebase -b b2.qcow2 top.qcow2
+qemu-img compare -q -f raw before.raw top.qcow2 || fail "v2 rebase: content"
+check top.qcow2 "v2 rebase"
+"$P2V" rebase -u -b base.qcow2 -F qcow2 top.qcow2
+[ "$(bfile top.qcow2)" = base.qcow2 ] || fail "v2 rebase -u: $(bfile top.qcow2)"
+check top.qcow2 "v2 rebase -u"
+qemu-img convert -O raw top.qcow2 before.raw
+"$P2V" rebase -b b2.qcow2 top.qcow2
+qemu-img compare -q -f raw before.raw top.qcow2 || fail "v2 rebase back: content"
+check top.qcow2 "v2 rebase back"
+echo "ok: qcow2 v2: rebase, rebase -u"
+
 # ---- refusals: one line, nothing changed
 mkchain
 before=$(sums base.qcow2 mid.qcow2 top.qcow2)
