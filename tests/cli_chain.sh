@@ -118,6 +118,24 @@ qemu-img commit -q qr.qcow2
 cmp pb.raw qb.raw || fail "commit into raw: the backing file differs from qemu-img's"
 check pr.qcow2 "commit into raw"
 echo "ok: commit into a raw backing file that grows: byte for byte as qemu-img's"
+# a top with an internal snapshot and a compressed cluster: emptied, the
+# snapshot still reads as qemu-img's after the same commit
+mkchain
+for s in p q; do
+	cp base.qcow2 ${s}sb.qcow2
+	qemu-img create -q -f qcow2 -b ${s}sb.qcow2 -F qcow2 ${s}st.qcow2
+	qemu-io -f qcow2 -c "write -P 5 0 1M" ${s}st.qcow2 >/dev/null
+	qemu-img snapshot -c s1 ${s}st.qcow2
+	qemu-io -f qcow2 -c "write -P 6 512k 1M" -c "write -c -P 7 4M 64k" ${s}st.qcow2 >/dev/null
+done
+"$P2V" commit -q pst.qcow2
+qemu-img commit -q qst.qcow2
+qemu-img compare -q psb.qcow2 qsb.qcow2 || fail "commit with a snapshot: the backing file differs from qemu-img's"
+check pst.qcow2 "commit with a snapshot"
+qemu-img snapshot -a s1 pst.qcow2 && qemu-img snapshot -a s1 qst.qcow2
+qemu-img compare -q pst.qcow2 qst.qcow2 || fail "commit with a snapshot: the snapshot reads differently"
+check pst.qcow2 "commit with a snapshot, applied"
+echo "ok: commit of a top with an internal snapshot and a compressed cluster"
 # qcow2 version 2 (compat=0.10): rebase safe and -u, commit
 mkchain
 qemu-img amend -q -f qcow2 -o compat=0.10 top.qcow2 2>/dev/null ||
