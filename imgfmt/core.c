@@ -449,7 +449,8 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 {
 	struct imgfmt_open_opts o = {
 		.format = (format && *format) ? format : NULL,
-		.flags = img->flags & IMGFMT_OPEN_FORCE_SHARE,
+		.flags = img->flags & (IMGFMT_OPEN_FORCE_SHARE | IMGFMT_OPEN_FORCE_SHARE_BACKING)
+				 ? IMGFMT_OPEN_FORCE_SHARE : 0,
 		.log = img->log,
 		.log_opaque = img->log_opaque,
 		.allow_backing = img->allow_backing,

@@ -44,6 +44,9 @@ enum imgfmt_open_flags {
 	 * header says its metadata is stale or corrupt (qcow2 dirty/corrupt
 	 * bits), which is otherwise opened read-only or not at all. */
 	IMGFMT_OPEN_REPAIR = 1u << 3,
+	/* Only the backing files (read-only) ignore locks held by others; the
+	 * image itself is locked (rebase -U: a change needs the image's lock). */
+	IMGFMT_OPEN_FORCE_SHARE_BACKING = 1u << 4,
 };
 
 typedef void (*imgfmt_log_fn)(void *opaque, const char *msg);

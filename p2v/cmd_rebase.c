@@ -19,7 +19,9 @@ static const struct p2v_opt rebase_opts[] = {
 		"the new backing file's format (probed by default)"),
 	P2V_FLAG('u', "unsafe", "only rewrite the header: the image's content changes if the "
 		 "new backing file reads differently from the old one"),
-	P2V_OPT_SHARE,
+	P2V_FLAG('U', "force-share", "open the backing files even when another process holds a "
+		 "lock on them (IMAGE itself is locked: a change needs its lock)"),
+	P2V_OPT_PROGRESS,
 	P2V_OPT_QUIET,
 	P2V_OPTS_CONFINE,
 	P2V_OPT_END,
@@ -163,7 +165,7 @@ int p2v_cmd_rebase(int argc, char **argv)
 	/* allow[] outlives img: the new backing file is opened as img's */
 	o.format = p2v_str(&a, 'f');
 	o.flags = IMGFMT_OPEN_RDWR | (unsafe ? IMGFMT_OPEN_NO_BACKING : 0) |
-		  (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0);
+		  (p2v_has(&a, 'U') ? IMGFMT_OPEN_FORCE_SHARE_BACKING : 0);
 	p2v_confine_opts(&a, &o, allow);
 	if (imgfmt_open(&img, a.operands[0], &o, err, sizeof(err)) < 0) {
 		p2v_err("%s", err);

@@ -189,6 +189,24 @@ ln -s base.qcow2 link.qcow2
 expect_fail "rebase onto a symbolic link" "$P2V" rebase -b link.qcow2 top.qcow2
 "$P2V" rebase --allow-symlinks -b link.qcow2 -F qcow2 top.qcow2
 [ "$(bfile top.qcow2)" = link.qcow2 ] || fail "rebase --allow-symlinks"
+# an image a VM holds is refused, even with -U (which only shares the backing files)
+mkchain
+before=$(sums top.qcow2)
+qemu-io -f qcow2 top.qcow2 -c "sleep 120000" & held=$!
+for i in $(seq 50); do qemu-img info top.qcow2 >/dev/null 2>&1 || break; sleep 0.1; done
+expect_fail "rebase of an image a VM holds" "$P2V" rebase -b base.qcow2 top.qcow2
+expect_fail "rebase -U of an image a VM holds" "$P2V" rebase -U -b base.qcow2 top.qcow2
+expect_fail "commit of an image a VM holds" "$P2V" commit top.qcow2
+kill $held; wait $held 2>/dev/null || true
+[ "$(sums top.qcow2)" = "$before" ] || fail "a locked image changed"
+# -U: the backing files may be held by a VM (read-only there)
+qemu-io -r -f qcow2 base.qcow2 -c "sleep 120000" & held=$!
+sleep 1
+qemu-img convert -O raw top.qcow2 before.raw
+"$P2V" rebase -U -b "" top.qcow2
+kill $held; wait $held 2>/dev/null || true
+qemu-img compare -q -f raw before.raw top.qcow2 || fail "rebase -U: content"
+echo "ok: locks: the image is always locked, -U shares the backing files"
 # VMDK: p2v cannot change its backing reference
 qemu-img create -q -f vmdk vb.vmdk 16M
 qemu-img create -q -f vmdk -b vb.vmdk -F vmdk v.vmdk
