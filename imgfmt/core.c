@@ -449,7 +449,8 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 {
 	struct imgfmt_open_opts o = {
 		.format = (format && *format) ? format : NULL,
-		.flags = img->flags & IMGFMT_OPEN_FORCE_SHARE,
+		.flags = img->flags & (IMGFMT_OPEN_FORCE_SHARE | IMGFMT_OPEN_FORCE_SHARE_BACKING)
+				 ? IMGFMT_OPEN_FORCE_SHARE : 0,
 		.log = img->log,
 		.log_opaque = img->log_opaque,
 		.allow_backing = img->allow_backing,
@@ -807,6 +808,62 @@ int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok)
 	if (size_bytes == img->size_bytes)
 		return 0;
 	return img->drv->resize(img, size_bytes);
+}
+
+bool imgfmt_can_set_backing(const struct imgfmt_image *img)
+{
+	return img->drv->set_backing != NULL;
+}
+
+int imgfmt_set_backing(struct imgfmt_image *img, const char *name, const char *fmt)
+{
+	int r;
+
+	if (!img->writable)
+		return imgfmt_err(img, -EBADF, "%s is open read-only", img->path);
+	if (!img->drv->set_backing)
+		return imgfmt_err(img, -ENOTSUP, "%s: p2v cannot change the backing file of a %s image (qcow2 only)",
+				  img->path, img->drv->name);
+	if (*name && !plain_path(name))
+		return imgfmt_err(img, -EPERM,
+				  "%s: backing file name '%s' is not a plain path (protocols and json: are refused)",
+				  img->path, name);
+	r = img->drv->set_backing(img, name, *name && fmt ? fmt : "");
+	if (r == 0 && img->backing) {
+		imgfmt_close(img->backing);
+		img->backing = NULL;
+	}
+	return r;
+}
+
+int imgfmt_open_as_backing(struct imgfmt_image *img, const char *name, const char *fmt,
+			   struct imgfmt_image **out)
+{
+	struct imgfmt_image *keep = img->backing;
+	int r;
+
+	img->backing = NULL;
+	r = imgfmt_open_backing(img, name, fmt);
+	*out = r < 0 ? NULL : img->backing;
+	img->backing = keep;
+	return r;
+}
+
+int imgfmt_discard(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	int r = check_write(img, len, off);
+
+	if (r < 0)
+		return r;
+	if (!img->drv->discard)
+		return imgfmt_err(img, -ENOTSUP, "%s: p2v cannot empty a %s image (qcow2 only)", img->path,
+				  img->drv->name);
+	return img->drv->discard(img, len, off);
+}
+
+bool imgfmt_same_file(const struct imgfmt_image *a, const struct imgfmt_image *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
 static int no_snapshots(struct imgfmt_image *img)

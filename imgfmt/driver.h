@@ -77,6 +77,10 @@ struct imgfmt_driver {
 	int (*info)(struct imgfmt_image *img, struct imgfmt_info *info);
 	/* In-place changes on writable images; the core checked the request. */
 	int (*resize)(struct imgfmt_image *img, uint64_t size_bytes);
+	/* Record another backing file name ("" none) and format ("" none). */
+	int (*set_backing)(struct imgfmt_image *img, const char *name, const char *fmt);
+	/* Make the whole clusters of a range unallocated. */
+	int (*discard)(struct imgfmt_image *img, uint64_t len, uint64_t off);
 	/* Internal snapshots; list works read-only, the others need a
 	 * writable image (checked by the core). */
 	int (*snapshot_list)(struct imgfmt_image *img, struct imgfmt_snapshot **list, unsigned *n);

@@ -44,6 +44,9 @@ enum imgfmt_open_flags {
 	 * header says its metadata is stale or corrupt (qcow2 dirty/corrupt
 	 * bits), which is otherwise opened read-only or not at all. */
 	IMGFMT_OPEN_REPAIR = 1u << 3,
+	/* Only the backing files (read-only) ignore locks held by others; the
+	 * image itself is locked (rebase -U: a change needs the image's lock). */
+	IMGFMT_OPEN_FORCE_SHARE_BACKING = 1u << 4,
 };
 
 typedef void (*imgfmt_log_fn)(void *opaque, const char *msg);
@@ -260,6 +263,25 @@ int imgfmt_options_check(const char *format, const char *options, char *err, siz
  * that an interruption leaves a consistent image.  -ENOTSUP where a format
  * cannot (a message says why). */
 int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok);
+
+/* Rebase: record name as the backing file of an image opened read-write
+ * ("" for none) with format fmt (NULL or "": none recorded), crash-safe as
+ * far as the format allows; the data is not touched (rebase -u).  The
+ * handle reads through no backing file afterwards (reopen it).  -ENOTSUP
+ * where a format cannot (qcow2 can). */
+bool imgfmt_can_set_backing(const struct imgfmt_image *img);
+int imgfmt_set_backing(struct imgfmt_image *img, const char *name, const char *fmt);
+/* Open name as img opens its backing file: relative to img's directory,
+ * confined as img's open options say, read-only.  The message of a
+ * failure is img's (imgfmt_errmsg).  Close *out with imgfmt_close. */
+int imgfmt_open_as_backing(struct imgfmt_image *img, const char *name, const char *fmt,
+			   struct imgfmt_image **out);
+/* Commit's emptying: the whole clusters of [off, off+len) of an image
+ * opened read-write become unallocated, reading from the backing file.
+ * -ENOTSUP where a format cannot (qcow2 can). */
+int imgfmt_discard(struct imgfmt_image *img, uint64_t len_bytes, uint64_t off_bytes);
+/* True when a and b are the same file (st_dev, st_ino at open). */
+bool imgfmt_same_file(const struct imgfmt_image *a, const struct imgfmt_image *b);
 
 /* Internal snapshots (qcow2): the state of the disk kept inside the image.
  * Create, apply (revert the disk to it) and delete change the image in

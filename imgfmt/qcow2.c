@@ -157,6 +157,102 @@ int qcow2_write_header_area(struct imgfmt_image *img)
 	return r;
 }
 
+/* End of what the header cluster c0 uses: the header, its extensions (up
+ * to the end marker) and the backing file name. */
+static uint64_t header_area_end(const struct qcow2 *s, const uint8_t *c0)
+{
+	uint64_t off = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	uint64_t end = s->cluster_bytes, used;
+
+	if (s->h.backing_file_offset && s->h.backing_file_offset < end)
+		end = s->h.backing_file_offset;
+	while (off + 8 <= end) {
+		uint32_t type = imgfmt_get_be32(c0 + off), len = imgfmt_get_be32(c0 + off + 4);
+		off += 8;
+		if (type == QCOW2_EXT_END || len > end - off)
+			break;
+		off += ((uint64_t)len + 7) & ~7ull;
+	}
+	used = off < s->cluster_bytes ? off : s->cluster_bytes;
+	if (s->h.backing_file_offset && s->h.backing_file_offset + s->h.backing_file_size > used)
+		used = s->h.backing_file_offset + s->h.backing_file_size;
+	return used;
+}
+
+/* Rebase: record another backing file name (or none) and format, crash-safe
+ * as far as the format allows.  The name must lie in the header cluster, so
+ * the new one is first written where nothing points (past all the cluster
+ * uses now) and made durable; then one write of the header and its
+ * extensions (one sector unless the extensions are long) switches to it;
+ * then a barrier.  An interruption leaves the old name or the new one. */
+int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt)
+{
+	struct qcow2 *s = qcow2_state(img);
+	size_t fmt_len = strlen(fmt), name_len = strlen(name);
+	size_t n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	uint8_t *c0, *out;
+	uint64_t pos, used;
+	struct qcow2_header h;
+	bool apart;
+	int r;
+
+	if (name_len >= sizeof(s->backing_name) || fmt_len >= sizeof(s->backing_format))
+		return imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name or format is too long (at most %zu bytes)",
+				  img->path, sizeof(s->backing_name) - 1);
+	if ((r = qcow2_flush_and_sync(img)) < 0)
+		return r;
+	c0 = calloc(2, s->cluster_bytes);
+	if (!c0)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	out = c0 + s->cluster_bytes;
+	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
+	if (r < 0)
+		r = imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
+	if (r == 0)
+		r = keep_extensions(img, c0, out, &n);
+	if (r == 0 && n + 16 + ((fmt_len + 7) & ~7u) + name_len > s->cluster_bytes)
+		r = imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name of %zu bytes does not fit in the header cluster",
+			       img->path, name_len);
+	if (r < 0)
+		goto out;
+	if (fmt_len)
+		put_extension(out, &n, QCOW2_EXT_BACKING_FORMAT, fmt, (uint32_t)fmt_len);
+	memset(out + n, 0, 8); /* end of extensions */
+	n += 8;
+	/* the new name where neither the old header area nor the new one lies */
+	used = header_area_end(s, c0);
+	pos = used > n ? used : n;
+	apart = pos + name_len <= s->cluster_bytes;
+	if (!apart)
+		pos = n; /* no room apart: the switch is one write of the cluster's head */
+	h = s->h;
+	h.backing_file_offset = name_len ? pos : 0;
+	h.backing_file_size = (uint32_t)name_len;
+	header_to_disk(&h, out);
+	memcpy(out + pos, name, name_len);
+	if (name_len && apart) { /* durable before the header points at it */
+		r = imgfmt_fd_pwrite(img->fd, out + pos, name_len, pos);
+		if (r == 0)
+			r = qcow2_sync(img);
+		if (r < 0)
+			goto werr;
+	}
+	r = imgfmt_fd_pwrite(img->fd, out, apart ? n : n + name_len, 0);
+	if (r < 0)
+		goto werr;
+	if ((r = qcow2_sync(img)) < 0)
+		goto out;
+	s->h = h;
+	snprintf(s->backing_name, sizeof(s->backing_name), "%s", name);
+	snprintf(s->backing_format, sizeof(s->backing_format), "%s", fmt);
+	goto out;
+werr:
+	r = imgfmt_err(img, r, "%s: writing the header: %s", img->path, strerror(-r));
+out:
+	free(c0);
+	return r;
+}
+
 static int qcow2_probe(const struct imgfmt_probe_buf *pb)
 {
 	/* version 1 is qcow, which p2v does not read (probe.c names it) */
@@ -1301,6 +1397,8 @@ const struct imgfmt_driver imgfmt_qcow2_driver = {
 	.close = qcow2_close,
 	.info = qcow2_info,
 	.resize = qcow2_resize,
+	.set_backing = qcow2_set_backing,
+	.discard = qcow2_discard,
 	.snapshot_list = qcow2_snapshot_list,
 	.snapshot_create = qcow2_snapshot_create,
 	.snapshot_apply = qcow2_snapshot_apply,

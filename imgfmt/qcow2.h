@@ -89,6 +89,10 @@ struct qcow2 {
 	uint64_t comp_next;           /* next byte for compressed data, 0 = none */
 	bool header_dirty;
 	bool header_area_dirty;       /* extensions or backing name changed */
+	/* Refcounts were lowered since the refcount blocks were last written:
+	 * in an image changed in place, the L2 tables go out (and a barrier)
+	 * before them; otherwise the refcount blocks go first. */
+	bool frees_pending;
 	uint8_t *cluster_buf;         /* scratch cluster */
 	uint8_t *cbuf;                /* scratch for compressed input */
 	int deflate_level;            /* IMGFMT_DEFLATE_*, or 1-9 = zlib level */
@@ -149,5 +153,7 @@ int qcow2_snapshot_apply(struct imgfmt_image *img, const char *id_or_name);
 int qcow2_snapshot_delete(struct imgfmt_image *img, const char *id_or_name);
 /* Cluster 0 rewritten: header, the extensions kept, backing name. */
 int qcow2_write_header_area(struct imgfmt_image *img);
+int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt);
+int qcow2_discard(struct imgfmt_image *img, uint64_t len, uint64_t off);
 
 #endif

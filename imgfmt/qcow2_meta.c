@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* ---- cache of cluster-sized tables ---- */
 
@@ -54,6 +55,61 @@ static void slot_scan(const struct qcow2 *s, struct qcow2_slot *sl)
 	sl->nz_hi = hi;
 }
 
+/* Write ordering of an image changed in place (a created one is renamed
+ * into place only when complete): a cluster is counted before an L2 table
+ * points at it, and unreferenced before its count drops, so that an
+ * interruption leaks clusters at worst.  Before L2 tables are written:
+ * the refcounts (unless some were lowered), then a barrier. */
+static bool ordered(const struct imgfmt_image *img)
+{
+	return !img->tmp_path;
+}
+
+static bool cache_dirty(const struct qcow2_slot *cache)
+{
+	for (unsigned i = 0; i < QCOW2_CACHE_SLOTS; i++)
+		if (cache[i].offset && cache[i].dirty)
+			return true;
+	return false;
+}
+
+static int sync_meta(struct imgfmt_image *img)
+{
+	if (fdatasync(img->fd) < 0 && errno != EINVAL)
+		return imgfmt_err(img, -errno, "%s: fdatasync: %s", img->path, strerror(errno));
+	return 0;
+}
+
+static int write_refcounts(struct imgfmt_image *img);
+
+static int before_l2(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r;
+
+	if (!ordered(img) || s->frees_pending || (!cache_dirty(s->ref_cache) && !s->reftable_dirty &&
+						   s->reftable_entries <= s->reftable_disk_entries))
+		return 0;
+	r = write_refcounts(img);
+	return r < 0 ? r : sync_meta(img);
+}
+
+/* Before refcount blocks are written with lowered counts: the L2 tables
+ * and the L1 table that stopped pointing at the clusters, then a barrier. */
+static int before_refcounts(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r;
+
+	if (!ordered(img) || !s->frees_pending)
+		return 0;
+	r = qcow2_cache_flush(img, s->l2_cache);
+	if (r == 0 && s->l1_dirty && (r = qcow2_write_table_be64(img, s->l1, s->l1_size, s->l1_size,
+								 s->h.l1_table_offset)) == 0)
+		s->l1_dirty = false;
+	return r < 0 ? r : sync_meta(img);
+}
+
 /* The slot of the table at host offset off (validated by the caller),
  * loaded from the file or, with load false, fresh zeroes. */
 static int cache_slot(struct imgfmt_image *img, struct qcow2_slot *cache, uint64_t off, bool load,
@@ -71,6 +127,9 @@ static int cache_slot(struct imgfmt_image *img, struct qcow2_slot *cache, uint64
 			return 0;
 		}
 	sl = victim(cache);
+	if (sl->offset && sl->dirty &&
+	    (r = cache == s->l2_cache ? before_l2(img) : before_refcounts(img)) < 0)
+		return r;
 	if ((r = slot_write(img, sl)) < 0)
 		return r;
 	if (!sl->data && !(sl->data = malloc(s->cluster_bytes)))
@@ -234,6 +293,9 @@ static int refblock(struct imgfmt_image *img, uint64_t idx, uint8_t **block)
 static int refcount_add_one(struct imgfmt_image *img, uint64_t c, int delta)
 {
 	struct qcow2 *s = qcow2_state(img);
+
+	if (delta < 0)
+		s->frees_pending = true;
 	uint64_t max = s->refcount_bits == 64 ? UINT64_MAX : (1ull << s->refcount_bits) - 1;
 	uint64_t idx = c / s->refs_per_block, v;
 	uint8_t *block;
@@ -322,7 +384,8 @@ int qcow2_write_table_be64(struct imgfmt_image *img, const uint64_t *t, uint64_t
 	return 0;
 }
 
-int qcow2_flush_meta(struct imgfmt_image *img)
+/* The refcount blocks and table as they are in memory. */
+static int write_refcounts(struct imgfmt_image *img)
 {
 	struct qcow2 *s = qcow2_state(img);
 	int r = 0;
@@ -330,14 +393,32 @@ int qcow2_flush_meta(struct imgfmt_image *img)
 	if (s->reftable_entries > s->reftable_disk_entries)
 		r = reftable_relocate(img);
 	if (r == 0)
-		r = qcow2_cache_flush(img, s->l2_cache);
-	if (r == 0 && s->l1_dirty)
-		r = qcow2_write_table_be64(img, s->l1, s->l1_size, s->l1_size, s->h.l1_table_offset);
-	if (r == 0)
 		r = qcow2_cache_flush(img, s->ref_cache);
 	if (r == 0 && s->reftable_dirty)
 		r = qcow2_write_table_be64(img, s->reftable, s->reftable_entries, s->reftable_disk_entries,
 				     s->h.refcount_table_offset);
+	if (r == 0)
+		s->reftable_dirty = false;
+	return r;
+}
+
+int qcow2_flush_meta(struct imgfmt_image *img)
+{
+	struct qcow2 *s = qcow2_state(img);
+	int r = before_l2(img);
+
+	if (r == 0 && s->reftable_entries > s->reftable_disk_entries)
+		r = reftable_relocate(img);
+	if (r == 0)
+		r = qcow2_cache_flush(img, s->l2_cache);
+	if (r == 0 && s->l1_dirty)
+		r = qcow2_write_table_be64(img, s->l1, s->l1_size, s->l1_size, s->h.l1_table_offset);
+	if (r == 0 && s->frees_pending && cache_dirty(s->ref_cache))
+		r = before_refcounts(img);
+	if (r == 0)
+		r = write_refcounts(img);
+	if (r == 0)
+		s->frees_pending = false;
 	if (r == 0 && s->header_area_dirty)
 		r = qcow2_write_header_area(img);
 	else if (r == 0 && s->header_dirty)

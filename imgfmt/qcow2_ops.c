@@ -193,3 +193,24 @@ int qcow2_resize(struct imgfmt_image *img, uint64_t size)
 		return r;
 	return size >= img->size_bytes ? grow(img, size) : shrink(img, size);
 }
+
+/* ---- discard (commit's emptying) ---- */
+
+/* The whole clusters of [off, off+len) become unallocated (they read from
+ * the backing file again), their data clusters freed; the partial ones at
+ * either end are left as they are. */
+int qcow2_discard(struct imgfmt_image *img, uint64_t len, uint64_t off)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t cb = s->cluster_bytes, end = off + len, c;
+	int r = 0;
+
+	if (end == img->size_bytes)
+		end = imgfmt_div_round_up(end, cb) * cb; /* the image's last cluster is whole */
+	for (c = imgfmt_div_round_up(off, cb) * cb; c + cb <= end && r == 0; c += cb) {
+		uint64_t e;
+		if ((r = qcow2_l2_entry(img, c, &e)) == 0 && e)
+			r = qcow2_set_l2_entry(img, c, 0);
+	}
+	return r < 0 ? r : qcow2_flush_and_sync(img);
+}

@@ -19,6 +19,8 @@ static const struct {
 	{ "create", p2v_cmd_create, "create an empty image" },
 	{ "measure", p2v_cmd_measure, "how large an image of a format would be" },
 	{ "resize", p2v_cmd_resize, "change an image's virtual size in place" },
+	{ "rebase", p2v_cmd_rebase, "change the backing file a qcow2 image names" },
+	{ "commit", p2v_cmd_commit, "write a qcow2 image's data into its backing file" },
 	{ "snapshot", p2v_cmd_snapshot, "list, create, apply, delete qcow2 internal snapshots" },
 	{ "inject", p2v_cmd_inject, "make a captured OS boot on virtio" },
 	{ "boot", p2v_cmd_boot, "boot an image in the bundled VMM" },

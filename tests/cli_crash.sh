@@ -4,7 +4,7 @@
 # find no corruption (leaked clusters are allowed) and the disk must read as
 # before the change or as after it.
 . "$(dirname "$0")/lib.sh"
-need qemu-img qemu-io
+need qemu-img qemu-io jq
 SHIM=$P2V_BUILD/tests/libcrash_preload.so
 [ -f "$SHIM" ] || fail "$SHIM is not built"
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
@@ -76,3 +76,48 @@ crash_each "vpc grow (the BAT moves)" v.vhd vpc resize v.vhd 1G
 "$P2V" convert -f raw -O vhdx before.raw x.vhdx
 cp x.vhdx x.vhdx.orig
 crash_each "vhdx grow" x.vhdx vhdx resize x.vhdx 1G
+
+# ---- rebase and commit (qcow2 chains): interrupted before each write, the
+# top names the old backing file or the new one and reads as before (safe
+# rebase, commit) or as with the one it names (rebase -u); commit resets
+# both files each time.
+bfile() { qemu-img info --output=json "$1" | jq -r '."backing-filename" // "none"'; }
+qemu-img create -q -f qcow2 cb.qcow2 16M
+qemu-io -f qcow2 -c "write -P 1 0 2M" -c "write -P 2 8M 1M" cb.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=4k -b cb.qcow2 -F qcow2 cm.qcow2
+qemu-io -f qcow2 -c "write -P 3 1M 2M" -c "write -z 8M 64k" cm.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b cm.qcow2 -F qcow2 ct.qcow2
+qemu-io -f qcow2 -c "write -P 4 512k 64k" ct.qcow2 >/dev/null
+qemu-img convert -O raw ct.qcow2 before.raw
+cp cb.qcow2 cb.qcow2.orig; cp cm.qcow2 cm.qcow2.orig; cp ct.qcow2 ct.qcow2.orig
+for spec in "safe:cb.qcow2" "safe:none" "unsafe:cb.qcow2" "commit:" "commit-d:"; do
+	mode=${spec%%:*} new=${spec#*:} n=1
+	while :; do
+		cp cb.qcow2.orig cb.qcow2; cp cm.qcow2.orig cm.qcow2; cp ct.qcow2.orig ct.qcow2
+		case $mode in
+		safe) args=(rebase -b "${new/none/}" ct.qcow2) ;;
+		unsafe) args=(rebase -u -b "$new" -F qcow2 ct.qcow2) ;;
+		commit) args=(commit ct.qcow2) ;;
+		commit-d) args=(commit -d ct.qcow2) ;;
+		esac
+		rc=0; P2V_CRASH_AFTER=$n LD_PRELOAD=$SHIM "$P2V" "${args[@]}" >/dev/null 2>&1 || rc=$?
+		name=$(bfile ct.qcow2)
+		[ "$name" = cm.qcow2 ] || [ "$name" = "${new:-cm.qcow2}" ] ||
+			fail "$mode $new: names '$name' after an interruption before write $n"
+		for f in ct.qcow2 cm.qcow2; do
+			rc2=0; qemu-img check -q $f >/dev/null 2>&1 || rc2=$?
+			[ $rc2 = 0 ] || [ $rc2 = 3 ] || fail "$mode $new: $f corrupt after an interruption before write $n"
+		done
+		if [ $mode = unsafe ] && [ "$name" = cb.qcow2 ]; then
+			qemu-img compare -q ct.qcow2 cb.qcow2 >/dev/null 2>&1 || true # content follows the name
+		else
+			qemu-img compare -q -f raw before.raw ct.qcow2 ||
+				fail "$mode $new: content changed after an interruption before write $n (exit $rc)"
+		fi
+		[ $rc = 0 ] && break
+		[ $rc = 99 ] || fail "$mode $new: exit $rc with a crash at write $n"
+		n=$((n + 1))
+	done
+	[ $n -gt 2 ] || fail "$mode $new: the shim stopped nothing ($n)"
+	echo "ok: ${args[*]}: consistent after an interruption before each of its $((n - 1)) writes"
+done

@@ -11,6 +11,8 @@ p2v_shell_test(cli_convert cli_convert.sh TIMEOUT 300)
 p2v_shell_test(cli_measure cli_measure.sh TIMEOUT 300)
 p2v_shell_test(cli_resize cli_resize.sh TIMEOUT 300)
 p2v_shell_test(cli_snapshot cli_snapshot.sh TIMEOUT 300)
+# rebase and commit as qemu-img's on qcow2 chains, confined backing files.
+p2v_shell_test(cli_chain cli_chain.sh TIMEOUT 300)
 p2v_shell_test(cli_crash cli_crash.sh TIMEOUT 300)
 p2v_shell_test(lock_qemu lock_qemu.sh TIMEOUT 120)
 p2v_fuzz_target(fuzz_raw ${P2V_TEST_DIR}/fuzz_raw.c ${P2V_TEST_DIR}/corpus/raw)
