@@ -121,30 +121,45 @@ static void put_extension(uint8_t *out, size_t *n, uint32_t type, const void *da
 	*n += 8 + ((len + 7) & ~7u);
 }
 
+/* Start a new header cluster in out from the one on disk (read into c0):
+ * the extensions other than the backing format kept, then the backing
+ * format fmt (if any) and the end marker; *n is where the name may go.
+ * Fails if a name of name_len bytes would not fit in the cluster. */
+static int build_header_area(struct imgfmt_image *img, uint8_t *c0, uint8_t *out, size_t *n,
+			     const char *fmt, size_t name_len)
+{
+	struct qcow2 *s = qcow2_state(img);
+	size_t fmt_len = strlen(fmt);
+	int r;
+
+	*n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
+	if (r < 0)
+		return imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
+	if ((r = keep_extensions(img, c0, out, n)) < 0)
+		return r;
+	if (*n + 16 + ((fmt_len + 7) & ~7u) + name_len > s->cluster_bytes)
+		return imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name of %zu bytes does not fit in the header cluster",
+				  img->path, name_len);
+	if (fmt_len)
+		put_extension(out, n, QCOW2_EXT_BACKING_FORMAT, fmt, (uint32_t)fmt_len);
+	memset(out + *n, 0, 8); /* end of extensions */
+	*n += 8;
+	return 0;
+}
+
 int qcow2_write_header_area(struct imgfmt_image *img)
 {
 	struct qcow2 *s = qcow2_state(img);
-	size_t fmt_len = strlen(s->backing_format), name_len = strlen(s->backing_name);
-	size_t n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	size_t name_len = strlen(s->backing_name), n;
 	uint8_t *c0 = calloc(2, s->cluster_bytes), *out;
 	int r;
 
 	if (!c0)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	out = c0 + s->cluster_bytes;
-	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
-	if (r < 0)
-		r = imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
-	if (r == 0)
-		r = keep_extensions(img, c0, out, &n);
-	if (r == 0 && n + 16 + ((fmt_len + 7) & ~7u) + name_len > s->cluster_bytes)
-		r = imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name of %zu bytes does not fit in the header cluster",
-			       img->path, name_len);
+	r = build_header_area(img, c0, out, &n, s->backing_format, name_len);
 	if (r == 0) {
-		if (fmt_len)
-			put_extension(out, &n, QCOW2_EXT_BACKING_FORMAT, s->backing_format, (uint32_t)fmt_len);
-		memset(out + n, 0, 8); /* end of extensions */
-		n += 8;
 		memcpy(out + n, s->backing_name, name_len);
 		s->h.backing_file_offset = name_len ? n : 0;
 		s->h.backing_file_size = (uint32_t)name_len;
@@ -188,8 +203,7 @@ static uint64_t header_area_end(const struct qcow2 *s, const uint8_t *c0)
 int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt)
 {
 	struct qcow2 *s = qcow2_state(img);
-	size_t fmt_len = strlen(fmt), name_len = strlen(name);
-	size_t n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	size_t fmt_len = strlen(fmt), name_len = strlen(name), n;
 	uint8_t *c0, *out;
 	uint64_t pos, used;
 	struct qcow2_header h;
@@ -205,20 +219,8 @@ int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fm
 	if (!c0)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	out = c0 + s->cluster_bytes;
-	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
-	if (r < 0)
-		r = imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
-	if (r == 0)
-		r = keep_extensions(img, c0, out, &n);
-	if (r == 0 && n + 16 + ((fmt_len + 7) & ~7u) + name_len > s->cluster_bytes)
-		r = imgfmt_err(img, -ENAMETOOLONG, "%s: backing file name of %zu bytes does not fit in the header cluster",
-			       img->path, name_len);
-	if (r < 0)
+	if ((r = build_header_area(img, c0, out, &n, fmt, name_len)) < 0)
 		goto out;
-	if (fmt_len)
-		put_extension(out, &n, QCOW2_EXT_BACKING_FORMAT, fmt, (uint32_t)fmt_len);
-	memset(out + n, 0, 8); /* end of extensions */
-	n += 8;
 	/* the new name where neither the old header area nor the new one lies */
 	used = header_area_end(s, c0);
 	pos = used > n ? used : n;
