@@ -187,12 +187,20 @@ static uint64_t header_area_end(const struct qcow2 *s, const uint8_t *c0)
  * then a barrier.  An interruption leaves the old name or the new one. */
 int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt)
 {
+	return qcow2_switch_header(img, &qcow2_state(img)->h, name, fmt);
+}
+
+/* The header becomes nh (its version may differ: the extensions move to
+ * its end), naming name and fmt, by the steps qcow2_set_backing describes. */
+int qcow2_switch_header(struct imgfmt_image *img, const struct qcow2_header *nh, const char *name,
+			const char *fmt)
+{
 	struct qcow2 *s = qcow2_state(img);
 	size_t fmt_len = strlen(fmt), name_len = strlen(name);
-	size_t n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	size_t n = nh->version < 3 ? QCOW2_HEADER_V2_BYTES : nh->header_length;
 	uint8_t *c0, *out;
 	uint64_t pos, used;
-	struct qcow2_header h;
+	struct qcow2_header h = *nh;
 	bool apart;
 	int r;
 
@@ -225,7 +233,6 @@ int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fm
 	apart = pos + name_len <= s->cluster_bytes;
 	if (!apart)
 		pos = n; /* no room apart: the switch is one write of the cluster's head */
-	h = s->h;
 	h.backing_file_offset = name_len ? pos : 0;
 	h.backing_file_size = (uint32_t)name_len;
 	header_to_disk(&h, out);
@@ -1398,6 +1405,8 @@ const struct imgfmt_driver imgfmt_qcow2_driver = {
 	.info = qcow2_info,
 	.resize = qcow2_resize,
 	.set_backing = qcow2_set_backing,
+	.amend_opts = qcow2_amend_opts,
+	.amend = qcow2_amend,
 	.discard = qcow2_discard,
 	.snapshot_list = qcow2_snapshot_list,
 	.snapshot_create = qcow2_snapshot_create,
