@@ -8,6 +8,7 @@ p2v_shell_test(cli_probe cli_probe.sh TIMEOUT 300)
 # Declared options (-o help, README, qemu-img), command tables, progress (issue 15).
 p2v_shell_test(cli_options cli_options.sh TIMEOUT 300)
 p2v_shell_test(cli_convert cli_convert.sh TIMEOUT 300)
+p2v_shell_test(cli_convert_stdout cli_convert_stdout.sh TIMEOUT 300)
 p2v_shell_test(cli_measure cli_measure.sh TIMEOUT 300)
 p2v_shell_test(cli_resize cli_resize.sh TIMEOUT 300)
 p2v_shell_test(cli_amend cli_amend.sh TIMEOUT 300)
