@@ -1,7 +1,8 @@
 /* qcow2 amend: the options qemu-img amend 7.2 changes in place (compat,
- * lazy_refcounts, size; refcount_bits, backing_file and backing_fmt only
+ * lazy_refcounts, size, refcount_bits; backing_file and backing_fmt only
  * to their current values), each change ordered so that an interruption
- * leaves a consistent image: the size first (qcow2_resize's order), then a
+ * leaves a consistent image: the size first (qcow2_resize's order), then
+ * the refcount width (new structures, then one header write), then a
  * downgrade's zero clusters written out as data (an image still v3), then
  * the header switched by qcow2_switch_header (the one write that changes
  * the version and features). */
@@ -20,7 +21,7 @@ const struct imgfmt_opt_desc qcow2_amend_opts[] = {
 		       .choices = compat_choices },
 	[A_LAZY] = { "lazy_refcounts", IMGFMT_OPT_BOOL, NULL, "Postpone refcount updates (v3 only)" },
 	[A_REFCOUNT_BITS] = { "refcount_bits", IMGFMT_OPT_NUMBER, NULL,
-			      "Width of a reference count entry in bits (p2v: only its current value)",
+			      "Width of a reference count entry in bits",
 			      .min = 1, .max = 64, .pow2 = true },
 	[A_SIZE] = { "size", IMGFMT_OPT_SIZE, NULL, "Virtual disk size (grows or shrinks, as resize)" },
 	[A_BACKING_FILE] = { "backing_file", IMGFMT_OPT_STRING, NULL,
@@ -39,6 +40,34 @@ static unsigned new_version(const struct qcow2 *s, const struct imgfmt_optval *o
 	if (!ov[A_COMPAT].set)
 		return s->h.version;
 	return ov[A_COMPAT].u == 0 || ov[A_COMPAT].u == 2 ? 2 : 3;
+}
+
+static unsigned new_bits(const struct qcow2 *s, const struct imgfmt_optval *ov)
+{
+	return ov[A_REFCOUNT_BITS].set ? (unsigned)ov[A_REFCOUNT_BITS].u : s->refcount_bits;
+}
+
+static uint64_t max_ref(unsigned bits)
+{
+	return bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+}
+
+/* Every refcount of the image fits in bits (qemu-img's refusal). */
+static int refcounts_fit(struct imgfmt_image *img, unsigned bits)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t n = imgfmt_div_round_up(s->file_bytes, s->cluster_bytes), ref;
+	int r;
+
+	for (uint64_t c = 0; c < n; c++) {
+		if ((r = qcow2_refcount_get(img, c, &ref)) < 0)
+			return r;
+		if (ref > max_ref(bits))
+			return imgfmt_err(img, -EINVAL, "%s: cluster %llu has refcount %llu, more than "
+					  "refcount_bits=%u holds", img->path, (unsigned long long)c,
+					  (unsigned long long)ref, bits);
+	}
+	return 0;
 }
 
 /* The options qemu-img refuses, in its words. */
@@ -62,6 +91,7 @@ static int check_version(struct imgfmt_image *img, const struct imgfmt_optval *o
 {
 	struct qcow2 *s = qcow2_state(img);
 	unsigned v = new_version(s, ov);
+	int r;
 
 	if (ov[A_LAZY].set && ov[A_LAZY].u && v < 3)
 		return imgfmt_err(img, -EINVAL, "Lazy refcounts only supported with compatibility level 1.1 "
@@ -69,15 +99,13 @@ static int check_version(struct imgfmt_image *img, const struct imgfmt_optval *o
 	if (ov[A_REFCOUNT_BITS].set && ov[A_REFCOUNT_BITS].u != 16 && v < 3)
 		return imgfmt_err(img, -EINVAL, "Refcount widths other than 16 bits require compatibility "
 				  "level 1.1 or above (use compat=1.1 or greater)");
-	if (ov[A_REFCOUNT_BITS].set && ov[A_REFCOUNT_BITS].u != s->refcount_bits)
-		return imgfmt_err(img, -ENOTSUP, "%s: p2v amend cannot change refcount_bits (from %u to %llu): "
-				  "'p2v convert -O qcow2 -o refcount_bits=%llu' writes a copy with them",
-				  img->path, s->refcount_bits, (unsigned long long)ov[A_REFCOUNT_BITS].u,
-				  (unsigned long long)ov[A_REFCOUNT_BITS].u);
+	if (ov[A_REFCOUNT_BITS].set && ov[A_REFCOUNT_BITS].u != s->refcount_bits &&
+	    (r = refcounts_fit(img, (unsigned)ov[A_REFCOUNT_BITS].u)) < 0)
+		return r;
 	if (v >= s->h.version)
 		return 0;
 	/* a downgrade: v3-only features in use are refused, each named */
-	if (s->refcount_bits != 16)
+	if (new_bits(s, ov) != 16)
 		return imgfmt_err(img, -ENOTSUP, "compat=0.10 requires refcount_bits=16 (%s has %u)",
 				  img->path, s->refcount_bits);
 	if (s->h.compression_type != QCOW2_COMP_ZLIB)
@@ -199,6 +227,150 @@ static void amended_header(const struct qcow2 *s, const struct imgfmt_optval *ov
 	*changed = h->version != s->h.version || h->compatible_features != s->h.compatible_features;
 }
 
+/* ---- refcount_bits: new refcount structures, then one header write ---- */
+
+static void put_ref(uint8_t *block, unsigned bits, uint64_t i, uint64_t v)
+{
+	if (bits < 8) {
+		unsigned shift = (unsigned)(i * bits % 8);
+		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
+		block[i * bits / 8] = (uint8_t)((block[i * bits / 8] & ~mask) | (v << shift));
+		return;
+	}
+	for (unsigned b = bits / 8; b-- > 0; v >>= 8)
+		block[i * (bits / 8) + b] = (uint8_t)v;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The new layout: the n clusters in use, then the table (*t clusters),
+ * then the blocks (*b), which count themselves and the table. */
+static void width_layout(uint64_t n, uint64_t refs_per_block, uint32_t cb, uint64_t *t, uint64_t *b)
+{
+	uint64_t pb, pt;
+
+	*t = *b = 0;
+	do {
+		pb = *b;
+		pt = *t;
+		*b = imgfmt_div_round_up(n + *b + *t, refs_per_block);
+		*t = imgfmt_div_round_up(*b * 8, cb);
+	} while (*b != pb || *t != pt);
+}
+
+/* The refcount of cluster c in the new structures: its count now, but 0
+ * for the old table and blocks (free once the header points past them)
+ * and 1 for the new ones (c >= n). */
+static int new_ref(struct imgfmt_image *img, const uint64_t *old_blocks, size_t n_old, uint64_t n,
+		   uint64_t c, uint64_t *ref)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t t0 = s->h.refcount_table_offset >> s->cluster_bits;
+
+	*ref = 1;
+	if (c >= n)
+		return 0;
+	*ref = 0;
+	if ((c >= t0 && c < t0 + s->h.refcount_table_clusters) ||
+	    bsearch(&c, old_blocks, n_old, sizeof(*old_blocks), cmp_u64))
+		return 0;
+	return qcow2_refcount_get(img, c, ref);
+}
+
+/* The old refcount blocks' cluster numbers, sorted (caller frees). */
+static int old_block_list(struct imgfmt_image *img, uint64_t **out, size_t *n_out)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t *v = calloc(s->reftable_entries + 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	for (uint64_t j = 0; j < s->reftable_entries; j++)
+		if (s->reftable[j])
+			v[n++] = s->reftable[j] >> s->cluster_bits;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/* Write the new blocks and table past the n clusters in use. */
+static int write_width(struct imgfmt_image *img, unsigned bits, uint64_t n, uint64_t t, uint64_t b,
+		       uint64_t *table)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t cb = s->cluster_bytes, rpb = cb * 8 / bits, *old = NULL, ref;
+	uint8_t *buf = malloc(cb);
+	size_t n_old = 0;
+	int r = buf ? old_block_list(img, &old, &n_old) : imgfmt_err(img, -ENOMEM, "out of memory");
+
+	for (uint64_t j = 0; r == 0 && j < b; j++) {
+		memset(buf, 0, cb);
+		for (uint64_t i = 0; r == 0 && i < rpb && j * rpb + i < n + t + b; i++)
+			if ((r = new_ref(img, old, n_old, n, j * rpb + i, &ref)) == 0)
+				put_ref(buf, bits, i, ref);
+		table[j] = (n + t + j) * cb;
+		if (r == 0 && (r = imgfmt_fd_pwrite(img->fd, buf, cb, table[j])) < 0)
+			r = imgfmt_err(img, r, "%s: writing a refcount block: %s", img->path, strerror(-r));
+	}
+	if (r == 0)
+		r = qcow2_write_table_be64(img, table, b, t * cb / 8, n * cb);
+	free(buf);
+	free(old);
+	return r;
+}
+
+/* refcount_bits: new structures written where nothing points and made
+ * durable; then one header write (refcount_order, table offset and size)
+ * switches to them; the old ones are free in the new counts.  An
+ * interruption leaves the old counts or the new ones. */
+static int change_refcount_width(struct imgfmt_image *img, unsigned bits)
+{
+	struct qcow2 *s = qcow2_state(img);
+	uint64_t cb = s->cluster_bytes, n, t, b, *table;
+	int r;
+
+	if ((r = qcow2_flush_and_sync(img)) < 0)
+		return r;
+	n = imgfmt_div_round_up(s->next_host > s->file_bytes ? s->next_host : s->file_bytes, cb);
+	width_layout(n, cb * 8 / bits, s->cluster_bytes, &t, &b);
+	if (t * cb > QCOW2_MAX_REFTABLE_BYTES)
+		return imgfmt_err(img, -EFBIG, "%s: a refcount table of %llu bytes for refcount_bits=%u is too large",
+				  img->path, (unsigned long long)(t * cb), bits);
+	table = calloc(t * cb / 8, 8);
+	if (!table)
+		return imgfmt_err(img, -ENOMEM, "out of memory");
+	r = write_width(img, bits, n, t, b, table);
+	if (r == 0)
+		r = qcow2_sync(img);
+	if (r < 0) {
+		free(table);
+		return r;
+	}
+	s->h.refcount_order = (uint32_t)__builtin_ctz(bits);
+	s->h.refcount_table_offset = n * cb;
+	s->h.refcount_table_clusters = (uint32_t)t;
+	if ((r = qcow2_write_header(img)) == 0)
+		r = qcow2_sync(img);
+	/* the handle follows the header from here (the file has the new one
+	 * or, after a failed write, may have) */
+	qcow2_cache_free(s->ref_cache);
+	free(s->reftable);
+	s->reftable = table;
+	s->reftable_entries = s->reftable_disk_entries = t * cb / 8;
+	s->reftable_dirty = false;
+	s->refcount_bits = bits;
+	s->refs_per_block = cb * 8 / bits;
+	s->next_host = s->file_bytes = (n + t + b) * cb;
+	return r;
+}
+
 int qcow2_amend(struct imgfmt_image *img, const struct imgfmt_optval *ov, bool check_only)
 {
 	struct qcow2 *s = qcow2_state(img);
@@ -211,6 +383,14 @@ int qcow2_amend(struct imgfmt_image *img, const struct imgfmt_optval *ov, bool c
 	if (ov[A_SIZE].set && ov[A_SIZE].u != img->size_bytes &&
 	    (r = imgfmt_resize(img, ov[A_SIZE].u, true)) < 0)
 		return r;
+	if (new_bits(s, ov) != s->refcount_bits) {
+		/* other widths need v3: an upgrade goes first */
+		amended_header(s, ov, &h, &changed);
+		if (s->h.version < 3 && (r = qcow2_switch_header(img, &h, s->backing_name, s->backing_format)) < 0)
+			return r;
+		if ((r = change_refcount_width(img, new_bits(s, ov))) < 0)
+			return r;
+	}
 	if (new_version(s, ov) < s->h.version && (r = expand_zero_clusters(img)) < 0)
 		return r;
 	amended_header(s, ov, &h, &changed);

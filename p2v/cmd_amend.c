@@ -1,5 +1,5 @@
 /* p2v amend: change format options of an image in place, as qemu-img amend
- * does (qcow2: compat, lazy_refcounts, size). */
+ * does (qcow2: compat, lazy_refcounts, size, refcount_bits). */
 #include "p2v.h"
 
 #include "imgfmt.h"
@@ -20,8 +20,8 @@ static const struct p2v_cmd amend_cmd = {
 	"Change format options of IMAGE in place, as qemu-img amend does.  qcow2: compat=0.10|1.1 "
 	"(a downgrade writes v3 zero clusters out as zeroes and is refused when the image uses "
 	"another v3-only feature, which is named), lazy_refcounts=on|off, size (grows or shrinks "
-	"as resize); refcount_bits, backing_file and backing_fmt only to their current values "
-	"('p2v rebase' changes the backing file).  The image is locked as QEMU locks it, and the "
+	"as resize), refcount_bits (new refcount structures, then one header write); backing_file "
+	"and backing_fmt only to their current values ('p2v rebase' changes the backing file).  The image is locked as QEMU locks it, and the "
 	"version and features change by one write of the header after the data is durable.",
 	amend_opts, 1, 1,
 };

@@ -1,5 +1,6 @@
 #!/bin/bash
-# p2v amend against qemu-img amend 7.2 (qcow2): the same changes on copies
+# p2v amend against qemu-img amend 7.2 (qcow2: compat, lazy_refcounts, size,
+# refcount_bits): the same changes on copies
 # of the same images give the same format-specific JSON from qemu-img info,
 # qemu-img check finds them clean, and they read as before (qemu-img
 # compare with a copy taken before).  What qemu-img refuses, p2v refuses;
@@ -47,6 +48,13 @@ amend_same v3 size=100M
 amend_same v3 size=10M
 amend_same v3 size=100M,compat=0.10
 amend_same v2 refcount_bits=16,compat=0.10
+for bits in 1 2 4 8 32 64; do amend_same v3 refcount_bits=$bits; done
+amend_same v2 compat=1.1,refcount_bits=8
+amend_same v3 refcount_bits=4,size=200M,lazy_refcounts=on
+cp p.qcow2 w4.qcow2 # 4-bit refcounts: back to 16 and to v2 in one go
+amend_same w4 refcount_bits=16,compat=0.10
+qemu-io -f qcow2 -c "write -P 4 20M 3M" -c "write -z 64k 1M" p.qcow2 >/dev/null
+qemu-img check -q p.qcow2 || fail "a v2 image from 4-bit refcounts: QEMU's writes"
 cp v3.qcow2 lz.qcow2; qemu-img amend -o lazy_refcounts=on lz.qcow2
 amend_same lz lazy_refcounts=off
 amend_same lz compat=0.10
@@ -71,6 +79,8 @@ refused_both v3 data_file=d.raw
 refused_both v3 size=1G raw
 qemu-img create -q -f qcow2 -o refcount_bits=8 r8.qcow2 16M
 refused_both r8 compat=0.10
+cp v3.qcow2 s1.qcow2; qemu-img snapshot -c s1 s1.qcow2 # refcounts of 2
+refused_both s1 refcount_bits=1
 expect_fail "amend without -o" "$P2V" amend v3.qcow2
 
 # refused by p2v only, each naming what stands in the way
@@ -83,7 +93,6 @@ refused() {
 	cmp -s $name.qcow2 p.qcow2 || fail "$name -o $opts: refused but the image changed"
 	echo "ok (refused): $name -o $opts: $out"
 }
-refused v3 refcount_bits=8 refcount_bits
 qemu-img create -q -f qcow2 -o compression_type=zstd zs.qcow2 16M
 refused zs compat=0.10 zstd
 cp v3.qcow2 bm.qcow2; qemu-img bitmap --add bm.qcow2 b0

@@ -81,6 +81,10 @@ cp am.qcow2 am.qcow2.orig
 truncate -s 40M after.raw
 crash_each "qcow2 amend compat=1.1,lazy_refcounts=on,size=40M" am.qcow2 qcow2 amend -o compat=1.1,lazy_refcounts=on,size=40M am.qcow2
 [ "$(compat am.qcow2)" = 1.1 ] || fail "amend compat=1.1: compat $(compat am.qcow2)"
+cp am.qcow2 am.qcow2.orig
+crash_each "qcow2 amend refcount_bits=4" am.qcow2 qcow2 amend -o refcount_bits=4 am.qcow2
+qemu-img info --output=json am.qcow2 | jq -e '."format-specific".data."refcount-bits" == 4' >/dev/null ||
+	fail "amend refcount_bits=4: not 4 bits"
 
 "$P2V" convert -f raw -O vpc before.raw v.vhd
 qemu-img convert -f vpc -O raw v.vhd before.raw
