@@ -91,6 +91,7 @@ static int check_version(struct imgfmt_image *img, const struct imgfmt_optval *o
 {
 	struct qcow2 *s = qcow2_state(img);
 	unsigned v = new_version(s, ov);
+	uint64_t n_zero = 0;
 	int r;
 
 	if (ov[A_LAZY].set && ov[A_LAZY].u && v < 3)
@@ -114,10 +115,12 @@ static int check_version(struct imgfmt_image *img, const struct imgfmt_optval *o
 	if (s->bitmap_dir_offset)
 		return imgfmt_err(img, -ENOTSUP, "%s: cannot downgrade to compat=0.10: the image has "
 				  "persistent bitmaps, a v3-only feature", img->path);
-	if (s->h.nb_snapshots)
-		return imgfmt_err(img, -ENOTSUP, "%s: cannot downgrade to compat=0.10: p2v does not expand "
-				  "the zero clusters (a v3-only feature) of its %u internal snapshots",
-				  img->path, s->h.nb_snapshots);
+	if (s->h.nb_snapshots && (r = qcow2_snapshot_zero_clusters(img, &n_zero)) < 0)
+		return r;
+	if (n_zero)
+		return imgfmt_err(img, -ENOTSUP, "%s: cannot downgrade to compat=0.10: its internal snapshots "
+				  "hold %llu zero clusters (a v3-only feature), which p2v does not expand",
+				  img->path, (unsigned long long)n_zero);
 	return 0;
 }
 
@@ -127,12 +130,20 @@ static int check_version(struct imgfmt_image *img, const struct imgfmt_optval *o
 static int zero_host_cluster(struct imgfmt_image *img, uint64_t e, uint64_t off, const uint8_t *zeroes)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint64_t host = e & QCOW2_OFFSET_MASK;
+	uint64_t host = e & QCOW2_OFFSET_MASK, ref;
 	int r;
 
 	if (host & (s->cluster_bytes - 1) || host + s->cluster_bytes > s->next_host)
 		return imgfmt_err(img, -EIO, "%s: L2 entry for guest offset %llu points to %llu, outside the image",
 				  img->path, (unsigned long long)off, (unsigned long long)host);
+	/* shared (a snapshot's too): zeroes written there would show through
+	 * it; QEMU never leaves a zero entry on a shared cluster */
+	if ((r = qcow2_refcount_get(img, host >> s->cluster_bits, &ref)) < 0)
+		return r;
+	if (ref != 1)
+		return imgfmt_err(img, -EIO, "%s: the zero cluster at guest offset %llu keeps host cluster %llu, "
+				  "which has refcount %llu (1 expected); nothing was changed", img->path,
+				  (unsigned long long)off, (unsigned long long)host, (unsigned long long)ref);
 	r = imgfmt_fd_pwrite(img->fd, zeroes, s->cluster_bytes, host);
 	return r < 0 ? imgfmt_err(img, r, "%s: write at %llu: %s", img->path, (unsigned long long)host,
 				  strerror(-r)) : 0;
@@ -142,15 +153,15 @@ static int zero_host_cluster(struct imgfmt_image *img, uint64_t e, uint64_t off,
 static int unflag(struct imgfmt_image *img, uint32_t l1_index, uint64_t off, uint64_t e)
 {
 	struct qcow2 *s = qcow2_state(img);
-	uint64_t l2_off = s->l1[l1_index] & QCOW2_OFFSET_MASK, ref;
+	uint64_t l2_off = s->l1[l1_index] & QCOW2_OFFSET_MASK;
 	uint8_t *l2;
 	int r;
 
-	if ((r = qcow2_refcount_get(img, (e & QCOW2_OFFSET_MASK) >> s->cluster_bits, &ref)) < 0 ||
-	    (r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
+	/* pass 0 found the host cluster's refcount 1: COPIED holds */
+	if ((r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
 		return r;
 	e &= ~(QCOW2_OFLAG_ZERO | QCOW2_OFLAG_COPIED);
-	imgfmt_put_be64(l2 + 8 * ((off >> s->cluster_bits) % s->l2_entries), e | (ref == 1 ? QCOW2_OFLAG_COPIED : 0));
+	imgfmt_put_be64(l2 + 8 * ((off >> s->cluster_bits) % s->l2_entries), e | QCOW2_OFLAG_COPIED);
 	qcow2_cache_mark_dirty(s->l2_cache, l2_off);
 	return 0;
 }

@@ -18,8 +18,8 @@ static const struct p2v_opt amend_opts[] = {
 static const struct p2v_cmd amend_cmd = {
 	"amend", "IMAGE",
 	"Change format options of IMAGE in place, as qemu-img amend does.  qcow2: compat=0.10|1.1 "
-	"(a downgrade writes v3 zero clusters out as zeroes and is refused when the image uses "
-	"another v3-only feature, which is named), lazy_refcounts=on|off, size (grows or shrinks "
+	"(a downgrade writes v3 zero clusters out as zeroes and is refused, naming it, when the "
+	"image uses another v3-only feature or its internal snapshots hold zero clusters), lazy_refcounts=on|off, size (grows or shrinks "
 	"as resize), refcount_bits (new refcount structures, then one header write); backing_file "
 	"and backing_fmt only to their current values ('p2v rebase' changes the backing file).  The image is locked as QEMU locks it, and the "
 	"version and features change by one write of the header after the data is durable.",

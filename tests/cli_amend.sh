@@ -4,7 +4,8 @@
 # of the same images give the same format-specific JSON from qemu-img info,
 # qemu-img check finds them clean, and they read as before (qemu-img
 # compare with a copy taken before).  What qemu-img refuses, p2v refuses;
-# a downgrade over a v3-only feature p2v cannot undo is refused naming it.
+# a downgrade over a v3-only feature p2v cannot undo (zero clusters in
+# internal snapshots too) is refused naming it.
 . "$(dirname "$0")/lib.sh"
 need qemu-img qemu-io jq
 cd "$TMP"
@@ -99,6 +100,16 @@ cp v3.qcow2 bm.qcow2; qemu-img bitmap --add bm.qcow2 b0
 refused bm compat=0.10 bitmaps
 cp v3.qcow2 sn.qcow2; qemu-img snapshot -c s1 sn.qcow2
 refused sn compat=0.10 snapshots
+# internal snapshots without zero clusters: downgraded, the snapshot intact
+qemu-img create -q -f qcow2 sd.qcow2 16M
+qemu-io -f qcow2 -c "write -P 1 0 1M" sd.qcow2 >/dev/null
+qemu-img snapshot -c s1 sd.qcow2
+qemu-io -f qcow2 -c "write -P 2 512k 1M" -c "write -z 4M 128k" sd.qcow2 >/dev/null
+amend_same sd compat=0.10
+qemu-img snapshot -a s1 p.qcow2 && qemu-img snapshot -a s1 q.qcow2
+qemu-img compare -q p.qcow2 q.qcow2 || fail "sd: the snapshot reads differently after the downgrade"
+qemu-img check -q p.qcow2 || fail "sd: check after applying the snapshot"
+echo "ok: a downgrade keeps an internal snapshot without zero clusters"
 
 # -o help: the options qemu-img amend lists for qcow2 (p2v: a subset)
 "$P2V" amend -o help v3.qcow2 >help.txt
