@@ -6,10 +6,17 @@
 
 #include <string.h>
 
+static const char *const cache_modes[] = { "none", "writeback", "writethrough", "directsync",
+					    "unsafe", NULL };
+
 static const struct p2v_opt amend_opts[] = {
 	P2V_OPT_FORMAT("the image's format (probed by default)"),
 	P2V_ARG('o', NULL, P2V_ARG_STR, "OPTIONS",
 		"the options to change, key=value,... ('-o help' lists them)"),
+	P2V_ARG('t', NULL, P2V_ARG_CHOICE, "none|writeback|...",
+		"qemu-img's cache mode: accepted and ignored (every step is made durable)",
+		.choices = cache_modes),
+	P2V_OPT_PROGRESS,
 	P2V_OPT_QUIET,
 	P2V_OPTS_CONFINE,
 	P2V_OPT_END,
@@ -62,6 +69,7 @@ static int amend_help(const char *path, const char *fmt, const struct p2v_args *
 int p2v_cmd_amend(int argc, char **argv)
 {
 	struct imgfmt_image *img;
+	struct p2v_progress pg;
 	struct p2v_args a;
 	const char *options;
 	int r = p2v_args_parse(&amend_cmd, argc, argv, &a);
@@ -87,10 +95,17 @@ int p2v_cmd_amend(int argc, char **argv)
 		return P2V_EXIT_ERROR;
 	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'), IMGFMT_OPEN_RDWR | IMGFMT_OPEN_NO_BACKING, &a) < 0)
 		return P2V_EXIT_ERROR;
+	p2v_progress_init(&pg, "amend", p2v_progress_mode(&a));
 	if ((r = imgfmt_amend(img, options)) < 0)
 		p2v_err("%s", imgfmt_errmsg(img));
 	if (r == 0 && (r = imgfmt_commit(img)) < 0)
 		p2v_err("%s", imgfmt_errmsg(img));
 	imgfmt_close(img);
+	if (r == 0) {
+		p2v_progress_update(&pg, 1, 1);
+		p2v_progress_finish(&pg);
+	} else {
+		p2v_progress_abort(&pg);
+	}
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }

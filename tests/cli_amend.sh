@@ -125,6 +125,13 @@ done
 	fail "-o help with -f"
 echo "ok: -o help lists $(grep -c '^  ' help.txt) options, each one qemu-img amend has"
 
+# qemu-img amend's other options, as its scripts pass them
+cp v3.qcow2 p.qcow2
+"$P2V" amend -p -t none -f qcow2 -o lazy_refcounts=on p.qcow2 2>/dev/null || fail "amend -p -t none"
+"$P2V" amend -q -o lazy_refcounts=off p.qcow2 >out.txt 2>&1 || fail "amend -q"
+[ ! -s out.txt ] || fail "amend -q printed: $(cat out.txt)"
+echo "ok: -p, -t, -q as qemu-img amend takes them"
+
 # locked: an image a VM holds is refused
 qemu-io -f qcow2 v3.qcow2 -c "sleep 5000" & held=$!
 sleep 1
