@@ -30,7 +30,7 @@ static const struct p2v_cmd amend_cmd = {
 	"as resize), refcount_bits (new refcount structures, then one header write); backing_file "
 	"and backing_fmt only to their current values ('p2v rebase' changes the backing file).  The image is locked as QEMU locks it, and the "
 	"version and features change by one write of the header after the data is durable.",
-	amend_opts, 1, 1,
+	amend_opts, 0, 1, /* none for -f FMT -o help */
 };
 
 static bool wants_help(const char *options)
@@ -81,8 +81,10 @@ int p2v_cmd_amend(int argc, char **argv)
 		p2v_err("amend: Must specify options (-o)");
 		return P2V_EXIT_ERROR;
 	}
-	if (wants_help(options))
-		return amend_help(a.operands[0], p2v_str(&a, 'f'), &a);
+	if (wants_help(options) && (a.n_operands || p2v_str(&a, 'f')))
+		return amend_help(a.n_operands ? a.operands[0] : NULL, p2v_str(&a, 'f'), &a);
+	if (p2v_check_operands(&a, 1, 1) < 0)
+		return P2V_EXIT_ERROR;
 	/* refusals first, read-only: opening read-write changes the image
 	 * (persistent bitmaps are marked inconsistent) */
 	if (p2v_open_image(&img, a.operands[0], p2v_str(&a, 'f'),
