@@ -810,6 +810,35 @@ int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok)
 	return img->drv->resize(img, size_bytes);
 }
 
+static int amend(struct imgfmt_image *img, const char *options, bool check_only)
+{
+	char err[IMGFMT_ERRMSG_BYTES];
+	struct imgfmt_optval *ov;
+	int r;
+
+	if (!img->drv->amend)
+		return imgfmt_err(img, -ENOTSUP, "Format driver '%s' does not support option amendment",
+				  img->drv->name);
+	r = imgfmt_optvals_parse_table(img->drv, img->drv->amend_opts, options, &ov, err, sizeof(err));
+	if (r < 0)
+		return imgfmt_err(img, r, "%s", err);
+	r = img->drv->amend(img, ov, check_only);
+	imgfmt_optvals_free_table(img->drv->amend_opts, ov);
+	return r;
+}
+
+int imgfmt_amend_check(struct imgfmt_image *img, const char *options)
+{
+	return amend(img, options, true);
+}
+
+int imgfmt_amend(struct imgfmt_image *img, const char *options)
+{
+	if (!img->writable)
+		return imgfmt_err(img, -EBADF, "%s is open read-only", img->path);
+	return amend(img, options, false);
+}
+
 bool imgfmt_can_set_backing(const struct imgfmt_image *img)
 {
 	return img->drv->set_backing != NULL;

@@ -79,6 +79,11 @@ struct imgfmt_driver {
 	int (*resize)(struct imgfmt_image *img, uint64_t size_bytes);
 	/* Record another backing file name ("" none) and format ("" none). */
 	int (*set_backing)(struct imgfmt_image *img, const char *name, const char *fmt);
+	/* In-place option changes (qemu-img amend): one value per entry of
+	 * amend_opts (no defaults: unset = unchanged), on a writable image;
+	 * check_only: only the refusals (any image). */
+	const struct imgfmt_opt_desc *amend_opts;
+	int (*amend)(struct imgfmt_image *img, const struct imgfmt_optval *ov, bool check_only);
 	/* Make the whole clusters of a range unallocated. */
 	int (*discard)(struct imgfmt_image *img, uint64_t len, uint64_t off);
 	/* Internal snapshots; list works read-only, the others need a
@@ -204,6 +209,11 @@ char *imgfmt_resolve_relative(const struct imgfmt_image *img, const char *name);
 int imgfmt_optvals_parse(const struct imgfmt_driver *drv, const char *s,
 			 struct imgfmt_optval **ov, char *err, size_t err_bytes);
 void imgfmt_optvals_free(const struct imgfmt_driver *drv, struct imgfmt_optval *ov);
+/* The same against another of its tables (amend_opts: unknown names get
+ * qemu-img amend's "Invalid parameter" words). */
+int imgfmt_optvals_parse_table(const struct imgfmt_driver *drv, const struct imgfmt_opt_desc *d,
+			       const char *s, struct imgfmt_optval **ov, char *err, size_t err_bytes);
+void imgfmt_optvals_free_table(const struct imgfmt_opt_desc *d, struct imgfmt_optval *ov);
 
 /* measure.c: the bytes of src's data in unit_bytes units: the units its
  * DATA extents touch (zero and unallocated ranges count nothing), as

@@ -251,6 +251,9 @@ const struct imgfmt_opt_desc *imgfmt_create_options(const char *format);
  * or choices, the default, the help ("cluster_size=SIZE  power of two,
  * 512-2M (default 64K): ..."). */
 void imgfmt_opt_describe(const struct imgfmt_opt_desc *d, char *buf, size_t buf_bytes);
+/* The options imgfmt_amend() changes for a format (NULL-name terminated;
+ * empty when it changes none); NULL for an unknown format. */
+const struct imgfmt_opt_desc *imgfmt_amend_options(const char *format);
 /* Check an option string against a format's table without creating
  * anything: 0, or -EINVAL with the message in err. */
 int imgfmt_options_check(const char *format, const char *options, char *err, size_t err_bytes);
@@ -270,6 +273,15 @@ int imgfmt_resize(struct imgfmt_image *img, uint64_t size_bytes, bool shrink_ok)
  * handle reads through no backing file afterwards (reopen it).  -ENOTSUP
  * where a format cannot (qcow2 can). */
 bool imgfmt_can_set_backing(const struct imgfmt_image *img);
+/* Change format options of an image opened read-write in place, as
+ * qemu-img amend does ("compat=0.10,lazy_refcounts=off"; see
+ * imgfmt_amend_options): each change ordered so that an interruption
+ * leaves a consistent image.  0, or -errno with the message recorded
+ * (options that cannot change, named in qemu-img's words). */
+int imgfmt_amend(struct imgfmt_image *img, const char *options);
+/* Whether imgfmt_amend() would accept options, changing nothing (works on
+ * an image opened read-only, before opening it read-write changes it). */
+int imgfmt_amend_check(struct imgfmt_image *img, const char *options);
 int imgfmt_set_backing(struct imgfmt_image *img, const char *name, const char *fmt);
 /* Open name as img opens its backing file: relative to img's directory,
  * confined as img's open options say, read-only.  The message of a

@@ -29,6 +29,16 @@ const struct imgfmt_opt_desc *imgfmt_create_options(const char *format)
 	return drv->create_opts ? drv->create_opts : none;
 }
 
+const struct imgfmt_opt_desc *imgfmt_amend_options(const char *format)
+{
+	static const struct imgfmt_opt_desc none[] = { { 0 } };
+	const struct imgfmt_driver *drv = imgfmt_find_driver(format ? format : "");
+
+	if (!drv)
+		return NULL;
+	return drv->amend_opts ? drv->amend_opts : none;
+}
+
 /* "64K" for 65536, "512" for 512: the shortest exact binary-suffix form. */
 static void size_text(uint64_t v, char *buf, size_t buf_bytes)
 {
@@ -246,10 +256,19 @@ static char *next_item(const char **s)
 	return out;
 }
 
-static int unknown(const struct imgfmt_driver *drv, const char *key, char *err, size_t err_bytes)
+static int unknown(const struct imgfmt_driver *drv, const struct imgfmt_opt_desc *d, const char *key,
+		   char *err, size_t err_bytes)
 {
 	char names[400] = "";
 	size_t n = 0;
+
+	if (d != drv->create_opts) { /* amend: qemu-img's words */
+		for (size_t i = 0; drv->create_opts && drv->create_opts[i].name; i++)
+			if (!strcmp(drv->create_opts[i].name, key))
+				return bad(err, err_bytes, "Invalid parameter '%s'\n"
+					   "This option is only supported for image creation", key);
+		return bad(err, err_bytes, "Invalid parameter '%s'", key);
+	}
 
 	for (size_t i = 0; drv->create_opts && drv->create_opts[i].name && n < sizeof(names); i++)
 		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
@@ -261,10 +280,9 @@ static int unknown(const struct imgfmt_driver *drv, const char *key, char *err, 
 }
 
 /* One "key=val" item into ov. */
-static int take_item(const struct imgfmt_driver *drv, char *item, struct imgfmt_optval *ov,
-		     char *err, size_t err_bytes)
+static int take_item(const struct imgfmt_driver *drv, const struct imgfmt_opt_desc *d, char *item,
+		     struct imgfmt_optval *ov, char *err, size_t err_bytes)
 {
-	const struct imgfmt_opt_desc *d = drv->create_opts;
 	char *eq = strchr(item, '=');
 	const char *val = eq ? eq + 1 : NULL;
 	size_t i;
@@ -276,7 +294,7 @@ static int take_item(const struct imgfmt_driver *drv, char *item, struct imgfmt_
 	for (i = 0; d && d[i].name && strcmp(d[i].name, item); i++)
 		;
 	if (!d || !d[i].name)
-		return unknown(drv, item, err, err_bytes);
+		return unknown(drv, d, item, err, err_bytes);
 	if (!val && d[i].type != IMGFMT_OPT_BOOL)
 		return bad(err, err_bytes, "option %s needs a value (%s=...)", item, item);
 	if (ov[i].set)
@@ -290,24 +308,30 @@ static int take_item(const struct imgfmt_driver *drv, char *item, struct imgfmt_
 int imgfmt_optvals_parse(const struct imgfmt_driver *drv, const char *s,
 			 struct imgfmt_optval **out, char *err, size_t err_bytes)
 {
-	size_t n = n_opts(drv->create_opts);
+	return imgfmt_optvals_parse_table(drv, drv->create_opts, s, out, err, err_bytes);
+}
+
+int imgfmt_optvals_parse_table(const struct imgfmt_driver *drv, const struct imgfmt_opt_desc *d,
+			       const char *s, struct imgfmt_optval **out, char *err, size_t err_bytes)
+{
+	size_t n = n_opts(d);
 	struct imgfmt_optval *ov = calloc(n + 1, sizeof(*ov));
 	int r;
 
 	*out = NULL;
 	if (!ov)
 		return bad(err, err_bytes, "out of memory");
-	r = fill_defaults(drv->create_opts, ov, n, err, err_bytes);
+	r = fill_defaults(d, ov, n, err, err_bytes);
 	while (r == 0 && s && *s) {
 		char *item = next_item(&s);
 		if (!item)
 			r = bad(err, err_bytes, "out of memory");
 		else if (*item)
-			r = take_item(drv, item, ov, err, err_bytes);
+			r = take_item(drv, d, item, ov, err, err_bytes);
 		free(item);
 	}
 	if (r < 0) {
-		imgfmt_optvals_free(drv, ov);
+		imgfmt_optvals_free_table(d, ov);
 		return r;
 	}
 	*out = ov;
@@ -316,7 +340,12 @@ int imgfmt_optvals_parse(const struct imgfmt_driver *drv, const char *s,
 
 void imgfmt_optvals_free(const struct imgfmt_driver *drv, struct imgfmt_optval *ov)
 {
-	size_t n = n_opts(drv->create_opts);
+	imgfmt_optvals_free_table(drv->create_opts, ov);
+}
+
+void imgfmt_optvals_free_table(const struct imgfmt_opt_desc *d, struct imgfmt_optval *ov)
+{
+	size_t n = n_opts(d);
 
 	for (size_t i = 0; ov && i < n; i++)
 		if (ov[i].set)

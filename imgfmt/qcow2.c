@@ -121,18 +121,18 @@ static void put_extension(uint8_t *out, size_t *n, uint32_t type, const void *da
 	*n += 8 + ((len + 7) & ~7u);
 }
 
-/* Start a new header cluster in out from the one on disk (read into c0):
- * the extensions other than the backing format kept, then the backing
- * format fmt (if any) and the end marker; *n is where the name may go.
- * Fails if a name of name_len bytes would not fit in the cluster. */
-static int build_header_area(struct imgfmt_image *img, uint8_t *c0, uint8_t *out, size_t *n,
-			     const char *fmt, size_t name_len)
+/* Start a new header cluster in out, for header h, from the one on disk
+ * (read into c0): the extensions other than the backing format kept, then
+ * the backing format fmt (if any) and the end marker; *n is where the name
+ * may go.  Fails if a name of name_len bytes would not fit in the cluster. */
+static int build_header_area(struct imgfmt_image *img, const struct qcow2_header *h, uint8_t *c0,
+			     uint8_t *out, size_t *n, const char *fmt, size_t name_len)
 {
 	struct qcow2 *s = qcow2_state(img);
 	size_t fmt_len = strlen(fmt);
 	int r;
 
-	*n = s->h.version < 3 ? QCOW2_HEADER_V2_BYTES : s->h.header_length;
+	*n = h->version < 3 ? QCOW2_HEADER_V2_BYTES : h->header_length;
 	r = imgfmt_fd_pread_zfill(img->fd, c0, s->cluster_bytes, 0);
 	if (r < 0)
 		return imgfmt_err(img, r, "%s: reading the header: %s", img->path, strerror(-r));
@@ -158,7 +158,7 @@ int qcow2_write_header_area(struct imgfmt_image *img)
 	if (!c0)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	out = c0 + s->cluster_bytes;
-	r = build_header_area(img, c0, out, &n, s->backing_format, name_len);
+	r = build_header_area(img, &s->h, c0, out, &n, s->backing_format, name_len);
 	if (r == 0) {
 		memcpy(out + n, s->backing_name, name_len);
 		s->h.backing_file_offset = name_len ? n : 0;
@@ -202,11 +202,19 @@ static uint64_t header_area_end(const struct qcow2 *s, const uint8_t *c0)
  * then a barrier.  An interruption leaves the old name or the new one. */
 int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt)
 {
+	return qcow2_switch_header(img, &qcow2_state(img)->h, name, fmt);
+}
+
+/* The header becomes nh (its version may differ: the extensions move to
+ * its end), naming name and fmt, by the steps qcow2_set_backing describes. */
+int qcow2_switch_header(struct imgfmt_image *img, const struct qcow2_header *nh, const char *name,
+			const char *fmt)
+{
 	struct qcow2 *s = qcow2_state(img);
 	size_t fmt_len = strlen(fmt), name_len = strlen(name), n;
 	uint8_t *c0, *out;
 	uint64_t pos, used;
-	struct qcow2_header h;
+	struct qcow2_header h = *nh;
 	bool apart;
 	int r;
 
@@ -219,7 +227,7 @@ int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fm
 	if (!c0)
 		return imgfmt_err(img, -ENOMEM, "out of memory");
 	out = c0 + s->cluster_bytes;
-	if ((r = build_header_area(img, c0, out, &n, fmt, name_len)) < 0)
+	if ((r = build_header_area(img, nh, c0, out, &n, fmt, name_len)) < 0)
 		goto out;
 	/* the new name where neither the old header area nor the new one lies */
 	used = header_area_end(s, c0);
@@ -227,7 +235,6 @@ int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fm
 	apart = pos + name_len <= s->cluster_bytes;
 	if (!apart)
 		pos = n; /* no room apart: the switch is one write of the cluster's head */
-	h = s->h;
 	h.backing_file_offset = name_len ? pos : 0;
 	h.backing_file_size = (uint32_t)name_len;
 	header_to_disk(&h, out);
@@ -1400,6 +1407,8 @@ const struct imgfmt_driver imgfmt_qcow2_driver = {
 	.info = qcow2_info,
 	.resize = qcow2_resize,
 	.set_backing = qcow2_set_backing,
+	.amend_opts = qcow2_amend_opts,
+	.amend = qcow2_amend,
 	.discard = qcow2_discard,
 	.snapshot_list = qcow2_snapshot_list,
 	.snapshot_create = qcow2_snapshot_create,

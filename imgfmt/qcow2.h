@@ -151,9 +151,16 @@ int qcow2_snapshot_list(struct imgfmt_image *img, struct imgfmt_snapshot **list,
 int qcow2_snapshot_create(struct imgfmt_image *img, const char *name);
 int qcow2_snapshot_apply(struct imgfmt_image *img, const char *id_or_name);
 int qcow2_snapshot_delete(struct imgfmt_image *img, const char *id_or_name);
+int qcow2_snapshot_zero_clusters(struct imgfmt_image *img, uint64_t *n);
 /* Cluster 0 rewritten: header, the extensions kept, backing name. */
 int qcow2_write_header_area(struct imgfmt_image *img);
 int qcow2_set_backing(struct imgfmt_image *img, const char *name, const char *fmt);
+int qcow2_switch_header(struct imgfmt_image *img, const struct qcow2_header *nh, const char *name,
+			const char *fmt);
+
+/* qcow2_amend.c: qemu-img amend */
+extern const struct imgfmt_opt_desc qcow2_amend_opts[];
+int qcow2_amend(struct imgfmt_image *img, const struct imgfmt_optval *ov, bool check_only);
 int qcow2_discard(struct imgfmt_image *img, uint64_t len, uint64_t off);
 
 #endif

@@ -578,3 +578,35 @@ int qcow2_snapshot_delete(struct imgfmt_image *img, const char *id_or_name)
 		r = active_flags(img, true);
 	return r < 0 ? r : set_dirty(img, false);
 }
+
+/* Zero clusters (v3) in the L2 tables of the snapshots' L1 tables, counted
+ * into *n (a downgrade cannot keep them). */
+int qcow2_snapshot_zero_clusters(struct imgfmt_image *img, uint64_t *n)
+{
+	struct qcow2 *s = qcow2_state(img);
+	struct table t;
+	int r = load_table(img, &t);
+
+	*n = 0;
+	for (uint32_t i = 0; r == 0 && i < t.n; i++) {
+		uint64_t *l1;
+		if ((r = read_l1(img, t.v[i].l1_offset, t.v[i].l1_size, &l1)) < 0)
+			break;
+		for (uint32_t j = 0; r == 0 && j < t.v[i].l1_size; j++) {
+			uint64_t l2_off = l1[j] & QCOW2_OFFSET_MASK;
+			uint8_t *l2;
+			if (!l2_off)
+				continue;
+			if ((r = qcow2_check_table(img, "L2 table", l2_off, s->cluster_bytes)) < 0 ||
+			    (r = qcow2_cache_get(img, s->l2_cache, l2_off, true, &l2)) < 0)
+				break;
+			for (uint32_t k = 0; k < s->l2_entries; k++) {
+				uint64_t e = imgfmt_get_be64(l2 + 8 * k);
+				*n += (e & QCOW2_OFLAG_ZERO) && !(e & QCOW2_OFLAG_COMPRESSED);
+			}
+		}
+		free(l1);
+	}
+	table_free(&t);
+	return r;
+}

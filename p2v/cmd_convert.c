@@ -109,7 +109,8 @@ static const struct p2v_cmd convert_cmd = {
 	"convert", "INPUT OUTPUT",
 	"Convert an image to another format, reading only the source's allocated data and "
 	"writing no all-zero clusters.  OUTPUT is written under a temporary name and renamed "
-	"when complete.  Formats: qcow2, vpc (VHD), vhdx, vmdk, raw.",
+	"when complete; OUTPUT - streams it to stdout (raw, or vpc with -o subformat=fixed; "
+	"not to a terminal).  Formats: qcow2, vpc (VHD), vhdx, vmdk, raw.",
 	convert_opts, 0, 2, /* none for -o help */
 };
 
@@ -251,6 +252,10 @@ static int convert_checks(struct convert *cv)
 		why = "-n writes into an existing image: -B and -o do not apply";
 	else if (p2v_has(&cv->a, 'F') && !p2v_has(&cv->a, 'B'))
 		why = "-F names the format of -B's backing file";
+	else if (!strcmp(cv->out, "-") && (p2v_has(&cv->a, 'n') || p2v_has(&cv->a, 'B') || p2v_has(&cv->a, 'c')))
+		why = "OUTPUT - (stdout) is a new uncompressed image: -n, -B and -c do not apply";
+	else if (!strcmp(cv->out, "-") && p2v_json_wanted(&cv->a))
+		why = "OUTPUT - (stdout) carries the image: --json has nowhere to go";
 	if (why)
 		p2v_err("convert: %s", why);
 	return why ? -EINVAL : 0;
@@ -273,10 +278,16 @@ int p2v_cmd_convert(int argc, char **argv)
 		return P2V_EXIT_ERROR;
 	r = p2v_open_image(&cv.src, cv.in, p2v_str(&cv.a, 'f'),
 			   p2v_has(&cv.a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0, &cv.a);
-	if (r == 0) {
+	if (r == 0)
 		p2v_install_signal_handlers();
-		r = p2v_has(&cv.a, 'n') ? open_target(&cv) : create_target(&cv);
+	if (r == 0 && !strcmp(cv.out, "-")) {
+		r = p2v_convert_to_stdout(cv.src, p2v_str(&cv.a, 'O') ? p2v_str(&cv.a, 'O') : "raw",
+					  p2v_str(&cv.a, 'o'), &cv.a);
+		imgfmt_close(cv.src);
+		return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 	}
+	if (r == 0)
+		r = p2v_has(&cv.a, 'n') ? open_target(&cv) : create_target(&cv);
 	if (r == 0)
 		r = run_copy(&cv);
 	imgfmt_close(cv.dst); /* removes the temporary file unless committed */

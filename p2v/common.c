@@ -220,6 +220,11 @@ void p2v_progress_update(void *opaque, uint64_t done_bytes, uint64_t total_bytes
 
 void p2v_progress_finish(struct p2v_progress *p)
 {
+	/* a SIGUSR1 that came after the last update is still answered */
+	if (p2v_progress_requested && p->mode != P2V_PROGRESS_QUIET) {
+		p2v_progress_requested = 0;
+		status_line(p, p->total_bytes, p->total_bytes, p2v_now_s());
+	}
 	if (p->mode == P2V_PROGRESS_JSON && p->last_json_pct < 100.0) {
 		json_line(p, p->total_bytes, p->total_bytes, p2v_now_s());
 		return;

@@ -22,6 +22,8 @@ static const struct {
 	{ "rebase", p2v_cmd_rebase, "change the backing file a qcow2 image names" },
 	{ "commit", p2v_cmd_commit, "write a qcow2 image's data into its backing file" },
 	{ "snapshot", p2v_cmd_snapshot, "list, create, apply, delete qcow2 internal snapshots" },
+	{ "dd", p2v_cmd_dd, "copy part of an image into a new one, as qemu-img dd" },
+	{ "amend", p2v_cmd_amend, "change an image's format options in place (qcow2)" },
 	{ "inject", p2v_cmd_inject, "make a captured OS boot on virtio" },
 	{ "boot", p2v_cmd_boot, "boot an image in the bundled VMM" },
 	{ "verify", p2v_cmd_verify, "boot an image and give a verdict" },

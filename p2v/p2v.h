@@ -34,6 +34,12 @@ int p2v_cmd_commit(int argc, char **argv);
 int p2v_cmd_snapshot(int argc, char **argv);
 int p2v_cmd_amend(int argc, char **argv);
 int p2v_cmd_dd(int argc, char **argv);
+/* convert_stdout.c: convert's OUTPUT "-": src streamed to stdout as fmt
+ * (raw, vpc subformat=fixed); others refused naming the format. */
+struct imgfmt_image;
+struct p2v_args;
+int p2v_convert_to_stdout(struct imgfmt_image *src, const char *fmt, const char *options,
+			  const struct p2v_args *a);
 
 /* ---- options (opts.c) ----
  * Each command declares its options in a static table; p2v_args_parse()

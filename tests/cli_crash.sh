@@ -68,6 +68,24 @@ crash_each "qcow2 snapshot -a" a.qcow2 qcow2 snapshot -a s1 a.qcow2
 cp before.raw after.raw
 crash_each "qcow2 snapshot -d" a.qcow2 qcow2 snapshot -d s1 a.qcow2
 
+# amend: a downgrade writes the zero clusters out, then switches the header
+qemu-img create -q -f qcow2 -o cluster_size=4k am.qcow2 16M
+qemu-io -f qcow2 -c "write -P 1 0 1M" -c "write -z 64k 64k" -c "write -z 8M 32k" am.qcow2 >/dev/null
+qemu-img convert -O raw am.qcow2 before.raw
+cp before.raw after.raw
+cp am.qcow2 am.qcow2.orig
+crash_each "qcow2 amend compat=0.10" am.qcow2 qcow2 amend -o compat=0.10 am.qcow2
+compat() { qemu-img info --output=json "$1" | jq -r '."format-specific".data.compat'; }
+[ "$(compat am.qcow2)" = 0.10 ] || fail "amend compat=0.10: compat $(compat am.qcow2)"
+cp am.qcow2 am.qcow2.orig
+truncate -s 40M after.raw
+crash_each "qcow2 amend compat=1.1,lazy_refcounts=on,size=40M" am.qcow2 qcow2 amend -o compat=1.1,lazy_refcounts=on,size=40M am.qcow2
+[ "$(compat am.qcow2)" = 1.1 ] || fail "amend compat=1.1: compat $(compat am.qcow2)"
+cp am.qcow2 am.qcow2.orig
+crash_each "qcow2 amend refcount_bits=4" am.qcow2 qcow2 amend -o refcount_bits=4 am.qcow2
+qemu-img info --output=json am.qcow2 | jq -e '."format-specific".data."refcount-bits" == 4' >/dev/null ||
+	fail "amend refcount_bits=4: not 4 bits"
+
 "$P2V" convert -f raw -O vpc before.raw v.vhd
 qemu-img convert -f vpc -O raw v.vhd before.raw
 cp v.vhd v.vhd.orig

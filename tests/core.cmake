@@ -8,8 +8,11 @@ p2v_shell_test(cli_probe cli_probe.sh TIMEOUT 300)
 # Declared options (-o help, README, qemu-img), command tables, progress (issue 15).
 p2v_shell_test(cli_options cli_options.sh TIMEOUT 300)
 p2v_shell_test(cli_convert cli_convert.sh TIMEOUT 300)
+p2v_shell_test(cli_convert_stdout cli_convert_stdout.sh TIMEOUT 300)
 p2v_shell_test(cli_measure cli_measure.sh TIMEOUT 300)
 p2v_shell_test(cli_resize cli_resize.sh TIMEOUT 300)
+p2v_shell_test(cli_amend cli_amend.sh TIMEOUT 300)
+p2v_shell_test(cli_dd cli_dd.sh TIMEOUT 300)
 p2v_shell_test(cli_snapshot cli_snapshot.sh TIMEOUT 300)
 # rebase and commit as qemu-img's on qcow2 chains, confined backing files.
 p2v_shell_test(cli_chain cli_chain.sh TIMEOUT 300)
