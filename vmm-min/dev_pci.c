@@ -293,6 +293,11 @@ static const struct vmm_io_range pci_ranges[] = {
 };
 
 const struct vmm_device_ops vmm_pci_ops = {
+	/* the address latch is posted: a guest's scan of all 256 buses (GRUB's
+	 * video drivers do one) is one exit per register read instead of two;
+	 * so is the reset control byte 0xCF9 inside it, acted on before the
+	 * exit that follows it */
+	.posted = { 0xcf8, 4 },
 	.name = "pci-i440fx",
 	.ranges = pci_ranges,
 	.create = pci_create,

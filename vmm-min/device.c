@@ -2,10 +2,21 @@
  * machine's devices (reset, tick, destroy).  Snapshot records are written
  * and read by snapshot.c through the same table. */
 #include "device.h"
+#include "machine.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+static bool posted_in_range(const struct vmm_device_ops *ops)
+{
+	uint32_t lo = ops->posted.port, hi = lo + ops->posted.bytes;
+
+	for (const struct vmm_io_range *r = ops->ranges; r && r->len; r++)
+		if (r->space == VMM_SPACE_PIO && lo >= r->base && hi <= r->base + r->len)
+			return true;
+	return false;
+}
 
 int vmm_device_check_ops(const struct vmm_device_ops *ops, char *err, size_t err_bytes)
 {
@@ -24,6 +35,9 @@ int vmm_device_check_ops(const struct vmm_device_ops *ops, char *err, size_t err
 		if (!r->fn || r->base + r->len < r->base ||
 		    (r->space == VMM_SPACE_PIO && r->base + r->len > 0x10000))
 			why = "has a range without a handler or beyond its space";
+
+	if (!why && ops->posted.bytes && !posted_in_range(ops))
+		why = "posts writes to ports outside its ranges";
 	if (why) {
 		snprintf(err, err_bytes, "device %s %s", name, why);
 		return -EINVAL;
@@ -43,8 +57,8 @@ static const struct vmm_bus_entry *bus_overlap(const struct vmm_bus *bus,
 	return NULL;
 }
 
-static int device_claim(struct vmm_bus *bus, const struct vmm_device_ops *ops, void *state,
-			char *err, size_t err_bytes)
+static int device_claim(struct vmm_machine *m, struct vmm_bus *bus, const struct vmm_device_ops *ops,
+			void *state, char *err, size_t err_bytes)
 {
 	for (const struct vmm_io_range *r = ops->ranges; r && r->len; r++) {
 		const struct vmm_bus_entry *o = bus_overlap(bus, r);
@@ -58,6 +72,8 @@ static int device_claim(struct vmm_bus *bus, const struct vmm_device_ops *ops, v
 			return -ENOSPC;
 		}
 	}
+	if (ops->posted.bytes && m) /* without it, the writes stay exits */
+		(void)vmm_kvm_post_pio(&m->kvm, ops->posted.port, ops->posted.bytes);
 	return 0;
 }
 
@@ -79,7 +95,7 @@ int vmm_device_add(struct vmm_devices *ds, struct vmm_machine *m, struct vmm_bus
 		return ret;
 	ds->d[ds->n++] = (struct vmm_device){ ops, state }; /* destroyed with the rest from here */
 	ops->reset(state);
-	return device_claim(bus, ops, state, err, err_bytes);
+	return device_claim(m, bus, ops, state, err, err_bytes);
 }
 
 void vmm_devices_reset(struct vmm_devices *ds)

@@ -20,11 +20,20 @@ struct vmm_io_range {
 	const char *name;
 };
 
+/* Ports whose writes may reach the device late: at the guest's next exit
+ * to the VMM, before that exit is handled (vmm_kvm_post_pio).  For
+ * registers whose writes have no effect the guest can see until it next
+ * exits, such as an address latch.  bytes 0: none. */
+struct vmm_posted_pio {
+	uint16_t port, bytes;
+};
+
 #define VMM_DEVICE_NAME_BYTES 32
 
 struct vmm_device_ops {
 	const char *name;                   /* unique; names the snapshot record */
 	const struct vmm_io_range *ranges;  /* fixed ranges, or NULL */
+	struct vmm_posted_pio posted;       /* inside one of the PIO ranges */
 	/* Allocate the state, wired to the machine (IRQs, bus, PCI, memory,
 	 * disk), and claim any movable range (BARs).  *state NULL with 0: the
 	 * device is absent from this machine (e.g. no disk). */

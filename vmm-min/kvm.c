@@ -187,6 +187,21 @@ static int kvm_vcpu(struct vmm_kvm *k, unsigned i, char *err, size_t err_bytes)
 	return vcpu_cpuid(k, i, fd, err, err_bytes);
 }
 
+/* The posted-write ring: the page KVM_CAP_COALESCED_MMIO names inside the
+ * run area (which KVM_GET_VCPU_MMAP_SIZE then covers). */
+static void kvm_posted_ring(struct vmm_kvm *k)
+{
+	long page_bytes = sysconf(_SC_PAGESIZE);
+	int page = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+
+	if (page <= 0 || page_bytes <= 0 || ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0 ||
+	    (size_t)(page + 1) * (size_t)page_bytes > k->run_bytes)
+		return;
+	k->posted = (struct kvm_coalesced_mmio_ring *)((uint8_t *)k->run[0] + (size_t)page * (size_t)page_bytes);
+	k->posted_max = (uint32_t)(((size_t)page_bytes - sizeof(struct kvm_coalesced_mmio_ring)) /
+				   sizeof(struct kvm_coalesced_mmio));
+}
+
 int vmm_kvm_vcpus(struct vmm_kvm *k, unsigned n, char *err, size_t err_bytes)
 {
 	int run_bytes = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0), ret = 0;
@@ -198,7 +213,39 @@ int vmm_kvm_vcpus(struct vmm_kvm *k, unsigned n, char *err, size_t err_bytes)
 	k->run_bytes = (size_t)run_bytes;
 	for (unsigned i = 0; i < n && ret == 0; i++)
 		ret = kvm_vcpu(k, i, err, err_bytes);
+	if (ret == 0)
+		kvm_posted_ring(k);
 	return ret;
+}
+
+int vmm_kvm_post_pio(struct vmm_kvm *k, uint16_t port, uint32_t bytes)
+{
+	struct kvm_coalesced_mmio_zone z = { .addr = port, .size = bytes, .pio = 1 };
+
+	if (k->vm_fd < 0 || ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0)
+		return -ENOTSUP;
+	return ioctl(k->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0 ? -errno : 0;
+}
+
+/* KVM fills the ring at last and the VMM empties it at first; an entry is
+ * read whole before first moves past it (the kernel's side orders its own
+ * writes the same way). */
+unsigned vmm_kvm_posted_drain(struct vmm_kvm *k, vmm_kvm_posted_fn fn, void *opaque)
+{
+	struct kvm_coalesced_mmio_ring *ring = k->posted;
+	unsigned n = 0;
+
+	if (!ring)
+		return 0;
+	while (ring->first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) && n < k->posted_max) {
+		uint32_t i = ring->first % k->posted_max;
+		struct kvm_coalesced_mmio e = ring->coalesced_mmio[i];
+		if (e.pio && e.len >= 1 && e.len <= 4 && e.phys_addr < 0x10000)
+			fn(opaque, (uint16_t)e.phys_addr, e.data, e.len);
+		__atomic_store_n(&ring->first, (i + 1) % k->posted_max, __ATOMIC_RELEASE);
+		n++;
+	}
+	return n;
 }
 
 void vmm_kvm_close(struct vmm_kvm *k)

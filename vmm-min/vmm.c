@@ -303,6 +303,24 @@ static void loop_exit(struct vmm_loop *l)
 		loop_snapshot(l);
 }
 
+static void posted_write(void *opaque, uint16_t port, uint8_t *data, unsigned size)
+{
+	struct vmm_machine *m = opaque;
+
+	vmm_bus_dispatch(&m->bus, VMM_SPACE_PIO, port, data, size, true);
+}
+
+/* The writes KVM posted since the last exit (device.h: posted_bytes), in
+ * order, before this exit is looked at; one of them may end the run (the
+ * reset control register), and then that is how it ended.  Lock held. */
+static void loop_posted(struct vmm_loop *l)
+{
+	struct vmm_machine *m = l->sh->m;
+
+	if (vmm_kvm_posted_drain(&m->kvm, posted_write, m) && m->ctl.request)
+		loop_request(l);
+}
+
 static void loop_vcpu(struct vmm_loop *l)
 {
 	struct vmm_shared *sh = l->sh;
@@ -312,7 +330,10 @@ static void loop_vcpu(struct vmm_loop *l)
 		int r = ioctl(l->fd, KVM_RUN, 0), e = errno;
 
 		pthread_mutex_lock(&sh->lock);
-		if (r < 0 && e != EINTR && e != EAGAIN) {
+		loop_posted(l);
+		if (sh->done) {
+			/* ended by a posted write */
+		} else if (r < 0 && e != EINTR && e != EAGAIN) {
 			snprintf(msg, sizeof(msg), "KVM_RUN on vCPU %u: %s", l->cpu, strerror(e));
 			loop_finish(l, VMM_EXIT_INTERNAL_ERROR, 0, false, msg);
 		} else if (r < 0) {
