@@ -83,10 +83,13 @@ bool imgfmt_driver_can_create(const char *format)
 const char *imgfmt_format_from_filename(const char *path)
 {
 	const char *dot = strrchr(path, '.');
+
 	const char *slash = strrchr(path, '/');
 	char ext[16];
 	size_t i;
 
+	if (imgfmt_is_nbd_uri(path))
+		return "nbd";
 	if (!dot || (slash && dot < slash) || strlen(dot + 1) >= sizeof(ext))
 		return NULL;
 	for (i = 0; dot[1 + i]; i++)
@@ -325,6 +328,11 @@ static int open_file(struct imgfmt_image **out, const char *path, int fd, int di
 			goto close_fds;
 		}
 	}
+	if (drv == &imgfmt_nbd_driver) {
+		r = -EINVAL;
+		snprintf(perr, sizeof(perr), "%s: format nbd is for nbd:// URIs only", path);
+		goto close_fds;
+	}
 	if (!drv->open) {
 		r = -ENOTSUP;
 		snprintf(perr, sizeof(perr), "%s: format %s cannot be read yet", path, drv->name);
@@ -360,6 +368,42 @@ close_fds:
 	return r;
 }
 
+/* An NBD URI: the export through the nbd driver, named without the
+ * URI's query.  rdwr: opened for writing; fresh-created targets pass
+ * create_size_bytes (the export must hold it), else UINT64_MAX. */
+static int open_uri(struct imgfmt_image **out, const char *uri, const char *format,
+		    unsigned flags, uint64_t create_size_bytes, char *err, size_t err_bytes)
+{
+	struct imgfmt_image *img;
+	char *name = imgfmt_display_name(uri);
+	int r;
+
+	if (!name) {
+		set_err(err, err_bytes, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	if (format && strcmp(format, "raw") && strcmp(format, "nbd")) {
+		snprintf(err, err_bytes, "%s: an NBD export holds raw content, not %s", name, format);
+		free(name);
+		return -EINVAL;
+	}
+	img = image_new(name, -1, &imgfmt_nbd_driver);
+	free(name);
+	if (!img) {
+		set_err(err, err_bytes, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	img->uri = uri;
+	img->flags = flags;
+	img->writable = flags & IMGFMT_OPEN_RDWR;
+	img->finished = !img->writable;
+	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
+	r = create_size_bytes == UINT64_MAX ? imgfmt_nbd_driver.open(img)
+					    : imgfmt_nbd_driver.create(img, create_size_bytes, NULL);
+	img->uri = NULL;
+	return hand_out(out, img, r, err, err_bytes);
+}
+
 int imgfmt_open(struct imgfmt_image **out, const char *path,
 		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes)
 {
@@ -370,6 +414,8 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
 
 	if (!opts)
 		opts = &defaults;
+	if (imgfmt_is_nbd_uri(path))
+		return open_uri(out, path, opts->format, opts->flags, UINT64_MAX, err, err_bytes);
 	fd = open(path, ((opts->flags & IMGFMT_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -556,6 +602,15 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	bool is_blk;
 	int fd, r;
 
+	if (imgfmt_is_nbd_uri(path))
+		return open_uri(out, path, format, IMGFMT_OPEN_RDWR |
+				((flags & IMGFMT_CREATE_INSECURE_NBD) ? IMGFMT_OPEN_INSECURE_NBD : 0),
+				size_bytes, err, err_bytes);
+	if (drv == &imgfmt_nbd_driver) {
+		snprintf(perr, sizeof(perr), "%s: format nbd is for nbd:// URIs only", path);
+		set_err(err, err_bytes, perr, -EINVAL);
+		return -EINVAL;
+	}
 	if (!drv || !drv->create) {
 		snprintf(perr, sizeof(perr), drv ? "format %s cannot be written" : "unknown format '%s'",
 			 drv ? drv->name : (format ? format : "(none)"));
@@ -606,7 +661,7 @@ static int finish(struct imgfmt_image *img)
 		r = img->drv->finish(img);
 	else if (img->drv->flush)
 		r = img->drv->flush(img);
-	if (r == 0 && fsync(img->fd) < 0 && errno != EINVAL)
+	if (r == 0 && img->fd >= 0 && fsync(img->fd) < 0 && errno != EINVAL)
 		r = imgfmt_err(img, -errno, "%s: fsync: %s", img->path, strerror(errno));
 	return r;
 }

@@ -129,6 +129,7 @@ struct imgfmt_image {
 	const char *const *allow_backing; /* from imgfmt_open_opts */
 	unsigned n_allow_backing;
 	bool allow_symlinks;
+	const char *uri;             /* nbd: the whole URI, during open/create only */
 	imgfmt_log_fn log;
 	void *log_opaque;
 	char err[IMGFMT_ERRMSG_BYTES];
@@ -144,6 +145,7 @@ extern const struct imgfmt_driver imgfmt_qcow2_driver;
 extern const struct imgfmt_driver imgfmt_vpc_driver;
 extern const struct imgfmt_driver imgfmt_vhdx_driver;
 extern const struct imgfmt_driver imgfmt_vmdk_driver;
+extern const struct imgfmt_driver imgfmt_nbd_driver;
 
 /* Record an error message on img; returns code (a negative errno). */
 int imgfmt_err(struct imgfmt_image *img, int code, const char *fmt, ...)

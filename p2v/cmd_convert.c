@@ -195,7 +195,9 @@ static int create_target(struct convert *cv)
 		return r;
 	r = imgfmt_create(&cv->dst, cv->out, cv->fmt, imgfmt_size_bytes(cv->src),
 			  cv->options ? cv->options : p2v_str(&cv->a, 'o'),
-			  p2v_has(&cv->a, P2V_O_FORCE) ? IMGFMT_CREATE_FORCE : 0, err, sizeof(err));
+			  (p2v_has(&cv->a, P2V_O_FORCE) ? IMGFMT_CREATE_FORCE : 0) |
+			  (p2v_has(&cv->a, P2V_O_INSECURE_NBD) ? IMGFMT_CREATE_INSECURE_NBD : 0),
+			  err, sizeof(err));
 	if (r < 0)
 		p2v_err("%s", err);
 	cv->created = r == 0;

@@ -50,7 +50,7 @@ enum p2v_arg_type {
 enum {
 	P2V_O_JSON = 256, P2V_O_OUTPUT, P2V_O_FORCE, P2V_O_BACKING_CHAIN, P2V_O_THREADS,
 	P2V_O_SHRINK, P2V_O_TARGET_IS_ZERO, P2V_O_OBJECT, P2V_O_IMAGE_OPTS,
-	P2V_O_ALLOW_BACKING, P2V_O_ALLOW_SYMLINKS,
+	P2V_O_ALLOW_BACKING, P2V_O_ALLOW_SYMLINKS, P2V_O_INSECURE_NBD,
 	P2V_O_CMD = 300, /* first key free for one command's own options */
 };
 
@@ -139,7 +139,10 @@ extern const char *const p2v_progress_choices[];
 		"block device an image may name exactly; repeatable", .repeat = true), \
 	P2V_FLAG(P2V_O_ALLOW_SYMLINKS, "allow-symlinks", \
 		 "follow symbolic links in the names of backing files and extents (they must " \
-		 "still stay beneath the allowed directories)")
+		 "still stay beneath the allowed directories)"), \
+	P2V_FLAG(P2V_O_INSECURE_NBD, "insecure-nbd", \
+		 "let a plain nbd:// URI name a host other than loopback: the disk crosses the " \
+		 "network unencrypted (by default only nbds:// with TLS is let out of the machine)")
 
 /* Open an image for a command; the error is reported.  a: the command's
  * options, for --allow-backing and --allow-symlinks (NULL: confined). */
