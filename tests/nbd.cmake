@@ -1,0 +1,2 @@
+# NBD sources, targets, TLS-PSK and faults over loopback with nbdkit (issue 17).
+p2v_shell_test(nbd nbd.sh TIMEOUT 300)
