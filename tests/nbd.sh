@@ -103,6 +103,17 @@ grep -q "psk" "$TMP/bad.err" && fail "wrong key: the message shows the key file:
 ls -a "$TMP" | grep -q "p2v-tmp" && fail "wrong key: a temporary file was left"
 echo "ok (refused): wrong key: $(cat "$TMP/bad.err")"
 
+# Failures of convert name the URIs without their query.
+serve rw0 --tls=require --tls-psk="$TMP/psk" memory 1M
+rc=0
+"$P2V" convert -q "$TMP/local.qcow2" "nbds://p2v@localhost:$PORT/?tls-psk-file=$TMP/psk" 2>"$TMP/small.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "convert into a 1 MiB export of a 64 MiB disk succeeded"
+grep -q "nbds://p2v@localhost:$PORT/" "$TMP/small.err" || fail "the small target is not named: $(cat "$TMP/small.err")"
+grep -q "psk" "$TMP/small.err" && fail "the message shows the key file: $(cat "$TMP/small.err")"
+echo "ok (refused): $(cat "$TMP/small.err")"
+"$P2V" convert -q --json "$TMP/local.qcow2" "nbds://p2v@localhost:$PORT/?tls-psk-file=$TMP/psk" 2>&1 |
+	grep -q psk && fail "convert --json shows the key file"
+
 # A plain nbd:// to a host other than loopback is refused before connecting.
 expect_fail "plain nbd:// to a remote host" "$P2V" info "nbd://192.0.2.1:10809/x"
 out=$("$P2V" info "nbd://192.0.2.1:10809/x" 2>&1) || true
