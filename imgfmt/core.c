@@ -372,7 +372,8 @@ close_fds:
  * URI's query.  rdwr: opened for writing; fresh-created targets pass
  * create_size_bytes (the export must hold it), else UINT64_MAX. */
 static int open_uri(struct imgfmt_image **out, const char *uri, const char *format,
-		    unsigned flags, uint64_t create_size_bytes, char *err, size_t err_bytes)
+		    unsigned flags, const struct imgfmt_open_opts *opts, uint64_t create_size_bytes,
+		    char *err, size_t err_bytes)
 {
 	struct imgfmt_image *img;
 	char *name = imgfmt_display_name(uri);
@@ -395,6 +396,10 @@ static int open_uri(struct imgfmt_image **out, const char *uri, const char *form
 	}
 	img->uri = uri;
 	img->flags = flags;
+	if (opts) {
+		img->log = opts->log;
+		img->log_opaque = opts->log_opaque;
+	}
 	img->writable = flags & IMGFMT_OPEN_RDWR;
 	img->finished = !img->writable;
 	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
@@ -415,7 +420,8 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
 	if (!opts)
 		opts = &defaults;
 	if (imgfmt_is_nbd_uri(path))
-		return open_uri(out, path, opts->format, opts->flags, UINT64_MAX, err, err_bytes);
+		return open_uri(out, path, opts->format, opts->flags, opts, UINT64_MAX, err,
+				err_bytes);
 	fd = open(path, ((opts->flags & IMGFMT_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -605,7 +611,7 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	if (imgfmt_is_nbd_uri(path))
 		return open_uri(out, path, format, IMGFMT_OPEN_RDWR |
 				((flags & IMGFMT_CREATE_INSECURE_NBD) ? IMGFMT_OPEN_INSECURE_NBD : 0),
-				size_bytes, err, err_bytes);
+				NULL, size_bytes, err, err_bytes);
 	if (drv == &imgfmt_nbd_driver) {
 		snprintf(perr, sizeof(perr), "%s: format nbd is for nbd:// URIs only", path);
 		set_err(err, err_bytes, perr, -EINVAL);

@@ -144,9 +144,12 @@ static int nbd_connect(struct imgfmt_image *img, struct nbd_state *s)
 	return 0;
 }
 
-static bool connection_lost(const struct nbd_state *s)
+/* After a failure r: the connection is gone (or the server is shutting
+ * down and fails requests with ESHUTDOWN before it closes). */
+static bool connection_lost(const struct nbd_state *s, int r)
 {
-	return !s->h || nbd_aio_is_dead(s->h) == 1 || nbd_aio_is_closed(s->h) == 1;
+	return !s->h || nbd_aio_is_dead(s->h) == 1 || nbd_aio_is_closed(s->h) == 1 ||
+	       r == -ESHUTDOWN || r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE;
 }
 
 static double now_s(void)
@@ -315,7 +318,7 @@ static int nbd_drv_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint
 
 	for (;;) {
 		r = s->h ? transfer(img, s, buf, NULL, len, off) : -ENOTCONN;
-		if (r == 0 || !connection_lost(s))
+		if (r == 0 || !connection_lost(s, r))
 			return r;
 		if (start_s == 0)
 			start_s = now_s();
@@ -429,7 +432,8 @@ static int nbd_drv_block_status(struct imgfmt_image *img, uint64_t off, uint64_t
 			     : -1;
 		if (r == 0)
 			break;
-		if (!connection_lost(s))
+		r = s->h ? nbd_errno_or(-EIO) : -ENOTCONN;
+		if (!connection_lost(s, r))
 			return imgfmt_err(img, nbd_errno_or(-EIO), "%s: block status at %llu: %s",
 					  img->path, (unsigned long long)off,
 					  nbd_errmsg(s, msg, sizeof(msg)));

@@ -131,4 +131,36 @@ echo "ok: convert into a writable nbds:// export equals the source"
 
 # A qcow2 target must not be a URI: the export holds raw content.
 expect_fail "qcow2 into an NBD export" "$P2V" convert -O qcow2 "$TMP/local.qcow2" "nbd://localhost:1/"
+# A dropped connection: nbdkit (slowed by its delay filter) is killed
+# mid-copy and started again on the same port; the copy completes, equal.
+G=$TMP/big.raw
+truncate -s 64M "$G"
+head -c 24M /dev/urandom | dd of="$G" bs=1M seek=8 conv=notrunc status=none
+serve slow -r --tls=require --tls-psk="$TMP/psk" --filter=delay file "$G" rdelay=300ms
+SLOW="nbds://p2v@localhost:$PORT/?tls-psk-file=$TMP/psk"
+"$P2V" convert -O qcow2 "$SLOW" "$TMP/drop.qcow2" 2>"$TMP/drop.err" &
+cpid=$!
+sleep 1
+stop slow
+kill -0 "$cpid" 2>/dev/null || fail "the copy ended before the server was killed: $(cat "$TMP/drop.err")"
+sleep 2
+nbdkit -i 127.0.0.1 -p "$PORT" -P "$TMP/slow.pid" -r --tls=require --tls-psk="$TMP/psk" \
+	--filter=delay file "$G" rdelay=300ms || fail "nbdkit would not start again on port $PORT"
+PIDS+=("$(cat "$TMP/slow.pid")")
+wait "$cpid" || fail "the copy failed across a dropped connection: $(cat "$TMP/drop.err")"
+grep -q "connection lost" "$TMP/drop.err" || fail "no word of the dropped connection: $(cat "$TMP/drop.err")"
+qemu-img compare -f raw "$G" "$TMP/drop.qcow2" >/dev/null || fail "the copy across a dropped connection differs"
+echo "ok: a copy across a dropped connection completes, equal: $(grep "connection lost" "$TMP/drop.err")"
+
+# Not back within IMGFMT_NBD_RETRY_SECONDS: failure, nothing under the name.
+rc=0
+IMGFMT_NBD_RETRY_SECONDS=2 "$P2V" convert -q -O qcow2 "$SLOW" "$TMP/gone.qcow2" 2>"$TMP/gone.err" &
+cpid=$!
+sleep 1
+stop slow
+wait "$cpid" || rc=$?
+[ "$rc" -ne 0 ] || fail "a copy from a server that never came back succeeded"
+[ -e "$TMP/gone.qcow2" ] && fail "a failed copy left its target"
+ls -a "$TMP" | grep -q "p2v-tmp" && fail "a failed copy left a temporary file"
+echo "ok (refused): server gone: $(tail -n 1 "$TMP/gone.err")"
 echo "PASS"
