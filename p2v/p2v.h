@@ -26,6 +26,7 @@ int p2v_cmd_boot(int argc, char **argv);
 int p2v_cmd_verify(int argc, char **argv);
 int p2v_cmd_inject(int argc, char **argv);
 int p2v_cmd_migrate(int argc, char **argv);
+int p2v_cmd_serve(int argc, char **argv);
 
 int p2v_cmd_measure(int argc, char **argv);
 int p2v_cmd_resize(int argc, char **argv);
