@@ -514,10 +514,13 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 	char *path;
 	int fd, dirfd, r;
 
-	if (!plain_path(name))
+	if (!plain_path(name)) {
+		/* an NBD URI's query may name keys: not shown */
+		int n = imgfmt_is_nbd_uri(name) ? (int)strcspn(name, "?#") : (int)strlen(name);
 		return imgfmt_err(img, -EPERM,
-				  "%s: backing file name '%s' is not a plain path (protocols and json: are refused)",
-				  img->path, name);
+				  "%s: backing file name '%.*s' is not a plain path (protocols and json: are refused)",
+				  img->path, n, name);
+	}
 	if (img->depth + 1 >= IMGFMT_MAX_BACKING_DEPTH)
 		return imgfmt_err(img, -ELOOP, "%s: backing chain is longer than the limit of %d images",
 				  img->path, IMGFMT_MAX_BACKING_DEPTH);

@@ -131,6 +131,22 @@ echo "ok: convert into a writable nbds:// export equals the source"
 
 # A qcow2 target must not be a URI: the export holds raw content.
 expect_fail "qcow2 into an NBD export" "$P2V" convert -O qcow2 "$TMP/local.qcow2" "nbd://localhost:1/"
+# nbd+unix:// (a Unix socket: no TLS needed) reads the same.
+nbdkit -U "$TMP/nbd.sock" -P "$TMP/unix.pid" -r file "$D"
+PIDS+=("$(cat "$TMP/unix.pid")")
+"$P2V" compare "nbd+unix:///?socket=$TMP/nbd.sock" "$TMP/local.qcow2" >/dev/null ||
+	fail "nbd+unix:// differs from the local image"
+echo "ok: nbd+unix:// reads the same as the local image"
+
+# A URI named inside an image (a backing file) is refused, unlike one on the
+# command line.
+qemu-img create -q -f qcow2 -u -b "nbd+unix:///?socket=$TMP/nbd.sock&tls-psk-file=$TMP/psk" -F raw \
+	"$TMP/top.qcow2" 64M
+expect_fail "a backing file that is an NBD URI" "$P2V" convert -O raw "$TMP/top.qcow2" "$TMP/top.raw"
+out=$("$P2V" convert -O raw "$TMP/top.qcow2" "$TMP/top.raw" 2>&1) || true
+echo "$out" | grep -q "not a plain path" || fail "the backing URI refusal does not say why: $out"
+echo "$out" | grep -q "psk" && fail "the backing URI refusal shows the URI's query: $out"
+
 # A dropped connection: nbdkit (slowed by its delay filter) is killed
 # mid-copy and started again on the same port; the copy completes, equal.
 G=$TMP/big.raw
