@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #define NBD_CLUSTER_BYTES 4096u
-#define NBD_REQUEST_BYTES (1u << 20)     /* one request of a split read/write */
+#define NBD_REQUEST_BYTES (256u << 10)    /* one request of a split read/write */
 #define NBD_MAX_IN_FLIGHT 16u            /* requests issued together */
 #define NBD_ZERO_REQUEST_BYTES (1u << 30)
 #define NBD_STATUS_REQUEST_BYTES (1u << 30)
