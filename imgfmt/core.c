@@ -611,6 +611,14 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	bool is_blk;
 	int fd, r;
 
+	if (imgfmt_is_nbd_uri(path) && options && *options) {
+		char *name = imgfmt_display_name(path);
+		snprintf(perr, sizeof(perr), "%s: an NBD export is written as it is: no create options (-o)",
+			 name ? name : "NBD export");
+		free(name);
+		set_err(err, err_bytes, perr, -EINVAL);
+		return -EINVAL;
+	}
 	if (imgfmt_is_nbd_uri(path))
 		return open_uri(out, path, format, IMGFMT_OPEN_RDWR |
 				((flags & IMGFMT_CREATE_INSECURE_NBD) ? IMGFMT_OPEN_INSECURE_NBD : 0),

@@ -280,7 +280,7 @@ fail:
 
 static int nbd_drv_open(struct imgfmt_image *img)
 {
-	struct nbd_state *s;
+	struct nbd_state *s = NULL;
 	int r = nbd_open_uri(img, &s);
 
 	if (r < 0)

@@ -100,7 +100,7 @@ static const struct p2v_opt convert_opts[] = {
 		"qemu-img's cache mode of INPUT: accepted and ignored", .choices = cache_modes),
 	P2V_FLAG('W', NULL, "qemu-img's out-of-order writes: accepted; p2v writes in order anyway"),
 	P2V_OPT_FORCE("replace an existing OUTPUT (or overwrite a block device)"),
-	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
+	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
 	P2V_FLAG(P2V_O_JSON, "json", "copy statistics as JSON on stdout"),
 	P2V_OPT_OUTPUT,
 	P2V_OPT_END,

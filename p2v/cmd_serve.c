@@ -23,7 +23,7 @@ enum { O_BIND = P2V_O_CMD, O_PORT, O_PSK, O_ALLOW, O_EXPORT, O_DRY };
 
 static const struct p2v_opt serve_opts[] = {
 	P2V_ARG(O_BIND, "bind", P2V_ARG_STR, "ADDR",
-		"listen on this address only (nbdkit -i; by default on every address)"),
+		"listen on this address only (by default on every address)"),
 	P2V_ARG(O_PORT, "port", P2V_ARG_COUNT, "N", "TCP port (default 10809)", .min = 1,
 		.max = 65535),
 	P2V_ARG(O_PSK, "tls-psk", P2V_ARG_STR, "FILE",

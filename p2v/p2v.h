@@ -140,7 +140,9 @@ extern const char *const p2v_progress_choices[];
 		"block device an image may name exactly; repeatable", .repeat = true), \
 	P2V_FLAG(P2V_O_ALLOW_SYMLINKS, "allow-symlinks", \
 		 "follow symbolic links in the names of backing files and extents (they must " \
-		 "still stay beneath the allowed directories)"), \
+		 "still stay beneath the allowed directories)")
+/* For commands that take NBD URIs (imgfmt.h): let plain nbd:// out. */
+#define P2V_OPT_INSECURE_NBD \
 	P2V_FLAG(P2V_O_INSECURE_NBD, "insecure-nbd", \
 		 "let a plain nbd:// URI name a host other than loopback: the disk crosses the " \
 		 "network unencrypted (by default only nbds:// with TLS is let out of the machine)")

@@ -131,6 +131,7 @@ echo "ok: convert into a writable nbds:// export equals the source"
 
 # A qcow2 target must not be a URI: the export holds raw content.
 expect_fail "qcow2 into an NBD export" "$P2V" convert -O qcow2 "$TMP/local.qcow2" "nbd://localhost:1/"
+expect_fail "create options for an NBD export" "$P2V" convert -o preallocation=falloc "$TMP/local.qcow2" "nbd://localhost:1/"
 # nbd+unix:// (a Unix socket: no TLS needed) reads the same.
 nbdkit -U "$TMP/nbd.sock" -P "$TMP/unix.pid" -r file "$D"
 PIDS+=("$(cat "$TMP/unix.pid")")
