@@ -114,6 +114,10 @@ echo "ok (refused): $(cat "$TMP/small.err")"
 "$P2V" convert -q --json "$TMP/local.qcow2" "nbds://p2v@localhost:$PORT/?tls-psk-file=$TMP/psk" 2>&1 |
 	grep -q psk && fail "convert --json shows the key file"
 
+# capture does not read NBD yet: one line, the URI without its query.
+out=$("$P2V" inspect "nbds://p2v@localhost:1/?tls-psk-file=$TMP/psk" 2>&1) && fail "inspect of a URI succeeded"
+[ "$(echo "$out" | wc -l)" -eq 1 ] && ! echo "$out" | grep -q psk || fail "inspect of a URI: $out"
+
 # A plain nbd:// to a host other than loopback is refused before connecting.
 expect_fail "plain nbd:// to a remote host" "$P2V" info "nbd://192.0.2.1:10809/x"
 out=$("$P2V" info "nbd://192.0.2.1:10809/x" 2>&1) || true
