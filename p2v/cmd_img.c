@@ -306,7 +306,7 @@ int p2v_cmd_check(int argc, char **argv)
 		(repair ? IMGFMT_OPEN_RDWR | IMGFMT_OPEN_REPAIR : 0);
 	if (open_image(&img, a.operands[0], p2v_str(&a, 'f'), flags, &a) < 0)
 		return P2V_CHECK_EXIT_ERROR;
-	r = p2v_check_run(img, a.operands[0], repair, p2v_json_wanted(&a));
+	r = p2v_check_run(img, imgfmt_path(img), repair, p2v_json_wanted(&a));
 	rc = imgfmt_close(img);
 	if (rc < 0) {
 		p2v_err("%s: closing the repaired image: %s", a.operands[0], strerror(-rc));

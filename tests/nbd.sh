@@ -142,6 +142,10 @@ PIDS+=("$(cat "$TMP/unix.pid")")
 "$P2V" compare "nbd+unix:///?socket=$TMP/nbd.sock" "$TMP/local.qcow2" >/dev/null ||
 	fail "nbd+unix:// differs from the local image"
 echo "ok: nbd+unix:// reads the same as the local image"
+rc=0
+out=$("$P2V" check --json "nbd+unix:///?socket=$TMP/nbd.sock&tls-psk-file=$TMP/psk" 2>&1) || rc=$?
+[ "$rc" = 63 ] || fail "check of an export: rc $rc (want 63, nothing to check): $out"
+echo "$out" | grep -q psk && fail "check shows the URI's query: $out"
 
 # A URI named inside an image (a backing file) is refused, unlike one on the
 # command line.
