@@ -156,12 +156,13 @@ out=$("$P2V" convert -O raw "$TMP/top.qcow2" "$TMP/top.raw" 2>&1) || true
 echo "$out" | grep -q "not a plain path" || fail "the backing URI refusal does not say why: $out"
 echo "$out" | grep -q "psk" && fail "the backing URI refusal shows the URI's query: $out"
 
-# A dropped connection: nbdkit (slowed by its delay filter) is killed
+# A dropped connection: nbdkit (slowed by its delay filter: 1 s a read, so
+# the copy of 24 MiB in 256 KiB requests takes several seconds) is killed
 # mid-copy and started again on the same port; the copy completes, equal.
 G=$TMP/big.raw
 truncate -s 64M "$G"
 head -c 24M /dev/urandom | dd of="$G" bs=1M seek=8 conv=notrunc status=none
-serve slow -r --tls=require --tls-psk="$TMP/psk" --filter=delay file "$G" rdelay=300ms
+serve slow -r --tls=require --tls-psk="$TMP/psk" --filter=delay file "$G" rdelay=1000ms
 SLOW="nbds://p2v@localhost:$PORT/?tls-psk-file=$TMP/psk"
 "$P2V" convert -O qcow2 "$SLOW" "$TMP/drop.qcow2" 2>"$TMP/drop.err" &
 cpid=$!
@@ -170,7 +171,7 @@ stop slow
 kill -0 "$cpid" 2>/dev/null || fail "the copy ended before the server was killed: $(cat "$TMP/drop.err")"
 sleep 2
 nbdkit -i 127.0.0.1 -p "$PORT" -P "$TMP/slow.pid" -r --tls=require --tls-psk="$TMP/psk" \
-	--filter=delay file "$G" rdelay=300ms || fail "nbdkit would not start again on port $PORT"
+	--filter=delay file "$G" rdelay=1000ms || fail "nbdkit would not start again on port $PORT"
 PIDS+=("$(cat "$TMP/slow.pid")")
 wait "$cpid" || fail "the copy failed across a dropped connection: $(cat "$TMP/drop.err")"
 grep -q "connection lost" "$TMP/drop.err" || fail "no word of the dropped connection: $(cat "$TMP/drop.err")"
