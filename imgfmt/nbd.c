@@ -36,7 +36,7 @@ struct nbd_cached_extent {
 struct nbd_state {
 	struct nbd_handle *h;
 	char *uri;                    /* the whole URI, secrets included */
-	bool can_zero, can_fast_zero, can_trim, can_flush, have_alloc;
+	bool can_zero, can_fast_zero, can_flush, have_alloc;
 	unsigned retry_seconds;
 	uint64_t reconnects;
 	/* The extents of the last block status reply. */
@@ -137,7 +137,6 @@ static int nbd_connect(struct imgfmt_image *img, struct nbd_state *s)
 	}
 	s->can_zero = nbd_can_zero(s->h) == 1;
 	s->can_fast_zero = nbd_can_fast_zero(s->h) == 1;
-	s->can_trim = nbd_can_trim(s->h) == 1;
 	s->can_flush = nbd_can_flush(s->h) == 1;
 	s->have_alloc = nbd_can_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
 	s->n_ext = 0;
@@ -169,7 +168,7 @@ static int reconnect(struct imgfmt_image *img, struct nbd_state *s, double start
 	int r = -ENOTCONN;
 
 	imgfmt_warn(img, "%s: connection lost; connecting again for up to %u s", img->path,
-			    s->retry_seconds);
+		    s->retry_seconds);
 	if (s->h) {
 		nbd_close(s->h);
 		s->h = NULL;
