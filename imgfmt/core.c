@@ -767,6 +767,21 @@ int imgfmt_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off
 	return img->drv->pread(img, buf, len, off);
 }
 
+int imgfmt_pread_batch(struct imgfmt_image *img, const struct imgfmt_read_req *reqs, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = check_range(img, reqs[i].len, reqs[i].off);
+	if (r < 0 || n == 0)
+		return r;
+	if (img->drv->pread_batch)
+		return img->drv->pread_batch(img, reqs, n);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = reqs[i].len ? img->drv->pread(img, reqs[i].buf, reqs[i].len, reqs[i].off) : 0;
+	return r;
+}
+
 int imgfmt_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)
 {
 	int r = check_write(img, len, off);

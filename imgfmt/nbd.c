@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <libnbd.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -193,29 +194,43 @@ static int reconnect(struct imgfmt_image *img, struct nbd_state *s, double start
 			  s->retry_seconds, why);
 }
 
-/* Split [off, off+len) into requests, at most NBD_MAX_IN_FLIGHT in flight,
- * and wait for them all.  write: buf is the data (NULL: not a write). */
-static int transfer(struct imgfmt_image *img, struct nbd_state *s, void *rbuf, const void *wbuf,
-		    uint64_t len, uint64_t off)
+/* The reads (or writes) of reqs, split into requests of at most
+ * NBD_REQUEST_BYTES, NBD_MAX_IN_FLIGHT of them in flight together; waits
+ * for them all. */
+static int transfer_list(struct imgfmt_image *img, struct nbd_state *s,
+			 const struct imgfmt_read_req *reqs, size_t n_reqs, bool write)
 {
 	char msg[IMGFMT_ERRMSG_BYTES - 128];
 	int64_t cookies[NBD_MAX_IN_FLIGHT];
-	uint64_t done = 0;
+	size_t ri = 0;        /* request being split */
+	uint64_t done = 0;    /* bytes of reqs[ri] issued */
 
-	while (done < len) {
+	while (ri < n_reqs) {
 		unsigned n = 0, i;
 		int r = 0;
-		for (; n < NBD_MAX_IN_FLIGHT && done < len; n++) {
-			uint64_t c = len - done < NBD_REQUEST_BYTES ? len - done : NBD_REQUEST_BYTES;
-			cookies[n] = rbuf ? nbd_aio_pread(s->h, (uint8_t *)rbuf + done, c, off + done,
-							  NBD_NULL_COMPLETION, 0)
-					  : nbd_aio_pwrite(s->h, (const uint8_t *)wbuf + done, c,
-							   off + done, NBD_NULL_COMPLETION, 0);
+		size_t fail_req = ri;
+		for (; n < NBD_MAX_IN_FLIGHT && ri < n_reqs; n++) {
+			const struct imgfmt_read_req *q;
+			uint64_t c;
+			while (ri < n_reqs && reqs[ri].len == 0)
+				ri++;
+			if (ri == n_reqs)
+				break;
+			q = &reqs[ri];
+			c = q->len - done < NBD_REQUEST_BYTES ? q->len - done : NBD_REQUEST_BYTES;
+			cookies[n] = write ? nbd_aio_pwrite(s->h, (const uint8_t *)q->buf + done, c,
+							    q->off + done, NBD_NULL_COMPLETION, 0)
+					   : nbd_aio_pread(s->h, (uint8_t *)q->buf + done, c,
+							   q->off + done, NBD_NULL_COMPLETION, 0);
 			if (cookies[n] < 0) {
 				r = nbd_errno_or(-EIO);
 				break;
 			}
 			done += c;
+			if (done == q->len) {
+				ri++;
+				done = 0;
+			}
 		}
 		while (nbd_aio_in_flight(s->h) > 0)
 			if (nbd_poll(s->h, -1) < 0) {
@@ -228,10 +243,21 @@ static int transfer(struct imgfmt_image *img, struct nbd_state *s, void *rbuf, c
 				r = nbd_errno_or(-EIO);
 		if (r < 0)
 			return imgfmt_err(img, r, "%s: %s of %llu bytes at %llu: %s", img->path,
-					  rbuf ? "read" : "write", (unsigned long long)len,
-					  (unsigned long long)off, nbd_errmsg(s, msg, sizeof(msg)));
+					  write ? "write" : "read",
+					  (unsigned long long)reqs[fail_req].len,
+					  (unsigned long long)reqs[fail_req].off,
+					  nbd_errmsg(s, msg, sizeof(msg)));
 	}
 	return 0;
+}
+
+static int transfer(struct imgfmt_image *img, struct nbd_state *s, void *rbuf, const void *wbuf,
+		    uint64_t len, uint64_t off)
+{
+	struct imgfmt_read_req q = { .buf = rbuf ? rbuf : (void *)(uintptr_t)wbuf, .len = len,
+				     .off = off };
+
+	return transfer_list(img, s, &q, 1, !rbuf);
 }
 
 static int nbd_open_uri(struct imgfmt_image *img, struct nbd_state **out)
@@ -309,14 +335,16 @@ static int nbd_drv_create(struct imgfmt_image *img, uint64_t size_bytes,
 	return 0;
 }
 
-static int nbd_drv_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off)
+/* Reads, retried on a new connection while the connection is lost. */
+static int nbd_drv_pread_batch(struct imgfmt_image *img, const struct imgfmt_read_req *reqs,
+			       size_t n)
 {
 	struct nbd_state *s = img->priv;
 	double start_s = 0;
 	int r;
 
 	for (;;) {
-		r = s->h ? transfer(img, s, buf, NULL, len, off) : -ENOTCONN;
+		r = s->h ? transfer_list(img, s, reqs, n, false) : -ENOTCONN;
 		if (r == 0 || !connection_lost(s, r))
 			return r;
 		if (start_s == 0)
@@ -325,6 +353,13 @@ static int nbd_drv_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint
 		if (r < 0)
 			return r;
 	}
+}
+
+static int nbd_drv_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off)
+{
+	struct imgfmt_read_req q = { .buf = buf, .len = len, .off = off };
+
+	return nbd_drv_pread_batch(img, &q, 1);
 }
 
 static int nbd_drv_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)
@@ -492,6 +527,7 @@ const struct imgfmt_driver imgfmt_nbd_driver = {
 	.open = nbd_drv_open,
 	.create = nbd_drv_create,
 	.pread = nbd_drv_pread,
+	.pread_batch = nbd_drv_pread_batch,
 	.pwrite = nbd_drv_pwrite,
 	.write_zeroes = nbd_drv_write_zeroes,
 	.block_status = nbd_drv_block_status,
