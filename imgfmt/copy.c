@@ -231,6 +231,8 @@ static int read_base(struct copy *c, uint8_t *buf, uint64_t off, uint64_t len)
 	return n && imgfmt_pread(c->o->base, buf, n, off) < 0 ? 1 : 0;
 }
 
+#define COPY_BATCH_READS 64
+
 static int read_job(struct copy_worker *w)
 {
 	struct copy *c = w->c;
@@ -240,7 +242,21 @@ static int read_job(struct copy_worker *w)
 
 	zero_gaps(w->buf, j, align_up(j->len, c->unit));
 	pthread_mutex_lock(&c->src_lock);
-	for (size_t i = 0; i < j->n_reads && r == 0; i++) {
+	if (!c->o->read && c->src->drv->pread_batch) {
+		/* The job's data runs issued together (NBD: one round trip). */
+		struct imgfmt_read_req reqs[COPY_BATCH_READS];
+		for (size_t i = 0; i < j->n_reads && r == 0;) {
+			size_t n = 0;
+			for (; n < COPY_BATCH_READS && i < j->n_reads; n++, i++) {
+				reqs[n].buf = w->buf + (j->reads[i].off - j->off);
+				reqs[n].len = j->reads[i].len;
+				reqs[n].off = j->reads[i].off;
+				done += j->reads[i].len;
+			}
+			r = imgfmt_pread_batch(c->src, reqs, n);
+		}
+	}
+	for (size_t i = 0; i < j->n_reads && r == 0 && !(!c->o->read && c->src->drv->pread_batch); i++) {
 		uint8_t *dst = w->buf + (j->reads[i].off - j->off);
 		if (c->o->read)
 			r = c->o->read(c->o->read_opaque, dst, j->reads[i].len, j->reads[i].off);

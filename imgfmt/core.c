@@ -83,10 +83,13 @@ bool imgfmt_driver_can_create(const char *format)
 const char *imgfmt_format_from_filename(const char *path)
 {
 	const char *dot = strrchr(path, '.');
+
 	const char *slash = strrchr(path, '/');
 	char ext[16];
 	size_t i;
 
+	if (imgfmt_is_nbd_uri(path))
+		return "nbd";
 	if (!dot || (slash && dot < slash) || strlen(dot + 1) >= sizeof(ext))
 		return NULL;
 	for (i = 0; dot[1 + i]; i++)
@@ -325,6 +328,11 @@ static int open_file(struct imgfmt_image **out, const char *path, int fd, int di
 			goto close_fds;
 		}
 	}
+	if (drv == &imgfmt_nbd_driver) {
+		r = -EINVAL;
+		snprintf(perr, sizeof(perr), "%s: format nbd is for nbd:// URIs only", path);
+		goto close_fds;
+	}
 	if (!drv->open) {
 		r = -ENOTSUP;
 		snprintf(perr, sizeof(perr), "%s: format %s cannot be read yet", path, drv->name);
@@ -360,6 +368,47 @@ close_fds:
 	return r;
 }
 
+/* An NBD URI: the export through the nbd driver, named without the
+ * URI's query.  rdwr: opened for writing; fresh-created targets pass
+ * create_size_bytes (the export must hold it), else UINT64_MAX. */
+static int open_uri(struct imgfmt_image **out, const char *uri, const char *format,
+		    unsigned flags, const struct imgfmt_open_opts *opts, uint64_t create_size_bytes,
+		    char *err, size_t err_bytes)
+{
+	struct imgfmt_image *img;
+	char *name = imgfmt_display_name(uri);
+	int r;
+
+	if (!name) {
+		set_err(err, err_bytes, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	if (format && strcmp(format, "raw") && strcmp(format, "nbd")) {
+		snprintf(err, err_bytes, "%s: an NBD export holds raw content, not %s", name, format);
+		free(name);
+		return -EINVAL;
+	}
+	img = image_new(name, -1, &imgfmt_nbd_driver);
+	free(name);
+	if (!img) {
+		set_err(err, err_bytes, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	img->uri = uri;
+	img->flags = flags;
+	if (opts) {
+		img->log = opts->log;
+		img->log_opaque = opts->log_opaque;
+	}
+	img->writable = flags & IMGFMT_OPEN_RDWR;
+	img->finished = !img->writable;
+	img->cluster_bytes = IMGFMT_SECTOR_BYTES;
+	r = create_size_bytes == UINT64_MAX ? imgfmt_nbd_driver.open(img)
+					    : imgfmt_nbd_driver.create(img, create_size_bytes, NULL);
+	img->uri = NULL;
+	return hand_out(out, img, r, err, err_bytes);
+}
+
 int imgfmt_open(struct imgfmt_image **out, const char *path,
 		const struct imgfmt_open_opts *opts, char *err, size_t err_bytes)
 {
@@ -370,6 +419,9 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
 
 	if (!opts)
 		opts = &defaults;
+	if (imgfmt_is_nbd_uri(path))
+		return open_uri(out, path, opts->format, opts->flags, opts, UINT64_MAX, err,
+				err_bytes);
 	fd = open(path, ((opts->flags & IMGFMT_OPEN_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -462,10 +514,13 @@ int imgfmt_open_backing(struct imgfmt_image *img, const char *name, const char *
 	char *path;
 	int fd, dirfd, r;
 
-	if (!plain_path(name))
+	if (!plain_path(name)) {
+		/* an NBD URI's query may name keys: not shown */
+		int n = imgfmt_is_nbd_uri(name) ? (int)strcspn(name, "?#") : (int)strlen(name);
 		return imgfmt_err(img, -EPERM,
-				  "%s: backing file name '%s' is not a plain path (protocols and json: are refused)",
-				  img->path, name);
+				  "%s: backing file name '%.*s' is not a plain path (protocols and json: are refused)",
+				  img->path, n, name);
+	}
 	if (img->depth + 1 >= IMGFMT_MAX_BACKING_DEPTH)
 		return imgfmt_err(img, -ELOOP, "%s: backing chain is longer than the limit of %d images",
 				  img->path, IMGFMT_MAX_BACKING_DEPTH);
@@ -556,6 +611,23 @@ int imgfmt_create(struct imgfmt_image **out, const char *path, const char *forma
 	bool is_blk;
 	int fd, r;
 
+	if (imgfmt_is_nbd_uri(path) && options && *options) {
+		char *name = imgfmt_display_name(path);
+		snprintf(perr, sizeof(perr), "%s: an NBD export is written as it is: no create options (-o)",
+			 name ? name : "NBD export");
+		free(name);
+		set_err(err, err_bytes, perr, -EINVAL);
+		return -EINVAL;
+	}
+	if (imgfmt_is_nbd_uri(path))
+		return open_uri(out, path, format, IMGFMT_OPEN_RDWR |
+				((flags & IMGFMT_CREATE_INSECURE_NBD) ? IMGFMT_OPEN_INSECURE_NBD : 0),
+				NULL, size_bytes, err, err_bytes);
+	if (drv == &imgfmt_nbd_driver) {
+		snprintf(perr, sizeof(perr), "%s: format nbd is for nbd:// URIs only", path);
+		set_err(err, err_bytes, perr, -EINVAL);
+		return -EINVAL;
+	}
 	if (!drv || !drv->create) {
 		snprintf(perr, sizeof(perr), drv ? "format %s cannot be written" : "unknown format '%s'",
 			 drv ? drv->name : (format ? format : "(none)"));
@@ -606,7 +678,7 @@ static int finish(struct imgfmt_image *img)
 		r = img->drv->finish(img);
 	else if (img->drv->flush)
 		r = img->drv->flush(img);
-	if (r == 0 && fsync(img->fd) < 0 && errno != EINVAL)
+	if (r == 0 && img->fd >= 0 && fsync(img->fd) < 0 && errno != EINVAL)
 		r = imgfmt_err(img, -errno, "%s: fsync: %s", img->path, strerror(errno));
 	return r;
 }
@@ -693,6 +765,21 @@ int imgfmt_pread(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off
 	if (r < 0 || len == 0)
 		return r;
 	return img->drv->pread(img, buf, len, off);
+}
+
+int imgfmt_pread_batch(struct imgfmt_image *img, const struct imgfmt_read_req *reqs, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = check_range(img, reqs[i].len, reqs[i].off);
+	if (r < 0 || n == 0)
+		return r;
+	if (img->drv->pread_batch)
+		return img->drv->pread_batch(img, reqs, n);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = reqs[i].len ? img->drv->pread(img, reqs[i].buf, reqs[i].len, reqs[i].off) : 0;
+	return r;
 }
 
 int imgfmt_pwrite(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off)

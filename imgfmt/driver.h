@@ -48,6 +48,15 @@ struct imgfmt_probe_buf {
  * any format QEMU 7.2 probes for (p2v reads only some), or NULL. */
 const char *imgfmt_probe_signature(const struct imgfmt_probe_buf *pb);
 
+/* One read of a batch (pread_batch). */
+struct imgfmt_read_req {
+	void *buf;
+	uint64_t len, off;
+};
+/* Core: the reads of reqs through the driver's pread_batch, else one by
+ * one; each range checked.  0 or -errno (recorded on img). */
+int imgfmt_pread_batch(struct imgfmt_image *img, const struct imgfmt_read_req *reqs, size_t n);
+
 struct imgfmt_driver {
 	const char *name;          /* "qcow2", "vpc", "vhdx", "vmdk", "raw" */
 	const char *description;
@@ -67,6 +76,9 @@ struct imgfmt_driver {
 	int (*measure)(struct imgfmt_image *img, const struct imgfmt_optval *ov, uint64_t size_bytes,
 		       struct imgfmt_image *src, struct imgfmt_measure *m);
 	int (*pread)(struct imgfmt_image *img, void *buf, uint64_t len, uint64_t off);
+	/* Optional: n reads issued together (NBD: one round trip for a copy
+	 * job's data runs instead of one each); the core checked each range. */
+	int (*pread_batch)(struct imgfmt_image *img, const struct imgfmt_read_req *reqs, size_t n);
 	int (*pwrite)(struct imgfmt_image *img, const void *buf, uint64_t len, uint64_t off);
 	int (*write_zeroes)(struct imgfmt_image *img, uint64_t len, uint64_t off);
 	int (*block_status)(struct imgfmt_image *img, uint64_t off, uint64_t len,
@@ -134,6 +146,7 @@ struct imgfmt_image {
 	const char *const *allow_backing; /* from imgfmt_open_opts */
 	unsigned n_allow_backing;
 	bool allow_symlinks;
+	const char *uri;             /* nbd: the whole URI, during open/create only */
 	imgfmt_log_fn log;
 	void *log_opaque;
 	char err[IMGFMT_ERRMSG_BYTES];
@@ -149,6 +162,7 @@ extern const struct imgfmt_driver imgfmt_qcow2_driver;
 extern const struct imgfmt_driver imgfmt_vpc_driver;
 extern const struct imgfmt_driver imgfmt_vhdx_driver;
 extern const struct imgfmt_driver imgfmt_vmdk_driver;
+extern const struct imgfmt_driver imgfmt_nbd_driver;
 
 /* Record an error message on img; returns code (a negative errno). */
 int imgfmt_err(struct imgfmt_image *img, int code, const char *fmt, ...)

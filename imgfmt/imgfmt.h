@@ -47,6 +47,9 @@ enum imgfmt_open_flags {
 	/* Only the backing files (read-only) ignore locks held by others; the
 	 * image itself is locked (rebase -U: a change needs the image's lock). */
 	IMGFMT_OPEN_FORCE_SHARE_BACKING = 1u << 4,
+	/* Let a plain nbd:// URI name a host other than loopback (the disk
+	 * crosses the network unencrypted); refused by default. */
+	IMGFMT_OPEN_INSECURE_NBD = 1u << 5,
 };
 
 typedef void (*imgfmt_log_fn)(void *opaque, const char *msg);
@@ -70,6 +73,18 @@ struct imgfmt_open_opts {
 	bool allow_symlinks;
 };
 
+/* NBD exports: a path that is an NBD URI (nbd://host[:port]/export,
+ * nbds:// with TLS, nbd+unix:///export?socket=PATH, as libnbd parses them)
+ * opens the export through libnbd (format "nbd": raw content); imgfmt_create
+ * on one writes into the existing export, in place (no temporary name), and
+ * takes format raw or nbd.  Messages and imgfmt_path() name the URI without
+ * its query (where tls-psk-file and other keys are).  An image's backing
+ * file can never be a URI. */
+bool imgfmt_is_nbd_uri(const char *name);
+/* name as messages may show it: an NBD URI without its query; caller frees
+ * (NULL: out of memory). */
+char *imgfmt_display_name(const char *name);
+
 /* Open an existing image.  opts may be NULL (probe, read-only).  On failure
  * returns -errno and writes a one-line message into err (if non-NULL). */
 int imgfmt_open(struct imgfmt_image **out, const char *path,
@@ -84,6 +99,7 @@ int imgfmt_open(struct imgfmt_image **out, const char *path,
 enum imgfmt_create_flags {
 	IMGFMT_CREATE_FORCE = 1u << 0,    /* replace an existing target */
 	IMGFMT_CREATE_IN_PLACE = 1u << 1, /* write directly to path (devices) */
+	IMGFMT_CREATE_INSECURE_NBD = 1u << 2, /* as IMGFMT_OPEN_INSECURE_NBD */
 };
 int imgfmt_create(struct imgfmt_image **out, const char *path, const char *format,
 		  uint64_t size_bytes, const char *options, unsigned flags,

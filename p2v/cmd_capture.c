@@ -395,7 +395,13 @@ static int capture_main(int argc, char **argv, bool inspect)
 	}
 	p2v_install_signal_handlers();
 	p2v_rangemap_init(&c->used);
-	if (stat(c->o.src, &st) < 0) {
+	if (imgfmt_is_nbd_uri(c->o.src)) {
+		char *name = imgfmt_display_name(c->o.src);
+		p2v_err("%s: capture, inspect and migrate do not read NBD exports yet; "
+			"p2v convert copies one (its allocated blocks)", name ? name : "NBD URI");
+		free(name);
+		r = P2V_EXIT_ERROR;
+	} else if (stat(c->o.src, &st) < 0) {
 		p2v_err("%s: %s", c->o.src, strerror(errno));
 		r = P2V_EXIT_ERROR;
 	} else if ((S_ISBLK(st.st_mode) &&

@@ -69,6 +69,7 @@ enum { O_TARGET, O_BACKING_FMT_B = P2V_O_CMD, O_NO_CREATE };
 struct convert {
 	struct p2v_args a;
 	const char *in, *out, *fmt;
+	char *in_name, *out_name;    /* for messages: NBD URIs without their query */
 	struct imgfmt_image *src, *dst, *base;
 	char *options;               /* -o plus what -B adds */
 	bool created;
@@ -99,7 +100,7 @@ static const struct p2v_opt convert_opts[] = {
 		"qemu-img's cache mode of INPUT: accepted and ignored", .choices = cache_modes),
 	P2V_FLAG('W', NULL, "qemu-img's out-of-order writes: accepted; p2v writes in order anyway"),
 	P2V_OPT_FORCE("replace an existing OUTPUT (or overwrite a block device)"),
-	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
+	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_PROGRESS, P2V_OPT_QUIET,
 	P2V_FLAG(P2V_O_JSON, "json", "copy statistics as JSON on stdout"),
 	P2V_OPT_OUTPUT,
 	P2V_OPT_END,
@@ -110,7 +111,8 @@ static const struct p2v_cmd convert_cmd = {
 	"Convert an image to another format, reading only the source's allocated data and "
 	"writing no all-zero clusters.  OUTPUT is written under a temporary name and renamed "
 	"when complete; OUTPUT - streams it to stdout (raw, or vpc with -o subformat=fixed; "
-	"not to a terminal).  Formats: qcow2, vpc (VHD), vhdx, vmdk, raw.",
+	"not to a terminal); an NBD URI (nbd://, nbds://, nbd+unix://) names an existing export, "
+	"read from or written in place (raw content, no temporary name).  Formats: qcow2, vpc (VHD), vhdx, vmdk, raw.",
 	convert_opts, 0, 2, /* none for -o help */
 };
 
@@ -122,7 +124,7 @@ static void print_copy_stats(struct convert *cv, const struct imgfmt_copy_stats 
 		struct p2v_json j;
 		p2v_json_init(&j, stdout);
 		p2v_json_obj_begin(&j, NULL);
-		p2v_json_str(&j, "output", cv->out);
+		p2v_json_str(&j, "output", cv->out_name);
 		p2v_json_str(&j, "format", imgfmt_format(cv->dst));
 		p2v_json_u64(&j, "virtual-size", imgfmt_size_bytes(cv->dst));
 		p2v_json_u64(&j, "data-bytes-read", s->data_bytes_read);
@@ -149,9 +151,9 @@ static int open_target(struct convert *cv)
 	if (r < 0)
 		return r;
 	if (imgfmt_size_bytes(cv->dst) < imgfmt_size_bytes(cv->src)) {
-		p2v_err("%s: target of %llu bytes is smaller than the %llu of %s", cv->out,
+		p2v_err("%s: target of %llu bytes is smaller than the %llu of %s", cv->out_name,
 			(unsigned long long)imgfmt_size_bytes(cv->dst),
-			(unsigned long long)imgfmt_size_bytes(cv->src), cv->in);
+			(unsigned long long)imgfmt_size_bytes(cv->src), cv->in_name);
 		return -ENOSPC;
 	}
 	return 0;
@@ -189,14 +191,16 @@ static int create_target(struct convert *cv)
 
 	cv->fmt = p2v_str(&cv->a, 'O') ? p2v_str(&cv->a, 'O') : imgfmt_format_from_filename(cv->out);
 	if (!cv->fmt) {
-		p2v_err("cannot tell the output format from '%s': use -O FORMAT", cv->out);
+		p2v_err("cannot tell the output format from '%s': use -O FORMAT", cv->out_name);
 		return -EINVAL;
 	}
 	if ((r = prepare_backing(cv)) < 0)
 		return r;
 	r = imgfmt_create(&cv->dst, cv->out, cv->fmt, imgfmt_size_bytes(cv->src),
 			  cv->options ? cv->options : p2v_str(&cv->a, 'o'),
-			  p2v_has(&cv->a, P2V_O_FORCE) ? IMGFMT_CREATE_FORCE : 0, err, sizeof(err));
+			  (p2v_has(&cv->a, P2V_O_FORCE) ? IMGFMT_CREATE_FORCE : 0) |
+			  (p2v_has(&cv->a, P2V_O_INSECURE_NBD) ? IMGFMT_CREATE_INSECURE_NBD : 0),
+			  err, sizeof(err));
 	if (r < 0)
 		p2v_err("%s", err);
 	cv->created = r == 0;
@@ -234,7 +238,7 @@ static int run_copy(struct convert *cv)
 		snprintf(err, sizeof(err), "%s", imgfmt_errmsg(cv->dst));
 	if (r < 0) {
 		p2v_progress_abort(&prog);
-		p2v_err("converting %s to %s: %s", cv->in, cv->out, r == -EINTR ? "interrupted" : err);
+		p2v_err("converting %s to %s: %s", cv->in_name, cv->out_name, r == -EINTR ? "interrupted" : err);
 		return r;
 	}
 	p2v_progress_finish(&prog);
@@ -274,8 +278,19 @@ int p2v_cmd_convert(int argc, char **argv)
 		return r > 0 ? P2V_EXIT_OK : P2V_EXIT_ERROR;
 	cv.in = cv.a.operands[0];
 	cv.out = cv.a.operands[1];
-	if (convert_checks(&cv) < 0)
+	cv.in_name = imgfmt_display_name(cv.in);
+	cv.out_name = imgfmt_display_name(cv.out);
+	if (!cv.in_name || !cv.out_name) {
+		free(cv.in_name);
+		free(cv.out_name);
+		p2v_err("out of memory");
 		return P2V_EXIT_ERROR;
+	}
+	if (convert_checks(&cv) < 0) {
+		free(cv.in_name);
+		free(cv.out_name);
+		return P2V_EXIT_ERROR;
+	}
 	r = p2v_open_image(&cv.src, cv.in, p2v_str(&cv.a, 'f'),
 			   p2v_has(&cv.a, 'U') ? IMGFMT_OPEN_FORCE_SHARE : 0, &cv.a);
 	if (r == 0)
@@ -294,6 +309,8 @@ int p2v_cmd_convert(int argc, char **argv)
 	imgfmt_close(cv.base);
 	imgfmt_close(cv.src);
 	free(cv.options);
+	free(cv.in_name);
+	free(cv.out_name);
 	return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
 }
 

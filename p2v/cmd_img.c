@@ -44,7 +44,7 @@ int p2v_cmd_info(int argc, char **argv)
 		P2V_OPT_FORMAT("the image's format (probed by default)"),
 		P2V_FLAG(P2V_O_BACKING_CHAIN, "backing-chain",
 			 "describe every image of the backing chain, top first"),
-		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 	};
 	static const struct p2v_cmd cmd = {
 		"info", "IMAGE", "Describe an image: format, sizes, backing file and format-specific "
@@ -204,7 +204,7 @@ int p2v_cmd_compare(int argc, char **argv)
 		P2V_ARG('F', NULL, P2V_ARG_STR, "FMT", "format of IMAGE2 (probed by default)"),
 		P2V_FLAG('s', "strict", "strict, as qemu-img compare -s: the sizes must be equal and "
 			 "the allocation the same (map's present/zero/data), not only the content"),
-		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 	};
 	static const struct p2v_cmd cmd = {
 		"compare", "IMAGE1 IMAGE2", "Compare the content two images present to a guest; a "
@@ -283,7 +283,7 @@ int p2v_cmd_check(int argc, char **argv)
 		P2V_ARG('r', "repair", P2V_ARG_CHOICE, "leaks|all",
 			"repair (qcow2): leaks frees leaked clusters, all also fixes refcounts that "
 			"are too low and COPIED flags; then checks again", .choices = repair_choices),
-		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 	};
 	static const struct p2v_cmd cmd = {
 		"check", "IMAGE", "Check an image's metadata for corruption and leaked clusters, as "
@@ -306,7 +306,7 @@ int p2v_cmd_check(int argc, char **argv)
 		(repair ? IMGFMT_OPEN_RDWR | IMGFMT_OPEN_REPAIR : 0);
 	if (open_image(&img, a.operands[0], p2v_str(&a, 'f'), flags, &a) < 0)
 		return P2V_CHECK_EXIT_ERROR;
-	r = p2v_check_run(img, a.operands[0], repair, p2v_json_wanted(&a));
+	r = p2v_check_run(img, imgfmt_path(img), repair, p2v_json_wanted(&a));
 	rc = imgfmt_close(img);
 	if (rc < 0) {
 		p2v_err("%s: closing the repaired image: %s", a.operands[0], strerror(-rc));
@@ -321,7 +321,7 @@ int p2v_cmd_map(int argc, char **argv)
 {
 	static const struct p2v_opt opts[] = {
 		P2V_OPT_FORMAT("the image's format (probed by default)"),
-		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+		P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 	};
 	static const struct p2v_cmd cmd = {
 		"map", "IMAGE", "Where the image's data lies, as qemu-img map shows it: JSON entries "

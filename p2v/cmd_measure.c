@@ -12,7 +12,7 @@ static const struct p2v_opt measure_opts[] = {
 	P2V_ARG('O', NULL, P2V_ARG_STR, "FMT", "format to measure for (default raw)"),
 	P2V_ARG('o', NULL, P2V_ARG_STR, "OPTIONS", "its options, as for convert ('p2v create -f FMT -o help')"),
 	P2V_ARG(O_SIZE, "size", P2V_ARG_SIZE, "SIZE", "measure an empty image of SIZE instead of IMAGE"),
-	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
+	P2V_OPT_SHARE, P2V_OPTS_CONFINE, P2V_OPT_INSECURE_NBD, P2V_OPT_JSON, P2V_OPT_OUTPUT, P2V_OPT_END,
 };
 
 static const struct p2v_cmd measure_cmd = {

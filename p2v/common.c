@@ -39,6 +39,8 @@ void p2v_confine_opts(const struct p2v_args *a, struct imgfmt_open_opts *o, cons
 	o->n_allow_backing = p2v_strs(a, P2V_O_ALLOW_BACKING, allow, P2V_MAX_REPEATS);
 	o->allow_backing = o->n_allow_backing ? allow : NULL;
 	o->allow_symlinks = p2v_has(a, P2V_O_ALLOW_SYMLINKS);
+	if (p2v_has(a, P2V_O_INSECURE_NBD))
+		o->flags |= IMGFMT_OPEN_INSECURE_NBD;
 }
 
 int p2v_open_image(struct imgfmt_image **img, const char *path, const char *fmt, unsigned flags,

@@ -28,6 +28,7 @@ static const struct {
 	{ "boot", p2v_cmd_boot, "boot an image in the bundled VMM" },
 	{ "verify", p2v_cmd_verify, "boot an image and give a verdict" },
 	{ "migrate", p2v_cmd_migrate, "capture, inject and verify in one step" },
+	{ "serve", p2v_cmd_serve, "serve a disk read-only over NBD (nbdkit, TLS-PSK)" },
 };
 
 #ifndef P2V_VERSION

@@ -26,6 +26,7 @@ int p2v_cmd_boot(int argc, char **argv);
 int p2v_cmd_verify(int argc, char **argv);
 int p2v_cmd_inject(int argc, char **argv);
 int p2v_cmd_migrate(int argc, char **argv);
+int p2v_cmd_serve(int argc, char **argv);
 
 int p2v_cmd_measure(int argc, char **argv);
 int p2v_cmd_resize(int argc, char **argv);
@@ -56,7 +57,7 @@ enum p2v_arg_type {
 enum {
 	P2V_O_JSON = 256, P2V_O_OUTPUT, P2V_O_FORCE, P2V_O_BACKING_CHAIN, P2V_O_THREADS,
 	P2V_O_SHRINK, P2V_O_TARGET_IS_ZERO, P2V_O_OBJECT, P2V_O_IMAGE_OPTS,
-	P2V_O_ALLOW_BACKING, P2V_O_ALLOW_SYMLINKS,
+	P2V_O_ALLOW_BACKING, P2V_O_ALLOW_SYMLINKS, P2V_O_INSECURE_NBD,
 	P2V_O_CMD = 300, /* first key free for one command's own options */
 };
 
@@ -146,6 +147,11 @@ extern const char *const p2v_progress_choices[];
 	P2V_FLAG(P2V_O_ALLOW_SYMLINKS, "allow-symlinks", \
 		 "follow symbolic links in the names of backing files and extents (they must " \
 		 "still stay beneath the allowed directories)")
+/* For commands that take NBD URIs (imgfmt.h): let plain nbd:// out. */
+#define P2V_OPT_INSECURE_NBD \
+	P2V_FLAG(P2V_O_INSECURE_NBD, "insecure-nbd", \
+		 "let a plain nbd:// URI name a host other than loopback: the disk crosses the " \
+		 "network unencrypted (by default only nbds:// with TLS is let out of the machine)")
 
 /* Open an image for a command; the error is reported.  a: the command's
  * options, for --allow-backing and --allow-symlinks (NULL: confined). */

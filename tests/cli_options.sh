@@ -75,7 +75,7 @@ msg_of "$P2V" create -f vpc -o nosuch=1 e.vhd 1M | grep -q "it has subformat, bl
 # ---- the command tables
 version=$(sed -n 's/^project(p2v VERSION \([0-9.]*\).*/\1/p' "$P2V_SRC/CMakeLists.txt")
 [ "$("$P2V" --version)" = "p2v $version" ] && [ "$("$P2V" -V)" = "p2v $version" ] || fail "--version: $("$P2V" --version), CMake says $version"
-for c in info convert create measure resize snapshot rebase commit amend dd compare check map capture inspect inject migrate; do
+for c in info convert create measure resize snapshot rebase commit amend dd compare check map capture inspect inject migrate serve; do
 	[ "$("$P2V" help $c)" = "$("$P2V" $c --help)" ] || fail "p2v help $c"
 	"$P2V" $c --help | grep -q "^usage: p2v $c" || fail "$c --help"
 	n=$(msg_of "$P2V" $c --no-such-option | grep -c '^usage:') || true
