@@ -298,13 +298,11 @@ int p2v_cmd_convert(int argc, char **argv)
 	if (r == 0 && !strcmp(cv.out, "-")) {
 		r = p2v_convert_to_stdout(cv.src, p2v_str(&cv.a, 'O') ? p2v_str(&cv.a, 'O') : "raw",
 					  p2v_str(&cv.a, 'o'), &cv.a);
-		imgfmt_close(cv.src);
-		return r < 0 ? P2V_EXIT_ERROR : P2V_EXIT_OK;
-	}
-	if (r == 0)
+	} else if (r == 0) {
 		r = p2v_has(&cv.a, 'n') ? open_target(&cv) : create_target(&cv);
-	if (r == 0)
-		r = run_copy(&cv);
+		if (r == 0)
+			r = run_copy(&cv);
+	}
 	imgfmt_close(cv.dst); /* removes the temporary file unless committed */
 	imgfmt_close(cv.base);
 	imgfmt_close(cv.src);
