@@ -74,8 +74,9 @@ struct p2v_part {
 };
 
 struct p2v_disk {
-	char path[4096];
-	int fd;
+	char path[4096];      /* an NBD URI without its query (no credentials) */
+	int fd;               /* -1 for an NBD source */
+	struct imgfmt_image *img; /* NBD source (libnbd through imgfmt), else NULL */
 	bool is_block_device;
 	unsigned dev_major, dev_minor;
 	uint64_t size_bytes;
@@ -90,7 +91,8 @@ struct p2v_disk {
 	struct p2v_bootdisk *boot; /* how it boots (p2v_disk_probe), NULL if not probed */
 };
 
-/* Opens SRC read-only (O_EXCL unless shared) and fills identity and sizes. */
+/* Opens SRC read-only (O_EXCL unless shared) and fills identity and sizes;
+ * an NBD URI is opened through imgfmt (d->img, d->fd -1). */
 int p2v_disk_open(struct p2v_disk *d, const char *path, bool exclusive, char *err,
 		  size_t err_bytes);
 void p2v_disk_close(struct p2v_disk *d);
@@ -109,6 +111,7 @@ struct p2v_fsmap_ctx {
 	imgfmt_read_fn read;       /* reads the whole disk */
 	void *read_opaque;
 	const char *disk_path;     /* for libraries that open by name */
+	bool remote;               /* no local path: libraries read through read only */
 	uint64_t part_off_bytes;
 	uint64_t part_bytes;
 	struct p2v_rangemap *map;  /* receives whole-disk byte ranges */
@@ -119,6 +122,12 @@ struct p2v_fsmap_ctx {
 /* Each returns 0 when ctx->map holds every range the filesystem needs, or
  * -errno with ctx->why set (the caller then copies the whole partition). */
 int p2v_fsmap_ext(struct p2v_fsmap_ctx *ctx);
+/* libext2fs io_manager whose reads go to ctx->read at the partition's
+ * offset (fsmap_extio.c); read-only.  The channel name is made by
+ * p2v_extio_name and carries the ctx's address. */
+struct struct_io_manager;
+extern struct struct_io_manager *const p2v_extio_manager;
+void p2v_extio_name(const struct p2v_fsmap_ctx *ctx, char *out, size_t out_bytes);
 
 /* FAT12/16/32 geometry from the boot sector (512 bytes), every field
  * range-checked against the partition (fsmap_fat.c; the ESP reader uses it
@@ -148,6 +157,7 @@ int p2v_fsmap_swap(struct p2v_fsmap_ctx *ctx);
 
 struct p2v_reader {
 	int fd;
+	struct imgfmt_image *img;     /* when set, reads go here instead of fd */
 	int direct_fd;                /* O_DIRECT fd for single-sector reads, or -1 */
 	void *bounce;                 /* sector-aligned buffer for direct_fd */
 	uint32_t sector_bytes;        /* bisect down to this */

@@ -45,7 +45,7 @@ static int plan_fs(struct p2v_disk *d, struct p2v_part *p, struct p2v_rangemap *
 	fsmap_fn fn = fsmap_for(p->fs_type);
 	struct p2v_rangemap m;
 	struct p2v_fsmap_ctx ctx = {
-		.read = p2v_disk_read, .read_opaque = d, .disk_path = d->path,
+		.read = p2v_disk_read, .read_opaque = d, .disk_path = d->path, .remote = d->img != NULL,
 		.part_off_bytes = p->start_bytes, .part_bytes = p->size_bytes, .map = &m,
 	};
 	int r;

@@ -1,11 +1,24 @@
 /* Partition table and filesystems of the source disk, via libblkid.
- * libblkid reports partition starts and sizes in 512-byte sectors. */
+ * libblkid reports partition starts and sizes in 512-byte sectors.
+ *
+ * libblkid reads only through a file descriptor (no public buffer API).
+ * For an NBD source it probes a sparse memfd the size of the disk into
+ * which the bytes it looks at are copied first, read over the same
+ * connection: the head and tail windows of the disk (MBR, GPT and its
+ * backup) and the EBRs of a DOS extended partition's chain, then for each
+ * partition its head and tail windows, punched out
+ * again after that partition's probe.  Memory stays under the windows'
+ * size whatever the disk; bytes beyond the windows read as zeroes (a
+ * label kept deep inside a filesystem, as NTFS's $Volume, may be missed). */
 #include "capture.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <blkid.h>
 
@@ -20,6 +33,48 @@ static void probe_value(blkid_probe pr, const char *name, char *out, size_t out_
 		snprintf(out, out_bytes, "%s", val);
 }
 
+enum {
+	PROBE_TABLE_WINDOW_BYTES = 1 << 20, /* MBR, GPT; at the end the GPT backup */
+	PROBE_HEAD_WINDOW_BYTES = 1 << 20,  /* superblocks, boot sectors */
+	PROBE_TAIL_WINDOW_BYTES = 256 << 10, /* md 0.90 / 1.0 superblocks */
+};
+
+/* Copies [off, off+len) of the disk into the probe memfd. */
+static int window_fill(struct p2v_disk *d, int fd, uint64_t off_bytes, uint64_t len_bytes)
+{
+	enum { CHUNK_BYTES = 1 << 20 };
+	uint8_t *buf = malloc(CHUNK_BYTES);
+	int r = buf ? 0 : -ENOMEM;
+
+	while (r == 0 && len_bytes) {
+		size_t n = len_bytes < CHUNK_BYTES ? (size_t)len_bytes : CHUNK_BYTES;
+		r = p2v_disk_read(d, buf, n, off_bytes);
+		if (r == 0 && pwrite(fd, buf, n, (off_t)off_bytes) != (ssize_t)n)
+			r = -EIO;
+		off_bytes += n;
+		len_bytes -= n;
+	}
+	free(buf);
+	return r;
+}
+
+/* Head and tail windows of [start, start+size) (each clipped to it). */
+static int windows_fill(struct p2v_disk *d, uint64_t start, uint64_t size, uint64_t head_bytes,
+			uint64_t tail_bytes)
+{
+	uint64_t head = size < head_bytes ? size : head_bytes;
+	uint64_t tail = size - head < tail_bytes ? size - head : tail_bytes;
+	int r = window_fill(d, d->fd, start, head);
+
+	return r < 0 ? r : window_fill(d, d->fd, start + size - tail, tail);
+}
+
+static void windows_punch(struct p2v_disk *d, uint64_t start, uint64_t size)
+{
+	if (size)
+		fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start, (off_t)size);
+}
+
 /* Filesystem type, UUID and label of [start, start+size) of the disk. */
 static void probe_fs(struct p2v_disk *d, struct p2v_part *p)
 {
@@ -27,6 +82,11 @@ static void probe_fs(struct p2v_disk *d, struct p2v_part *p)
 
 	if (!pr)
 		return;
+	if (d->img && windows_fill(d, p->start_bytes, p->size_bytes, PROBE_HEAD_WINDOW_BYTES,
+				   PROBE_TAIL_WINDOW_BYTES) < 0) {
+		blkid_free_probe(pr);
+		return;
+	}
 	if (blkid_probe_set_device(pr, d->fd, (blkid_loff_t)p->start_bytes,
 				   (blkid_loff_t)p->size_bytes) == 0) {
 		blkid_probe_enable_superblocks(pr, 1);
@@ -40,6 +100,8 @@ static void probe_fs(struct p2v_disk *d, struct p2v_part *p)
 		}
 	}
 	blkid_free_probe(pr);
+	if (d->img)
+		windows_punch(d, p->start_bytes, p->size_bytes);
 }
 
 /* One entry of the partition list, range-checked against the disk. */
@@ -114,7 +176,86 @@ static int probe_boot(struct p2v_disk *d, char *err, size_t err_bytes)
 	return r;
 }
 
+static bool dos_is_extended(uint8_t type)
+{
+	return type == 0x05 || type == 0x0f || type == 0x85;
+}
+
+/* The EBR chain of the extended partition at sector ext_lba: each EBR's
+ * second entry links the next, relative to ext_lba.  A hostile chain is
+ * bounded by the partition limit and by the disk (p2v_disk_read). */
+static void fill_ebr_chain(struct p2v_disk *d, uint64_t ext_lba)
+{
+	uint64_t lba = ext_lba;
+	uint8_t ebr[512];
+
+	for (unsigned i = 0; i < P2V_CAPTURE_MAX_PARTS; i++) {
+		const uint8_t *e = ebr + 446 + 16;
+		uint32_t next;
+		if (lba > UINT64_MAX / 512 || window_fill(d, d->fd, lba * 512, 512) < 0 ||
+		    pread(d->fd, ebr, 512, (off_t)(lba * 512)) != 512 || ebr[510] != 0x55 || ebr[511] != 0xaa)
+			return;
+		next = (uint32_t)e[8] | (uint32_t)e[9] << 8 | (uint32_t)e[10] << 16 | (uint32_t)e[11] << 24;
+		if (!dos_is_extended(e[4]) || next == 0)
+			return;
+		lba = ext_lba + next;
+	}
+}
+
+/* EBRs lie anywhere: copy those of each extended primary into the memfd. */
+static void fill_ebrs(struct p2v_disk *d)
+{
+	uint8_t mbr[512];
+
+	if (pread(d->fd, mbr, 512, 0) != 512 || mbr[510] != 0x55 || mbr[511] != 0xaa)
+		return;
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *e = mbr + 446 + 16 * i;
+		uint32_t lba = (uint32_t)e[8] | (uint32_t)e[9] << 8 | (uint32_t)e[10] << 16 |
+			       (uint32_t)e[11] << 24;
+		if (dos_is_extended(e[4]) && lba)
+			fill_ebr_chain(d, lba);
+	}
+}
+
+/* NBD: d->fd becomes the sparse probe memfd holding the table windows. */
+static int probe_memfd_open(struct p2v_disk *d, char *err, size_t err_bytes)
+{
+	int r;
+
+	d->fd = memfd_create("p2v-probe", MFD_CLOEXEC);
+	if (d->fd < 0 || ftruncate(d->fd, (off_t)d->size_bytes) < 0) {
+		r = -errno;
+		snprintf(err, err_bytes, "%s: probe buffer (memfd of %llu bytes): %s", d->path,
+			 (unsigned long long)d->size_bytes, strerror(errno));
+		return r;
+	}
+	r = windows_fill(d, 0, d->size_bytes, PROBE_TABLE_WINDOW_BYTES, PROBE_TAIL_WINDOW_BYTES);
+	if (r < 0)
+		snprintf(err, err_bytes, "%s: reading the partition table: %s", d->path, strerror(-r));
+	else
+		fill_ebrs(d);
+	return r;
+}
+
+static int probe_disk(struct p2v_disk *d, char *err, size_t err_bytes);
+
 int p2v_disk_probe(struct p2v_disk *d, char *err, size_t err_bytes)
+{
+	int r;
+
+	if (!d->img)
+		return probe_disk(d, err, err_bytes);
+	r = probe_memfd_open(d, err, err_bytes);
+	if (r == 0)
+		r = probe_disk(d, err, err_bytes);
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	return r;
+}
+
+static int probe_disk(struct p2v_disk *d, char *err, size_t err_bytes)
 {
 	blkid_probe pr = blkid_new_probe();
 	int r;

@@ -76,6 +76,8 @@ static int read_once(struct p2v_reader *r, void *buf, uint64_t len, uint64_t off
 
 	if (bad->len_bytes && off < bad->off_bytes + bad->len_bytes && bad->off_bytes < off + len)
 		return -EIO;
+	if (r->img)
+		return imgfmt_pread(r->img, buf, len, off);
 	return imgfmt_fd_pread(r->fd, buf, len, off);
 }
 

@@ -37,7 +37,8 @@ struct cap {
 enum { O_DRY = P2V_O_CMD, O_ALL, O_ALLOW, O_FREEZE, O_VERIFY, O_REPORT, O_MAXERR };
 
 #define CAPTURE_ABOUT \
-	"Copies a disk (block device or whole-disk file) into an image, reading only the " \
+	"Copies a disk (block device, whole-disk file, or NBD URI: nbd://, nbds://, " \
+	"nbd+unix://, read over one connection) into an image, reading only the " \
 	"blocks its filesystems use (ext2/3/4, FAT, NTFS bitmaps; swap header); unknown " \
 	"filesystems are copied whole with zero detection.  Partitions mounted read-write " \
 	"are refused unless --freeze (FIFREEZE for the duration) or --allow-mounted.  " \
@@ -292,15 +293,21 @@ static int capture_copy(struct cap *c)
 		return r;
 	}
 	c->reader_init = true;
+	c->reader.img = c->disk.img; /* NBD: the connection that read the plan */
 	if (c->disk.is_block_device)
 		p2v_reader_use_direct(&c->reader, c->disk.path);
-	r = imgfmt_open(&src, c->disk.path, &oo, c->err, sizeof(c->err));
-	if (r < 0) {
-		p2v_err("%s", c->err);
-		return r;
+	if (c->disk.img) {
+		src = c->disk.img;
+	} else {
+		r = imgfmt_open(&src, c->disk.path, &oo, c->err, sizeof(c->err));
+		if (r < 0) {
+			p2v_err("%s", c->err);
+			return r;
+		}
 	}
 	r = run_copy(c, format, src);
-	imgfmt_close(src);
+	if (src != c->disk.img)
+		imgfmt_close(src);
 	c->res.wall_s = p2v_now_s() - t0;
 	c->res.out_path = c->o.out;
 	c->res.out_format = imgfmt_driver_canonical(format) ? imgfmt_driver_canonical(format) : format;
@@ -396,11 +403,9 @@ static int capture_main(int argc, char **argv, bool inspect)
 	p2v_install_signal_handlers();
 	p2v_rangemap_init(&c->used);
 	if (imgfmt_is_nbd_uri(c->o.src)) {
-		char *name = imgfmt_display_name(c->o.src);
-		p2v_err("%s: capture, inspect and migrate do not read NBD exports yet; "
-			"p2v convert copies one (its allocated blocks)", name ? name : "NBD URI");
-		free(name);
-		r = P2V_EXIT_ERROR;
+		/* A remote disk: its mounts are the server's business (p2v serve
+		 * checks them), and OUT cannot lie on it. */
+		r = capture_run(c, false);
 	} else if (stat(c->o.src, &st) < 0) {
 		p2v_err("%s: %s", c->o.src, strerror(errno));
 		r = P2V_EXIT_ERROR;

@@ -149,14 +149,27 @@ static int run_step(struct migrate_step *st, bool json, int (*cmd)(int, char **)
 	return st->exit_code;
 }
 
+static void report_shown(const struct migrate_args *a, const char *shown,
+			 const struct migrate_step *steps, int n, const char *fmt, bool pass);
+
+/* The source as reports show it: an NBD URI without its query (key files). */
 static void report(const struct migrate_args *a, const struct migrate_step *steps, int n,
 		   const char *fmt, bool pass)
+{
+	char *shown = imgfmt_display_name(a->src);
+
+	report_shown(a, shown ? shown : "(out of memory)", steps, n, fmt, pass);
+	free(shown);
+}
+
+static void report_shown(const struct migrate_args *a, const char *shown,
+			 const struct migrate_step *steps, int n, const char *fmt, bool pass)
 {
 	if (a->json) {
 		struct p2v_json j;
 		p2v_json_init(&j, stdout);
 		p2v_json_obj_begin(&j, NULL);
-		p2v_json_str(&j, "source", a->src);
+		p2v_json_str(&j, "source", shown);
 		p2v_json_str(&j, "output", pass ? a->out : NULL);
 		p2v_json_str(&j, "format", fmt);
 		p2v_json_arr_begin(&j, "steps");
@@ -181,7 +194,7 @@ static void report(const struct migrate_args *a, const struct migrate_step *step
 		printf("   %-8s exit %d  %.1f s\n", steps[i].name, steps[i].exit_code, steps[i].seconds);
 	if (pass)
 		printf("   %s -> %s (%s): captured, virtio drivers injected, boots to userspace\n",
-		       a->src, a->out, fmt);
+		       shown, a->out, fmt);
 }
 
 static int migrate(const struct migrate_args *a, const char *fmt, char *tmp)

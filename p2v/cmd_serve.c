@@ -205,7 +205,7 @@ int p2v_cmd_serve(int argc, char **argv)
 	       bind ? bind : "every address", port);
 	printf("p2v: copy the key file %s to the conversion host (keep it mode 0600) and run there:\n",
 	       abs_psk ? abs_psk : (psk ? psk : "FILE"));
-	printf("  p2v convert 'nbds://%s@%s:%s/%s?tls-psk-file=%s' OUTPUT.qcow2\n", SERVE_PSK_USER,
+	printf("  p2v migrate 'nbds://%s@%s:%s/%s?tls-psk-file=%s' OUTPUT.qcow2\n", SERVE_PSK_USER,
 	       host, port, export, abs_psk ? abs_psk : (psk ? psk : "FILE"));
 	if (p2v_has(&a, O_DRY)) {
 		printf("p2v: would run:");

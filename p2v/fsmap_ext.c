@@ -1,5 +1,6 @@
 /* ext2/3/4 used blocks from the block bitmaps, through libext2fs opened on
- * the whole disk at the partition's offset (unix_io "offset=" option).
+ * the whole disk at the partition's offset (unix_io "offset=" option), or,
+ * for a remote (NBD) disk, through the capture's reader (fsmap_extio.c).
  * The bitmap is not trusted when the journal needs recovery, the
  * filesystem is marked with errors or not clean, or a group's free count
  * disagrees with its bitmap. */
@@ -103,14 +104,16 @@ static int ext_map(struct p2v_fsmap_ctx *ctx, ext2_filsys fs)
 
 int p2v_fsmap_ext(struct p2v_fsmap_ctx *ctx)
 {
-	char io_opts[64];
+	char io_opts[64], name[64];
 	ext2_filsys fs;
 	errcode_t e;
 	int r;
 
 	snprintf(io_opts, sizeof(io_opts), "offset=%llu", (unsigned long long)ctx->part_off_bytes);
-	e = ext2fs_open2(ctx->disk_path, io_opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
-			 unix_io_manager, &fs);
+	p2v_extio_name(ctx, name, sizeof(name));
+	e = ext2fs_open2(ctx->remote ? name : ctx->disk_path, ctx->remote ? NULL : io_opts,
+			 EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
+			 ctx->remote ? p2v_extio_manager : unix_io_manager, &fs);
 	if (e)
 		return ext_why(ctx, -EINVAL, "ext: libext2fs cannot open the filesystem (%s)",
 			       error_message(e));

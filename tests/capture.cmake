@@ -5,9 +5,11 @@ set(P2V_CAPTURE_UNIT_SOURCES
   ${PROJECT_SOURCE_DIR}/p2v/capture_rangemap.c
   ${PROJECT_SOURCE_DIR}/p2v/capture_sha256.c
   ${PROJECT_SOURCE_DIR}/p2v/capture_reader.c
-  ${PROJECT_SOURCE_DIR}/p2v/fsmap_fat.c)
+  ${PROJECT_SOURCE_DIR}/p2v/fsmap_fat.c
+  ${PROJECT_SOURCE_DIR}/p2v/fsmap_extio.c)
 
 p2v_unit_test(unit_capture ${P2V_TEST_DIR}/unit_capture.c ${P2V_CAPTURE_UNIT_SOURCES})
+target_link_libraries(unit_capture PRIVATE PkgConfig::EXT2FS)
 target_include_directories(unit_capture PRIVATE ${PROJECT_SOURCE_DIR}/p2v)
 
 p2v_fuzz_target(fuzz_fsmap_fat ${P2V_TEST_DIR}/fuzz_fsmap_fat.c ${P2V_TEST_DIR}/corpus/fsmap_fat)

@@ -1,6 +1,8 @@
 #!/bin/bash
 # p2v migrate on a disk with no OS: capture succeeds, inject refuses, and
 # neither the output nor any temporary file is left; usage errors are clear.
+# The same from an nbds:// source (nbdkit, TLS-PSK): capture over NBD passes,
+# inject refuses, the report shows the URI without its query.
 . "$(dirname "$0")/lib.sh"
 need python3 sfdisk
 cd "$TMP"
@@ -21,3 +23,29 @@ assert r["capture"]["partitions"][0]["start_bytes"]==1048576, r["capture"]' ||
 [ ! -e out.qcow2 ] || fail "output written despite the failure"
 ls -A | grep -q p2v- && fail "temporary files left: $(ls -A)"
 echo "ok: migrate stops at the failing step and leaves nothing"
+
+# From NBD: the capture step reads the export, the report hides the query.
+command -v nbdkit >/dev/null 2>&1 || { echo "no nbdkit: NBD case not run"; exit 0; }
+printf 'p2v:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$TMP/psk"
+chmod 600 "$TMP/psk"
+for port in $(shuf -i 20000-60000 -n 20); do
+	nbdkit -i 127.0.0.1 -p "$port" -P "$TMP/nbdkit.pid" -r --tls=require --tls-psk="$TMP/psk" \
+		file "$TMP/empty.img" 2>/dev/null && break
+	port=
+done
+[ -n "$port" ] || fail "nbdkit would not start"
+for _ in $(seq 50); do [ -s "$TMP/nbdkit.pid" ] && break; sleep 0.1; done
+trap 'kill "$(cat "$TMP/nbdkit.pid")" 2>/dev/null; rm -rf "$TMP"' EXIT
+rc=0; "$P2V" migrate --json "nbds://p2v@localhost:$port/?tls-psk-file=$TMP/psk" out.qcow2 \
+	> nreport.json 2> nerr.txt || rc=$?
+[ "$rc" -eq 2 ] || { cat nerr.txt; fail "migrate from NBD of an OS-less disk: exit $rc, expected 2"; }
+grep -q "tls-psk-file" nreport.json nerr.txt && fail "the URI's query was shown"
+python3 -c '
+import json, sys; r=json.load(open("nreport.json"))
+assert r["source"]=="nbds://p2v@localhost:'"$port"'/" and r["verdict"]=="FAIL", r
+assert [s["step"] for s in r["steps"]]==["capture","inject"] and r["steps"][0]["exit"]==0, r
+assert r["capture"]["partitions"][0]["start_bytes"]==1048576, r["capture"]' ||
+	fail "JSON report of the NBD migrate"
+[ ! -e out.qcow2 ] || fail "output written despite the failure"
+ls -A | grep -q p2v- && fail "temporary files left: $(ls -A)"
+echo "ok: migrate from nbds:// captures over NBD, stops at inject, leaves nothing"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # p2v serve: execs nbdkit read-only with TLS-PSK (a new 0600 key), prints the
-# line for the conversion host; that line, run as printed, converts an image
+# line for the conversion host (p2v migrate); its source and target, given to
+# p2v capture (migrate's first step; a boot is too slow here), make an image
 # equal to the served disk (qemu-img compare); a disk mounted read-write is
 # refused; the served export is read-only (nbdinfo).
 . "$(dirname "$0")/lib.sh"
@@ -23,7 +24,7 @@ for port in $(shuf -i 20000-60000 -n 20); do
 	"$P2V" serve --bind 127.0.0.1 --port "$port" "$D" >"$TMP/serve.out" 2>"$TMP/serve.err" &
 	SPID=$!
 	for _ in $(seq 50); do
-		grep -q "p2v convert" "$TMP/serve.out" 2>/dev/null && nbdinfo --size \
+		grep -q "p2v migrate" "$TMP/serve.out" 2>/dev/null && nbdinfo --size \
 			"nbds://p2v@127.0.0.1:$port/?tls-psk-file=$(ls "$TMP"/p2v-serve-*.psk 2>/dev/null | head -n 1)" \
 			>/dev/null 2>&1 && break
 		kill -0 "$SPID" 2>/dev/null || break
@@ -41,15 +42,15 @@ grep -q "$(cut -d: -f2 "$key")" "$TMP/serve.out" "$TMP/serve.err" && fail "the k
 [ "$(ps -o comm= -p "$SPID")" = nbdkit ] || fail "p2v serve did not exec nbdkit: $(ps -o args= -p "$SPID")"
 ps -o args= -p "$SPID" | grep -q -- " -r " || fail "nbdkit is not read-only: $(ps -o args= -p "$SPID")"
 
-line=$(sed -n 's/^  p2v convert //p' "$TMP/serve.out")
+line=$(sed -n 's/^  p2v migrate //p' "$TMP/serve.out")
 [ -n "$line" ] || fail "no conversion line printed"
 uri=$(printf '%s' "$line" | sed "s/^'\([^']*\)'.*/\1/")
 [ "$(nbdinfo --json "$uri" | jq -r '.exports[0]."is_read_only"')" = true ] || fail "the export is writable"
 [ "$(nbdinfo --size "$uri")" = 33554432 ] || fail "nbdinfo size of the export"
-eval "\"\$P2V\" convert -q $(printf '%s' "$line" | sed "s|OUTPUT.qcow2|$TMP/out.qcow2|")" ||
+eval "\"\$P2V\" capture -q $(printf '%s' "$line" | sed "s|OUTPUT.qcow2|$TMP/out.qcow2|")" ||
 	fail "the printed line failed"
 qemu-img compare -f raw "$D" "$TMP/out.qcow2" >/dev/null || fail "the served copy differs"
-echo "ok: the printed line converts the served disk, equal"
+echo "ok: the printed migrate line's source and target, captured (migrate without the boot), equal"
 
 # Without the key: refused (TLS required).
 expect_fail "no key" "$P2V" info "${uri%%\?*}"

@@ -1,10 +1,12 @@
 /* Capture pieces on in-memory bytes: range-map merging and extents, the FAT
  * reader on hand-built FAT12/16/32 volumes (and hostile BPBs), SHA-256
- * against the FIPS 180-2 vectors. */
+ * against the FIPS 180-2 vectors, the libext2fs io_manager over a reader. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <ext2fs/ext2fs.h>
 
 #include "capture.h"
 #include "driver.h"
@@ -343,8 +345,45 @@ static void test_sha256(void)
 	free(a);
 }
 
+/* ---- libext2fs io_manager over a reader ---- */
+
+static void test_extio(void)
+{
+	enum { DISK_BYTES = 64 << 10, PART_OFF = 8 << 10, PART_BYTES = 32 << 10 };
+	uint8_t *disk = malloc(DISK_BYTES), buf[4096];
+	struct mem_disk m = { .b = disk, .size = DISK_BYTES };
+	struct p2v_fsmap_ctx ctx = { .read = mem_read, .read_opaque = &m, .remote = true,
+				     .part_off_bytes = PART_OFF, .part_bytes = PART_BYTES };
+	io_manager mgr = p2v_extio_manager;
+	io_channel io = NULL;
+	char name[64];
+
+	for (size_t i = 0; i < DISK_BYTES; i++)
+		disk[i] = (uint8_t)(i * 13 + 5);
+	p2v_extio_name(&ctx, name, sizeof(name));
+	CHECK(mgr->open("not-ours", 0, &io) != 0);
+	CHECK(mgr->open(name, IO_FLAG_RW, &io) != 0); /* read-only */
+	CHECK_EQ(mgr->open(name, 0, &io), 0);
+	CHECK_EQ(io_channel_set_blksize(io, 4096), 0);
+	/* Block 1 of the partition is disk byte PART_OFF + 4096. */
+	CHECK_EQ(io_channel_read_blk64(io, 1, 1, buf), 0);
+	CHECK(!memcmp(buf, disk + PART_OFF + 4096, 4096));
+	/* count < 0: bytes. */
+	CHECK_EQ(io_channel_read_blk64(io, 2, -100, buf), 0);
+	CHECK(!memcmp(buf, disk + PART_OFF + 8192, 100));
+	/* The last block, then past the partition (but inside the disk): refused. */
+	CHECK_EQ(io_channel_read_blk64(io, PART_BYTES / 4096 - 1, 1, buf), 0);
+	CHECK(io_channel_read_blk64(io, PART_BYTES / 4096, 1, buf) != 0);
+	CHECK(io_channel_read_blk64(io, ~0ULL / 2, 1, buf) != 0); /* offset overflows */
+	CHECK(io_channel_set_blksize(io, 3000) != 0);
+	CHECK(io_channel_write_blk64(io, 0, 1, buf) != 0);
+	CHECK_EQ(io_channel_close(io), 0);
+	free(disk);
+}
+
 int main(void)
 {
+	test_extio();
 	test_rangemap();
 	test_fat12();
 	test_fat16_32(false);
