@@ -75,6 +75,7 @@ echo "ok: migrate PASS ($(( $(date +%s) - t1 )) s)"
 
 # 4. The output.
 qemu-img check out.qcow2 | grep -q "No errors" || fail "qemu-img check"
+keep_result debian-uefi.qcow2 out.qcow2 # for the test bed's vmm-min UEFI boot (P2V_HWVIRT_UEFI=1)
 "$P2V" convert -O raw out.qcow2 flat.raw
 qemu-img compare -f qcow2 -F raw out.qcow2 flat.raw || fail "qemu-img compare: QEMU and p2v read the output differently"
 esp="flat.raw@@1048576"

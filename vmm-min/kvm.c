@@ -12,10 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define KVM_TSS_GPA 0xfffbd000u
-#define KVM_IDENTITY_MAP_GPA 0xfffbc000u
+/* The identity map page sits just below the three TSS pages. */
+#define KVM_IDENTITY_MAP_BELOW_TSS 0x1000u
 
-int vmm_kvm_open(struct vmm_kvm *k, char *err, size_t err_bytes)
+int vmm_kvm_open(struct vmm_kvm *k, uint32_t tss_gpa, char *err, size_t err_bytes)
 {
 	memset(k, 0, sizeof(*k));
 	k->kvm_fd = k->vm_fd = -1;
@@ -36,8 +36,9 @@ int vmm_kvm_open(struct vmm_kvm *k, char *err, size_t err_bytes)
 		return -e;
 	}
 	/* Intel needs these pages; harmless elsewhere; the e820 map reserves them. */
-	ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP_GPA });
-	ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA);
+	ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR,
+	      &(uint64_t){ tss_gpa - KVM_IDENTITY_MAP_BELOW_TSS });
+	ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)tss_gpa);
 	return 0;
 }
 

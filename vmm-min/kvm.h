@@ -25,7 +25,9 @@ struct vmm_kvm {
 	uint32_t posted_max;         /* entries in the ring */
 };
 
-int vmm_kvm_open(struct vmm_kvm *k, char *err, size_t err_bytes);
+/* tss_gpa: KVM's three TSS pages (Intel only), its identity map page
+ * just below; both outside RAM and firmware, reserved in the e820 map. */
+int vmm_kvm_open(struct vmm_kvm *k, uint32_t tss_gpa, char *err, size_t err_bytes);
 int vmm_kvm_irqchip(struct vmm_kvm *k, char *err, size_t err_bytes);
 int vmm_kvm_slot(struct vmm_kvm *k, uint64_t gpa, uint64_t bytes, void *host, bool readonly,
 		 char *err, size_t err_bytes);

@@ -19,6 +19,11 @@
 #define ISA_BIOS_BYTES (128 * 1024ull)
 #define FOUR_GIB (4 * GIB)
 #define HUGE_PAGE_BYTES (2 * MIB)
+#define SEABIOS_MAX_BYTES (256 * 1024ull)  /* larger would collide with the TSS */
+#define FLASH_MAX_BYTES (4 * MIB)          /* OVMF's largest build */
+#define SEABIOS_TSS_GPA 0xfffbd000u
+#define FLASH_TSS_GPA 0xfeffd000u
+#define TSS_RESERVED_BYTES 0x4000u         /* identity map page + 3 TSS pages */
 
 /* Guest RAM 2 MiB-aligned and marked for transparent huge pages, so KVM
  * can map it with 2 MiB nested page table entries: one nested page fault
@@ -70,45 +75,96 @@ static int machine_ram(struct vmm_machine *m, uint64_t mem_bytes, char *err, siz
 	return 0;
 }
 
+/* Read len bytes of path into buf; 0 or -errno with the message. */
+static int machine_read_file(const char *path, uint8_t *buf, size_t len, char *err,
+			     size_t err_bytes)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, err_bytes, "firmware %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (pread(fd, buf, len, 0) != (ssize_t)len) {
+		snprintf(err, err_bytes, "firmware %s: cannot read %zu bytes", path, len);
+		ret = -EIO;
+	}
+	close(fd);
+	return ret;
+}
+
+static int machine_file_bytes(const char *path, uint64_t *bytes, char *err, size_t err_bytes)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		int ret = -errno;
+		snprintf(err, err_bytes, "firmware %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	*bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* The ROM image in host memory: the UEFI variable store (when given)
+ * followed by the code, as in OVMF.fd.  A private copy: the guest's writes
+ * to it exit to the VMM and are dropped, the files are never written. */
+static int machine_firmware_read(struct vmm_machine *m, const char *path, const char *vars_path,
+				 char *err, size_t err_bytes)
+{
+	uint64_t code_bytes = 0, vars_bytes = 0, total;
+	int ret = machine_file_bytes(path, &code_bytes, err, err_bytes);
+
+	if (ret == 0 && vars_path)
+		ret = machine_file_bytes(vars_path, &vars_bytes, err, err_bytes);
+	if (ret < 0)
+		return ret;
+	total = code_bytes + vars_bytes;
+	if (total < 65536 || total > FLASH_MAX_BYTES || total % 65536 || code_bytes % 4096) {
+		snprintf(err, err_bytes, "firmware %s%s%s: %llu bytes, not a multiple of 64 KiB up to 4 MiB",
+			 vars_path ? vars_path : "", vars_path ? " + " : "", path,
+			 (unsigned long long)total);
+		return -EINVAL;
+	}
+	m->rom_bytes = (size_t)total;
+	m->rom = mmap(NULL, m->rom_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m->rom == MAP_FAILED) {
+		m->rom = NULL;
+		snprintf(err, err_bytes, "firmware %s: cannot map %zu bytes", path, m->rom_bytes);
+		return -ENOMEM;
+	}
+	if (vars_path)
+		ret = machine_read_file(vars_path, m->rom, (size_t)vars_bytes, err, err_bytes);
+	if (ret == 0)
+		ret = machine_read_file(path, m->rom + vars_bytes, (size_t)code_bytes, err, err_bytes);
+	m->rom_hash = vmm_fnv1a(0, m->rom, m->rom_bytes);
+	return ret;
+}
+
+/* Up to 256 KiB (SeaBIOS): KVM's TSS pages just below, as before.  A
+ * flash-sized image (OVMF) reaches further down: the TSS moves below 4 GiB
+ * - 16 MiB, where QEMU puts it. */
+static uint32_t machine_tss_gpa(const struct vmm_machine *m)
+{
+	return m->rom_bytes > SEABIOS_MAX_BYTES ? FLASH_TSS_GPA : SEABIOS_TSS_GPA;
+}
+
 /* The ROM at the top of 4 GiB (read-only slot) and its last 128 KiB copied
  * to 0xE0000-0xFFFFF, which is RAM as after the firmware opened the PAM
  * registers (SeaBIOS then copies itself there again). */
-static int machine_firmware(struct vmm_machine *m, const char *path, char *err, size_t err_bytes)
+static int machine_firmware_map(struct vmm_machine *m, char *err, size_t err_bytes)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
-	uint64_t isa_bytes;
+	uint64_t isa_bytes = m->rom_bytes < ISA_BIOS_BYTES ? m->rom_bytes : ISA_BIOS_BYTES;
 
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		ret = -errno;
-		snprintf(err, err_bytes, "firmware %s: %s", path, strerror(-ret));
-		goto out_close;
-	}
-	/* Up to 256 KiB: larger would collide with KVM's TSS pages below. */
-	if (st.st_size < 65536 || st.st_size > (off_t)(256 * 1024) || st.st_size % 65536) {
-		snprintf(err, err_bytes, "firmware %s: size %lld is not a multiple of 64 KiB up to 256 KiB",
-			 path, (long long)st.st_size);
-		ret = -EINVAL;
-		goto out_close;
-	}
-	m->rom_bytes = (size_t)st.st_size;
-	m->rom = mmap(NULL, m->rom_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m->rom == MAP_FAILED || pread(fd, m->rom, m->rom_bytes, 0) != (ssize_t)m->rom_bytes) {
-		if (m->rom == MAP_FAILED)
-			m->rom = NULL;
-		snprintf(err, err_bytes, "firmware %s: cannot read %zu bytes", path, m->rom_bytes);
-		ret = -EIO;
-		goto out_close;
-	}
-	m->rom_hash = vmm_fnv1a(0, m->rom, m->rom_bytes);
-	isa_bytes = m->rom_bytes < ISA_BIOS_BYTES ? m->rom_bytes : ISA_BIOS_BYTES;
 	memcpy(m->ram + 0x100000 - isa_bytes, m->rom + m->rom_bytes - isa_bytes, isa_bytes);
-	ret = vmm_kvm_slot(&m->kvm, FOUR_GIB - m->rom_bytes, m->rom_bytes, m->rom, true, err,
-			   err_bytes);
-out_close:
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return vmm_kvm_slot(&m->kvm, FOUR_GIB - m->rom_bytes, m->rom_bytes, m->rom, true, err,
+			    err_bytes);
+}
+
+bool vmm_machine_uefi(const struct vmm_machine *m)
+{
+	return m->rom_bytes > SEABIOS_MAX_BYTES;
 }
 
 unsigned vmm_machine_e820(const struct vmm_machine *m, bool for_linux, struct vmm_e820 *e)
@@ -122,7 +178,8 @@ unsigned vmm_machine_e820(const struct vmm_machine *m, bool for_linux, struct vm
 		e[n++] = (struct vmm_e820){ 0x100000, m->below_4g - 0x100000, VMM_E820_RAM };
 	} else {
 		e[n++] = (struct vmm_e820){ 0, m->below_4g, VMM_E820_RAM };
-		e[n++] = (struct vmm_e820){ 0xfffbc000, 0x4000, VMM_E820_RESERVED };
+		e[n++] = (struct vmm_e820){ machine_tss_gpa(m) - 0x1000, TSS_RESERVED_BYTES,
+					    VMM_E820_RESERVED };
 	}
 	if (m->above_4g)
 		e[n++] = (struct vmm_e820){ FOUR_GIB, m->above_4g, VMM_E820_RAM };
@@ -150,7 +207,10 @@ static int machine_fwcfg(struct vmm_machine *m, unsigned cpus)
 	ret |= vmm_fwcfg_add(m->fwcfg, VMM_FWCFG_IRQ0_OVERRIDE, &irq0_override, 1);
 	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/e820", e, n * (uint32_t)sizeof(e[0]));
 	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/boot-fail-wait", &boot_fail_wait_ms, 4);
-	ret |= vmm_fwcfg_add_file(m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
+	/* SeaBIOS's glob; OVMF keeps its own order: the disk's removable-media
+	 * path \EFI\BOOT\BOOTX64.EFI, as a machine without NVRAM entries. */
+	if (!vmm_machine_uefi(m))
+		ret |= vmm_fwcfg_add_file(m->fwcfg, "bootorder", "/pci@i0cf8/*@2\n", 15);
 	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/sercon-port", &sercon_port, sizeof(sercon_port));
 	ret |= vmm_fwcfg_add_file(m->fwcfg, "etc/system-states", system_states, sizeof(system_states));
 	return ret ? -ENOMEM : 0;
@@ -222,7 +282,7 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 		     char *err, size_t err_bytes)
 {
 	uint64_t mem_bytes = cfg->mem_bytes ? cfg->mem_bytes : 512 * MIB;
-	int ret;
+	int ret = 0;
 
 	memset(m, 0, sizeof(*m));
 	m->cfg = cfg;
@@ -233,14 +293,18 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 			 (unsigned long long)mem_bytes);
 		return -EINVAL;
 	}
-	ret = vmm_kvm_open(&m->kvm, err, err_bytes);
+	if (firmware)
+		ret = machine_firmware_read(m, cfg->firmware_path ? cfg->firmware_path :
+					    "/usr/share/seabios/bios.bin", cfg->firmware_vars_path,
+					    err, err_bytes);
+	if (ret == 0)
+		ret = vmm_kvm_open(&m->kvm, machine_tss_gpa(m), err, err_bytes);
 	if (ret == 0)
 		ret = vmm_kvm_irqchip(&m->kvm, err, err_bytes);
 	if (ret == 0)
 		ret = machine_ram(m, mem_bytes, err, err_bytes);
 	if (ret == 0 && firmware)
-		ret = machine_firmware(m, cfg->firmware_path ? cfg->firmware_path :
-					  "/usr/share/seabios/bios.bin", err, err_bytes);
+		ret = machine_firmware_map(m, err, err_bytes);
 	if (ret == 0)
 		ret = vmm_kvm_vcpus(&m->kvm, m->cpus, err, err_bytes);
 	if (ret < 0)

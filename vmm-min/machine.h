@@ -42,6 +42,8 @@ int vmm_machine_init(struct vmm_machine *m, const struct vmm_config *cfg, bool f
 void vmm_machine_close(struct vmm_machine *m);
 unsigned vmm_machine_e820(const struct vmm_machine *m, bool for_linux, struct vmm_e820 *e);
 void vmm_machine_pci_preassign(struct vmm_machine *m);
+/* A flash-sized firmware image (OVMF) rather than SeaBIOS. */
+bool vmm_machine_uefi(const struct vmm_machine *m);
 
 /* Tests: run as vmm_run does, then hand the machine as the run left it
  * (vCPUs stopped, devices and guest memory intact) to fn before it is

@@ -44,6 +44,11 @@ struct vmm_config {
 	uint64_t mem_bytes;          /* default 512 MiB when 0 */
 	unsigned cpus;               /* default 1 when 0 */
 	const char *firmware_path;   /* default /usr/share/seabios/bios.bin */
+	/* UEFI: a variable store image (OVMF_VARS.fd) put below the code in
+	 * the ROM, as OVMF.fd holds both; NULL for none.  The machine maps a
+	 * private copy read-only: OVMF finds no flash and keeps its variables
+	 * in RAM for this run, the file is never written. */
+	const char *firmware_vars_path;
 	const char *kernel_path;     /* direct Linux boot when set */
 	const char *initrd_path;
 	const char *append;
