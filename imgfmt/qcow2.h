@@ -114,6 +114,8 @@ void qcow2_cache_mark_dirty(struct qcow2_slot *cache, uint64_t off);
 int qcow2_cache_flush(struct imgfmt_image *img, struct qcow2_slot *cache);
 void qcow2_cache_free(struct qcow2_slot *cache);
 uint64_t qcow2_get_refcount_raw(const struct qcow2 *s, const uint8_t *block, uint64_t i);
+/* Entry i of a refcount block of bits-wide entries (big-endian) := v. */
+void qcow2_put_refcount_raw(uint8_t *block, unsigned bits, uint64_t i, uint64_t v);
 int qcow2_refcount_get(struct imgfmt_image *img, uint64_t host_cluster, uint64_t *ref);
 int qcow2_refcount_add(struct imgfmt_image *img, uint64_t host_off, uint64_t len, int delta);
 int qcow2_alloc_clusters(struct imgfmt_image *img, uint64_t n, uint64_t *host_off);

@@ -242,18 +242,6 @@ static void amended_header(const struct qcow2 *s, const struct imgfmt_optval *ov
 
 /* ---- refcount_bits: new refcount structures, then one header write ---- */
 
-static void put_ref(uint8_t *block, unsigned bits, uint64_t i, uint64_t v)
-{
-	if (bits < 8) {
-		unsigned shift = (unsigned)(i * bits % 8);
-		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
-		block[i * bits / 8] = (uint8_t)((block[i * bits / 8] & ~mask) | (v << shift));
-		return;
-	}
-	for (unsigned b = bits / 8; b-- > 0; v >>= 8)
-		block[i * (bits / 8) + b] = (uint8_t)v;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -327,7 +315,7 @@ static int write_width(struct imgfmt_image *img, unsigned bits, uint64_t n, uint
 		memset(buf, 0, cb);
 		for (uint64_t i = 0; r == 0 && i < rpb && j * rpb + i < n + t + b; i++)
 			if ((r = new_ref(img, old, n_old, n, j * rpb + i, &ref)) == 0)
-				put_ref(buf, bits, i, ref);
+				qcow2_put_refcount_raw(buf, bits, i, ref);
 		table[j] = (n + t + j) * cb;
 		if (r == 0 && (r = imgfmt_fd_pwrite(img->fd, buf, cb, table[j])) < 0)
 			r = imgfmt_err(img, r, "%s: writing a refcount block: %s", img->path, strerror(-r));

@@ -220,10 +220,8 @@ uint64_t qcow2_get_refcount_raw(const struct qcow2 *s, const uint8_t *block, uin
 	return v;
 }
 
-static void set_refcount_raw(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v)
+void qcow2_put_refcount_raw(uint8_t *block, unsigned bits, uint64_t i, uint64_t v)
 {
-	unsigned bits = s->refcount_bits;
-
 	if (bits < 8) {
 		unsigned shift = (unsigned)(i * bits % 8);
 		uint8_t mask = (uint8_t)(((1u << bits) - 1) << shift);
@@ -310,7 +308,7 @@ static int refcount_add_one(struct imgfmt_image *img, uint64_t c, int delta)
 	if ((delta < 0 && v == 0) || (delta > 0 && v == max))
 		return imgfmt_err(img, -EIO, "%s: refcount of cluster %llu would %s", img->path,
 				  (unsigned long long)c, delta < 0 ? "go below zero" : "overflow");
-	set_refcount_raw(s, block, c % s->refs_per_block, delta < 0 ? v - 1 : v + 1);
+	qcow2_put_refcount_raw(block, s->refcount_bits, c % s->refs_per_block, delta < 0 ? v - 1 : v + 1);
 	qcow2_cache_mark_dirty(s->ref_cache, s->reftable[idx]);
 	return 0;
 }
@@ -667,7 +665,7 @@ static int refcount_set(struct imgfmt_image *img, uint64_t c, uint64_t v)
 		return r;
 	if ((r = qcow2_cache_get(img, s->ref_cache, s->reftable[idx], true, &block)) < 0)
 		return r;
-	set_refcount_raw(s, block, c % s->refs_per_block, v);
+	qcow2_put_refcount_raw(block, s->refcount_bits, c % s->refs_per_block, v);
 	qcow2_cache_mark_dirty(s->ref_cache, s->reftable[idx]);
 	return 0;
 }
