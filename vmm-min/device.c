@@ -35,7 +35,6 @@ int vmm_device_check_ops(const struct vmm_device_ops *ops, char *err, size_t err
 		if (!r->fn || r->base + r->len < r->base ||
 		    (r->space == VMM_SPACE_PIO && r->base + r->len > 0x10000))
 			why = "has a range without a handler or beyond its space";
-
 	if (!why && ops->posted.bytes && !posted_in_range(ops))
 		why = "posts writes to ports outside its ranges";
 	if (why) {

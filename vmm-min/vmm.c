@@ -310,7 +310,7 @@ static void posted_write(void *opaque, uint16_t port, uint8_t *data, unsigned si
 	vmm_bus_dispatch(&m->bus, VMM_SPACE_PIO, port, data, size, true);
 }
 
-/* The writes KVM posted since the last exit (device.h: posted_bytes), in
+/* The writes KVM posted since the last exit (vmm_device_ops.posted), in
  * order, before this exit is looked at; one of them may end the run (the
  * reset control register), and then that is how it ended.  Lock held. */
 static void loop_posted(struct vmm_loop *l)
